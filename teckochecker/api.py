@@ -1,0 +1,63 @@
+"""Project-wide API plumbing: one exception handler, slash-tolerant routes, schema hook."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.urls import path
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from teckochecker.errors import DomainError
+
+
+def _flatten(detail) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for field, messages in detail.items():
+            if isinstance(messages, dict):
+                for sub, sub_messages in _flatten(messages).items():
+                    out[f"{field}.{sub}"] = sub_messages
+            elif isinstance(messages, list):
+                out[field] = [str(m) if not isinstance(m, (dict, list)) else str(_flatten(m)) for m in messages]
+            else:
+                out[field] = [str(messages)]
+        return out
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(m) for m in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def exception_handler(exc, context):
+    """Every error body has a readable `detail`; 400s also carry `errors: {field: [...]}`."""
+    if isinstance(exc, DomainError):
+        body = {"detail": exc.detail}
+        if exc.errors or exc.status_code == 400:
+            body["errors"] = exc.errors or {"non_field_errors": [exc.detail]}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first_field, messages = next(iter(errors.items()), ("non_field_errors", ["Invalid input."]))
+        detail = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
+        response.data = {"detail": detail, "errors": errors}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"])}
+    else:
+        response.data = {"detail": str(response.data)}
+    return response
+
+
+def api_path(route: str, view, name: str):
+    """The route without a trailing slash, plus the slash form, neither redirecting."""
+    return [path(route, view, name=name), path(route + "/", view, name=f"{name}-slash")]
+
+
+def drop_slash_duplicates(endpoints):
+    """drf-spectacular hook: document each endpoint once, in its slash-less form."""
+    return [e for e in endpoints if not e[0].endswith("/")]

@@ -1,0 +1,32 @@
+"""Domain exceptions raised by services and mapped to HTTP statuses in one place (`api.py`)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user can cause; `detail` is safe to show to that user."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or {}
+
+
+class ValidationFailed(DomainError):
+    status_code = 400
+
+    @classmethod
+    def from_errors(cls, errors: dict[str, list[str]]) -> ValidationFailed:
+        first_field, messages = next(iter(errors.items()))
+        detail = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
+        return cls(detail, errors=errors)
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409

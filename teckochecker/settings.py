@@ -1,0 +1,289 @@
+"""TeckoChecker settings. Every value comes from the environment; `.env` is read when present.
+
+`.env.example` lists each variable with a one-line comment. The helpers in `envconfig` fail
+loudly, naming the variable, when a value cannot be used.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from teckochecker import __version__
+from teckochecker.envconfig import (
+    ConfigError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    looks_like_placeholder,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `.env` never overrides a variable that is already set in the real environment.
+_env_file = os.environ.get("TECKOCHECKER_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file.lower() != "none" and Path(_env_file).is_file():
+    load_dotenv(_env_file, override=False)
+
+VERSION = __version__
+DEBUG = env_bool("DEBUG", False)
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Keys -----------------------------------------------------------------------------------
+_KEY_HELP = (
+    "Run `python manage.py init` to write a .env with fresh keys, or generate one with "
+    "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`."
+)
+_DEV_SECRET_KEY = "insecure-development-only-secret-key-do-not-use-in-production"
+_DEV_FERNET_KEY = "insecure-development-only-fernet-key"
+
+SECRET_KEY = env_str("SECRET_KEY")
+if looks_like_placeholder(SECRET_KEY):
+    if not DEBUG:
+        raise ConfigError(f"SECRET_KEY is missing or a placeholder; DEBUG is off. {_KEY_HELP}")
+    warnings.warn("SECRET_KEY is not set: using an insecure development key.", stacklevel=1)
+    SECRET_KEY = _DEV_SECRET_KEY
+
+# Newest key first. Older keys still decrypt; `manage.py secret rotate-keys` re-encrypts.
+FERNET_KEYS = env_list("FERNET_KEYS")
+if not FERNET_KEYS or any(looks_like_placeholder(k) for k in FERNET_KEYS):
+    if not DEBUG:
+        raise ConfigError(f"FERNET_KEYS is missing or a placeholder; DEBUG is off. {_KEY_HELP}")
+    warnings.warn("FERNET_KEYS is not set: using an insecure development key.", stacklevel=1)
+    FERNET_KEYS = [_DEV_FERNET_KEY]
+
+# --- HTTP -----------------------------------------------------------------------------------
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# HTTPS_ONLY turns on secure cookies, HSTS and the HTTPS redirect. It defaults to on in
+# production mode; a laptop serving plain http://127.0.0.1 sets it to false in its .env.
+HTTPS_ONLY = env_bool("HTTPS_ONLY", not DEBUG)
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS_ONLY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SECURE_HSTS_PRELOAD = HTTPS_ONLY
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "teckochecker",
+    "secrets_vault",
+    "polling",
+    "web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "teckochecker.urls"
+WSGI_APPLICATION = "teckochecker.wsgi.application"
+APPEND_SLASH = False  # API clients do not follow redirects; URLs accept both forms instead.
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'teckochecker.sqlite3'}")
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
+except Exception as exc:  # dj-database-url raises several types for a malformed URL
+    raise ConfigError(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while a worker writes; IMMEDIATE avoids lock upgrades
+    # that SQLite would otherwise resolve with "database is locked".
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    _db["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_HEALTH_CHECKS"] = True
+else:
+    raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL.")
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+
+LOGIN_URL = "/admin/login/"
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first, so an anonymous request gets 401 with `WWW-Authenticate: Token`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/minute"),
+        "user": env_str("API_THROTTLE_USER", "3000/minute"),
+    },
+    "EXCEPTION_HANDLER": "teckochecker.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DATETIME_FORMAT": "iso-8601",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TeckoChecker API",
+    "DESCRIPTION": "Watch OpenAI batches and trigger a Keboola job exactly once when they finish.",
+    "VERSION": __version__,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "PREPROCESSING_HOOKS": ["teckochecker.api.drop_slash_duplicates"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "teckochecker")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = DATA_DIR / "broker" / CELERY_TASK_DEFAULT_QUEUE
+    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.5,
+    }
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # the file broker has no broadcast channel
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task whose worker died is redelivered after this many seconds (acks late).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=60)
+    }
+else:
+    raise ConfigError("CELERY_BROKER_URL must be filesystem:// or a redis:// URL.")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_PREFETCH", 4, minimum=1)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "polling.scheduler:SingleBeatScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "teckochecker-heartbeat": {"task": "polling.tasks.worker_heartbeat", "schedule": 30.0},
+    "teckochecker-prune-logs": {"task": "polling.tasks.prune_logs", "schedule": 3600.0},
+}
+
+# --- Polling --------------------------------------------------------------------------------
+MIN_POLL_INTERVAL = env_int("MIN_POLL_INTERVAL", 30, minimum=1)
+MAX_POLL_INTERVAL = env_int("MAX_POLL_INTERVAL", 3600, minimum=1)
+DEFAULT_POLL_INTERVAL = env_int("DEFAULT_POLL_INTERVAL", 120, minimum=1)
+if not MIN_POLL_INTERVAL <= DEFAULT_POLL_INTERVAL <= MAX_POLL_INTERVAL:
+    raise ConfigError(
+        "Poll intervals must satisfy MIN_POLL_INTERVAL <= DEFAULT_POLL_INTERVAL <= MAX_POLL_INTERVAL "
+        f"(got {MIN_POLL_INTERVAL}, {DEFAULT_POLL_INTERVAL}, {MAX_POLL_INTERVAL})."
+    )
+# Where the OpenAI SDK sends requests; empty means OpenAI itself. Demos point it at the fake.
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
+KEBOOLA_TIMEOUT_SECONDS = env_float("KEBOOLA_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+# Stack URLs on http://127.0.0.1 or localhost (the fake Keboola) are refused unless allowed.
+ALLOW_LOCAL_URLS = env_bool("ALLOW_LOCAL_URLS", DEBUG)
+# Consecutive "bad key" / "unknown batch" answers before a job fails.
+POLL_FAILURE_LIMIT = env_int("POLL_FAILURE_LIMIT", 3, minimum=1)
+# Longest wait between checks while backing off from 429/5xx/timeouts.
+POLL_MAX_BACKOFF_SECONDS = env_int("POLL_MAX_BACKOFF_SECONDS", 1800, minimum=1)
+# Attempts to create the Keboola job before the polling job fails.
+TRIGGER_MAX_ATTEMPTS = env_int("TRIGGER_MAX_ATTEMPTS", 6, minimum=1)
+# A worker holds a job for at most this long; a crashed worker's claim expires after it.
+POLL_LEASE_SECONDS = env_int("POLL_LEASE_SECONDS", 300, minimum=5)
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1)
+HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120, minimum=5)
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+LOG_FILE = env_str("LOG_FILE")
+_handlers = {
+    "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+}
+if LOG_FILE:
+    _handlers["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": LOG_FILE,
+        "formatter": "plain",
+        "filters": ["redact"],
+    }
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "teckochecker.logfilters.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": _handlers,
+    "root": {"handlers": list(_handlers), "level": LOG_LEVEL},
+}

@@ -1,0 +1,23 @@
+"""Settings for the test suite: the normal settings with safe defaults for anything unset.
+
+Tests never read the developer's `.env`. CI selects PostgreSQL and Redis by setting
+DATABASE_URL and CELERY_BROKER_URL in the environment.
+"""
+
+import os
+
+os.environ["TECKOCHECKER_ENV_FILE"] = "none"
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("HTTPS_ONLY", "false")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789")
+os.environ.setdefault("FERNET_KEYS", "dGVzdC1mZXJuZXQta2V5LWZvci10aGUtdGVzdC1zdWl0ZQ==")
+os.environ.setdefault("ALLOW_LOCAL_URLS", "true")
+os.environ.setdefault("MIN_POLL_INTERVAL", "1")
+os.environ.setdefault("API_THROTTLE_USER", "100000/minute")
+os.environ.setdefault("API_THROTTLE_ANON", "100000/minute")
+os.environ.setdefault("OPENAI_TIMEOUT_SECONDS", "3")
+os.environ.setdefault("KEBOOLA_TIMEOUT_SECONDS", "3")
+
+from teckochecker.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
