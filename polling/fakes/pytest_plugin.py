@@ -1,0 +1,1 @@
+"""pytest fixtures that run the fake servers (filled in with the fakes)."""
