@@ -1,1 +1,27 @@
 pytest_plugins = ["polling.fakes.pytest_plugin"]
+
+import pytest
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="admin", password="a-strong-test-password", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def api(admin_user):
+    """An API client signed in as a staff user (token auth, like a script)."""
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    token = Token.objects.create(user=admin_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anon():
+    return APIClient()

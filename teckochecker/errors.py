@@ -30,3 +30,11 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+MAX_DB_ID = 2**63 - 1
+
+
+def is_valid_id(value: object) -> bool:
+    """True for an int that can be a primary key (ids beyond bigint range are simply unknown)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_ID

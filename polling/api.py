@@ -1,0 +1,219 @@
+"""REST endpoints for jobs, logs and the system (contract: API.md). Views stay thin."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polling import selectors, services
+from polling.models import JobStatus, LogLevel
+from polling.serializers import (
+    HealthSerializer,
+    JobCreateSerializer,
+    JobListSerializer,
+    JobSerializer,
+    JobUpdateSerializer,
+    JobWithLogsSerializer,
+    LogPageSerializer,
+    LogSerializer,
+    LogWithJobSerializer,
+    StatsSerializer,
+)
+from polling.services.health import health_snapshot, uptime_seconds
+from secrets_vault.api import MessageSerializer
+from teckochecker.errors import ValidationFailed
+
+
+def _int_param(request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed.from_errors({name: [f"{name} must be a whole number."]}) from None
+    if not low <= value <= high:
+        raise ValidationFailed.from_errors({name: [f"{name} must be between {low} and {high}."]})
+    return value
+
+
+def _choice_param(request, name: str, choices: list[str]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise ValidationFailed.from_errors({name: [f"{name} must be one of: {', '.join(choices)}."]})
+    return raw
+
+
+def _bool_param(request, name: str) -> bool:
+    raw = (request.query_params.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValidationFailed.from_errors({name: [f"{name} must be true or false."]})
+    return raw in ("true", "1")
+
+
+JOB_EXAMPLE = OpenApiExample(
+    "Three batches",
+    request_only=True,
+    value={
+        "name": "Nightly embeddings",
+        "batch_ids": ["batch_abc123", "batch_def456", "batch_ghi789"],
+        "openai_secret_id": 1,
+        "keboola_secret_id": 2,
+        "keboola_stack_url": "https://connection.eu-central-1.keboola.com",
+        "keboola_component_id": "kds-team.app-custom-python",
+        "keboola_configuration_id": "123456",
+        "poll_interval_seconds": 120,
+    },
+)
+STATUS_PARAM = OpenApiParameter("status", str, enum=JobStatus.values, description="Only jobs in this status.")
+
+
+class JobListView(APIView):
+    @extend_schema(
+        summary="List polling jobs, newest first",
+        parameters=[
+            STATUS_PARAM,
+            OpenApiParameter("search", str, description="Substring of the name or of a batch id."),
+            OpenApiParameter("limit", int, description="Page size (1-1000); all matches when absent."),
+            OpenApiParameter("offset", int, description="Matches to skip."),
+        ],
+        responses={200: JobListSerializer},
+    )
+    def get(self, request):
+        jobs, total = selectors.job_list(
+            status=_choice_param(request, "status", JobStatus.values),
+            search=(request.query_params.get("search") or "")[:255] or None,
+            limit=_int_param(request, "limit", None, 1, 1000),
+            offset=_int_param(request, "offset", 0, 0, 10**9),
+        )
+        return Response({"jobs": JobSerializer(jobs, many=True).data, "total": total})
+
+    @extend_schema(
+        summary="Create a polling job; it is checked at once",
+        request=JobCreateSerializer,
+        responses={201: JobSerializer},
+        examples=[JOB_EXAMPLE],
+    )
+    def post(self, request):
+        data = JobCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.job_create(**data.validated_data)
+        return Response(JobSerializer(selectors.job_detail(job_id=job.pk)).data, status=http.HTTP_201_CREATED)
+
+
+class JobDetailView(APIView):
+    @extend_schema(
+        summary="One job, optionally with its newest log entries",
+        parameters=[
+            OpenApiParameter("include_logs", bool, description="Add `logs`, newest first."),
+            OpenApiParameter("log_limit", int, description="How many log entries (1-500, default 50)."),
+        ],
+        responses={200: JobWithLogsSerializer},
+    )
+    def get(self, request, job_id: int):
+        include_logs = _bool_param(request, "include_logs")
+        log_limit = _int_param(request, "log_limit", 50, 1, 500)
+        job = selectors.job_detail(job_id=job_id)
+        data = JobSerializer(job).data
+        if include_logs:
+            logs, _ = selectors.job_logs(job_id=job.pk, limit=log_limit)
+            data["logs"] = LogSerializer(logs, many=True).data
+        return Response(data)
+
+    @extend_schema(summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer})
+    def put(self, request, job_id: int):
+        job = services.job_get(job_id=job_id)
+        if not isinstance(request.data, dict):
+            raise ValidationFailed.from_errors({"non_field_errors": ["Expected a JSON object."]})
+        data = JobUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.job_update(job=job, **data.validated_data)
+        return Response(JobSerializer(selectors.job_detail(job_id=job.pk)).data)
+
+    patch = extend_schema(summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer})(
+        put
+    )
+
+    @extend_schema(summary="Delete a job with its batches and logs", responses={200: MessageSerializer})
+    def delete(self, request, job_id: int):
+        job = services.job_get(job_id=job_id)
+        services.job_delete(job=job)
+        return Response({"message": f"Job '{job.name}' deleted successfully", "success": True})
+
+
+class JobPauseView(APIView):
+    @extend_schema(summary="Pause an active job", request=None, responses={200: JobSerializer})
+    def post(self, request, job_id: int):
+        services.job_pause(job=services.job_get(job_id=job_id))
+        return Response(JobSerializer(selectors.job_detail(job_id=job_id)).data)
+
+
+class JobResumeView(APIView):
+    @extend_schema(summary="Resume a paused job and check it at once", request=None, responses={200: JobSerializer})
+    def post(self, request, job_id: int):
+        services.job_resume(job=services.job_get(job_id=job_id))
+        return Response(JobSerializer(selectors.job_detail(job_id=job_id)).data)
+
+
+class JobLogsView(APIView):
+    @extend_schema(
+        summary="A job's log, newest first (paginated)",
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={200: LogPageSerializer},
+    )
+    def get(self, request, job_id: int):
+        job = services.job_get(job_id=job_id)
+        logs, total = selectors.job_logs(
+            job_id=job.pk,
+            limit=_int_param(request, "limit", 50, 1, 500),
+            offset=_int_param(request, "offset", 0, 0, 10**9),
+        )
+        for entry in logs:
+            entry.job = job
+        return Response({"logs": LogWithJobSerializer(logs, many=True).data, "total": total})
+
+
+class LogListView(APIView):
+    @extend_schema(
+        summary="Recent events across all jobs, newest first",
+        parameters=[
+            OpenApiParameter("level", str, enum=LogLevel.values),
+            OpenApiParameter("job", int, description="Only this job's events."),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: LogPageSerializer},
+    )
+    def get(self, request):
+        logs, total = selectors.log_list(
+            level=_choice_param(request, "level", LogLevel.values),
+            job_id=_int_param(request, "job", None, 1, 2**63 - 1),
+            limit=_int_param(request, "limit", 100, 1, 500),
+            offset=_int_param(request, "offset", 0, 0, 10**9),
+        )
+        return Response({"logs": LogWithJobSerializer(logs, many=True).data, "total": total})
+
+
+class StatsView(APIView):
+    @extend_schema(summary="Counts per job status (they add up to total_jobs)", responses={200: StatsSerializer})
+    def get(self, request):
+        return Response({**selectors.job_stats(), "uptime_seconds": uptime_seconds()})
+
+
+class HealthView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        summary="Health: database, broker, worker and scheduler liveness (public)",
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
+    def get(self, request):
+        snapshot = health_snapshot()
+        code = http.HTTP_200_OK if snapshot["status"] == "healthy" else http.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(HealthSerializer(snapshot).data, status=code)

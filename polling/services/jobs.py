@@ -1,0 +1,201 @@
+"""Creating, changing, pausing, resuming and deleting polling jobs (not the polling itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from polling import validation as v
+from polling.models import JobBatch, JobStatus, LogLevel, PollingJob, TriggerState
+from polling.services.exceptions import JobNotFound, JobStateConflict
+from polling.services.logs import log_event
+from polling.services.schedules import enqueue_poll, schedule_remove, schedule_upsert
+from secrets_vault.models import Secret, SecretType
+from teckochecker.errors import NotFound, ValidationFailed, is_valid_id
+
+UPDATABLE_FIELDS = (
+    "name",
+    "keboola_stack_url",
+    "keboola_component_id",
+    "keboola_configuration_id",
+    "poll_interval_seconds",
+)
+
+
+def job_get(*, job_id: int, for_update: bool = False) -> PollingJob:
+    if not is_valid_id(job_id):
+        raise JobNotFound(f"Job {job_id} not found.")
+    qs = PollingJob.objects.select_for_update() if for_update else PollingJob.objects.all()
+    try:
+        return qs.get(pk=job_id)
+    except PollingJob.DoesNotExist:
+        raise JobNotFound(f"Job {job_id} not found.") from None
+
+
+def _resolve_secret(*, field: str, secret_id: object, expected: str) -> Secret:
+    label = "OpenAI" if expected == SecretType.OPENAI else "Keboola"
+    if isinstance(secret_id, bool) or not isinstance(secret_id, int):
+        raise ValidationFailed.from_errors({field: [f"{label} secret id must be an integer."]})
+    secret = Secret.objects.defer("value").filter(pk=secret_id).first() if is_valid_id(secret_id) else None
+    if secret is None:
+        raise NotFound(f"{label} secret {secret_id} not found.", errors={field: [f"Secret {secret_id} not found."]})
+    if secret.type != expected:
+        message = f"Secret '{secret.name}' is of type '{secret.type}', expected '{expected}'."
+        raise NotFound(message, errors={field: [message]})
+    return secret
+
+
+def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
+    checks = {
+        "name": lambda: v.clean_name(data["name"]),
+        "keboola_stack_url": lambda: v.clean_stack_url(data["keboola_stack_url"]),
+        "keboola_component_id": lambda: v.clean_keboola_id(
+            "keboola_component_id", data["keboola_component_id"], "Component ID"
+        ),
+        "keboola_configuration_id": lambda: v.clean_keboola_id(
+            "keboola_configuration_id", data["keboola_configuration_id"], "Configuration ID"
+        ),
+        "poll_interval_seconds": lambda: v.clean_poll_interval(data["poll_interval_seconds"]),
+        "batch_ids": lambda: v.clean_batch_ids(data["batch_ids"]),
+    }
+    return v.collect([(field, check) for field, check in checks.items() if field in data])
+
+
+def job_create(
+    *,
+    name: str,
+    batch_ids: list[str],
+    openai_secret_id: int,
+    keboola_secret_id: int,
+    keboola_stack_url: str,
+    keboola_component_id: str,
+    keboola_configuration_id: str,
+    poll_interval_seconds: int | None = None,
+) -> PollingJob:
+    """Validate everything first; write nothing unless all of it is valid. Checks at once."""
+    if poll_interval_seconds is None:
+        poll_interval_seconds = settings.DEFAULT_POLL_INTERVAL
+    cleaned = _clean_fields(
+        {
+            "name": name,
+            "batch_ids": batch_ids,
+            "keboola_stack_url": keboola_stack_url,
+            "keboola_component_id": keboola_component_id,
+            "keboola_configuration_id": keboola_configuration_id,
+            "poll_interval_seconds": poll_interval_seconds,
+        }
+    )
+    openai_secret = _resolve_secret(field="openai_secret_id", secret_id=openai_secret_id, expected=SecretType.OPENAI)
+    keboola_secret = _resolve_secret(
+        field="keboola_secret_id", secret_id=keboola_secret_id, expected=SecretType.KEBOOLA
+    )
+    ids = cleaned.pop("batch_ids")
+    now = timezone.now()
+    with transaction.atomic():
+        job = PollingJob.objects.create(
+            **cleaned,
+            openai_secret=openai_secret,
+            keboola_secret=keboola_secret,
+            status=JobStatus.ACTIVE,
+            created_at=now,
+            next_check_at=now,
+        )
+        JobBatch.objects.bulk_create([JobBatch(job=job, batch_id=b, created_at=now) for b in ids])
+        schedule_upsert(job=job)
+        log_event(job_id=job.pk, status="created", message=f"Job created watching {len(ids)} batch(es).")
+        enqueue_poll(job_id=job.pk, force=True)
+    return job
+
+
+def job_update(*, job: PollingJob, **changes: Any) -> PollingJob:
+    """Change any of UPDATABLE_FIELDS. An explicit None is a validation error."""
+    unknown = set(changes) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed.from_errors({f: ["This field cannot be changed."] for f in sorted(unknown)})
+    nulls = {f: ["This field may not be null."] for f, value in changes.items() if value is None}
+    if nulls:
+        raise ValidationFailed.from_errors(nulls)
+    cleaned = _clean_fields(changes)
+    if not cleaned:
+        return job
+    with transaction.atomic():
+        locked = job_get(job_id=job.pk, for_update=True)
+        before = {f: getattr(locked, f) for f in cleaned}
+        for field, value in cleaned.items():
+            setattr(locked, field, value)
+        locked.save(update_fields=[*cleaned, "updated_at"])
+        if "poll_interval_seconds" in cleaned:
+            schedule_upsert(job=locked)
+        changed = [f"{f}: {before[f]!s} → {cleaned[f]!s}" for f in cleaned if before[f] != cleaned[f]]
+        if changed:
+            log_event(job_id=locked.pk, status="updated", message="Updated " + "; ".join(changed))
+    return locked
+
+
+def job_pause(*, job: PollingJob) -> PollingJob:
+    with transaction.atomic():
+        updated = (
+            PollingJob.objects.filter(pk=job.pk, status=JobStatus.ACTIVE)
+            .exclude(trigger_state=TriggerState.SENDING)
+            .update(status=JobStatus.PAUSED, updated_at=timezone.now())
+        )
+        current = job_get(job_id=job.pk)
+        if not updated:
+            if current.status == JobStatus.ACTIVE:
+                raise JobStateConflict(f"Job {job.pk} is triggering Keboola right now and cannot be paused.")
+            raise JobStateConflict(f"Job {job.pk} is {current.status}; only an active job can be paused.")
+        schedule_upsert(job=current)
+        log_event(job_id=job.pk, status="paused", message="Job paused.")
+    return current
+
+
+def job_resume(*, job: PollingJob) -> PollingJob:
+    with transaction.atomic():
+        now = timezone.now()
+        updated = PollingJob.objects.filter(pk=job.pk, status=JobStatus.PAUSED).update(
+            status=JobStatus.ACTIVE, next_check_at=now, consecutive_failures=0, updated_at=now
+        )
+        current = job_get(job_id=job.pk)
+        if not updated:
+            raise JobStateConflict(f"Job {job.pk} is {current.status}; only a paused job can be resumed.")
+        schedule_upsert(job=current)
+        log_event(job_id=job.pk, status="resumed", message="Job resumed; checking now.")
+        enqueue_poll(job_id=job.pk, force=True)
+    return current
+
+
+def job_check_now(*, job: PollingJob) -> None:
+    """Queue an immediate check of an active job (admin action, webhooks)."""
+    if job.status != JobStatus.ACTIVE:
+        raise JobStateConflict(f"Job {job.pk} is {job.status}; only an active job can be checked.")
+    with transaction.atomic():
+        enqueue_poll(job_id=job.pk, force=True)
+
+
+def job_delete(*, job: PollingJob) -> None:
+    """Delete the job, its batches, logs and periodic task together."""
+    with transaction.atomic():
+        schedule_remove(job_id=job.pk)
+        job.delete()
+
+
+def job_fail(*, job_id: int, reason: str) -> bool:
+    """Mark an active or paused job failed with `reason`; False if it had already finished."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = PollingJob.objects.filter(pk=job_id, status__in=[JobStatus.ACTIVE, JobStatus.PAUSED]).update(
+            status=JobStatus.FAILED,
+            last_error=reason,
+            completed_at=now,
+            next_check_at=None,
+            lease_token="",
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        if updated:
+            schedule_upsert(job=job_get(job_id=job_id))
+            log_event(job_id=job_id, status="failed", message=reason, level=LogLevel.ERROR)
+    return bool(updated)

@@ -1,0 +1,235 @@
+"""One check of one polling job: claim it, read its batches from OpenAI, maybe trigger Keboola.
+
+Concurrency rules (see docs in README "How polling works"):
+- A worker first takes a lease on the job with a conditional UPDATE; a second worker (or a
+  duplicate message) finds the lease taken and does nothing. A dead worker's lease expires.
+- A check that is not due yet (beat fired twice, a burst after a restart, backoff in force)
+  does nothing unless forced (create, resume, check now).
+- Every write at the end is conditional on still holding the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from polling.integrations import openai as openai_api
+from polling.models import (
+    TERMINAL_BATCH_STATUSES,
+    JobBatch,
+    JobStatus,
+    LogLevel,
+    PollingJob,
+    TriggerState,
+)
+from polling.services.jobs import job_fail
+from polling.services.logs import log_event
+from polling.services.trigger import TriggerOutcome, trigger_keboola
+from secrets_vault.exceptions import SecretUnreadable
+from secrets_vault.services import secret_reveal
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one call of `job_poll` did: skipped (and why), checked, triggered, failed."""
+
+    outcome: str
+    detail: str = ""
+
+
+def backoff_seconds(*, interval: int, failures: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with ±20% jitter, at least Retry-After, at most the configured cap."""
+    base = interval * (2 ** max(0, failures - 1))
+    delay = min(settings.POLL_MAX_BACKOFF_SECONDS, base) * random.uniform(0.8, 1.2)
+    if retry_after:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def _claim(job: PollingJob, *, now) -> str | None:
+    token = uuid.uuid4().hex
+    claimed = (
+        PollingJob.objects.filter(pk=job.pk, status=JobStatus.ACTIVE)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS))
+    )
+    return token if claimed == 1 else None
+
+
+def _is_due(job: PollingJob, *, now) -> bool:
+    if job.next_check_at is None:
+        return True
+    # Beat fires every interval from its own clock; accept a check up to half an interval
+    # early so queue delay never costs a whole interval. In backoff, wait for the full delay.
+    slack = 0 if job.consecutive_failures else job.poll_interval_seconds / 2
+    return job.next_check_at <= now + timedelta(seconds=slack)
+
+
+def _release(job_id: int, token: str, **fields) -> bool:
+    fields.setdefault("lease_token", "")
+    fields.setdefault("lease_expires_at", None)
+    return PollingJob.objects.filter(pk=job_id, lease_token=token).update(**fields) == 1
+
+
+def job_poll(*, job_id: int, force: bool = False) -> PollResult:
+    """Check one job now. Safe to call from any number of workers at once."""
+    now = timezone.now()
+    job = PollingJob.objects.filter(pk=job_id).select_related("openai_secret").first()
+    if job is None:
+        return PollResult("skipped", "no such job")
+    if job.status != JobStatus.ACTIVE:
+        return PollResult("skipped", f"job is {job.status}")
+    if not force and not _is_due(job, now=now):
+        return PollResult("skipped", "not due")
+    token = _claim(job, now=now)
+    if token is None:
+        return PollResult("skipped", "another worker holds the job")
+    try:
+        return _poll_claimed(job, token=token, now=now)
+    except Exception:
+        # Never leave the job stuck: release the lease and back off; the error goes to the log.
+        logger.exception("unexpected error while polling job %s", job_id)
+        failures = job.consecutive_failures + 1
+        delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
+        _release(job_id, token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay))
+        log_event(
+            job_id=job_id,
+            status="error",
+            message=f"Unexpected error while checking; retrying in {delay:.0f}s.",
+            level=LogLevel.ERROR,
+        )
+        return PollResult("error", "unexpected error")
+
+
+def _poll_claimed(job: PollingJob, *, token: str, now) -> PollResult:
+    if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY):
+        # All batches were already terminal; finish the trigger without asking OpenAI again.
+        return _finish_with_trigger(job, token=token, now=now)
+
+    batches = list(job.batches.all())
+    pending = [b for b in batches if b.status not in TERMINAL_BATCH_STATUSES]
+    if pending:
+        failed = _refresh_batches(job, pending, token=token, now=now)
+        if failed is not None:
+            return failed
+    if all(b.status in TERMINAL_BATCH_STATUSES for b in batches):
+        return _finish_with_trigger(job, token=token, now=now)
+
+    _release(
+        job.pk,
+        token,
+        last_check_at=now,
+        next_check_at=now + timedelta(seconds=job.poll_interval_seconds),
+        consecutive_failures=0,
+        last_error="",
+    )
+    done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
+    return PollResult("checked", f"{done}/{len(batches)} batches terminal")
+
+
+def _refresh_batches(job: PollingJob, pending: list[JobBatch], *, token: str, now) -> PollResult | None:
+    """Ask OpenAI about each pending batch and store what changed; a PollResult means stop."""
+    if job.openai_secret is None:
+        job_fail(job_id=job.pk, reason="The job's OpenAI secret no longer exists.")
+        return PollResult("failed", "no secret")
+    try:
+        api_key = secret_reveal(secret=job.openai_secret)
+    except SecretUnreadable as exc:
+        job_fail(job_id=job.pk, reason=exc.detail)
+        return PollResult("failed", "unreadable secret")
+
+    results = openai_api.retrieve_batches(api_key=api_key, batch_ids=[b.batch_id for b in pending])
+    changed: list[JobBatch] = []
+    errors: list[tuple[JobBatch, openai_api.OpenAIError]] = []
+    for batch in pending:
+        result = results.get(batch.batch_id)
+        if isinstance(result, openai_api.BatchInfo):
+            if _apply_batch_info(batch, result):
+                changed.append(batch)
+        elif result is not None:
+            errors.append((batch, result))
+
+    with transaction.atomic():
+        if changed:
+            JobBatch.objects.bulk_update(
+                changed,
+                ["status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at"],
+            )
+    for batch in changed:
+        if getattr(batch, "_status_changed", False):
+            counts = f"{batch.request_completed}/{batch.request_total} requests done"
+            if batch.request_failed:
+                counts += f", {batch.request_failed} failed"
+            level = LogLevel.WARNING if batch.status in ("failed", "expired", "cancelled") else LogLevel.INFO
+            log_event(
+                job_id=job.pk,
+                status="batch_status",
+                message=f"Batch {batch.batch_id}: {batch._old_status} → {batch.status} ({counts}).",
+                level=level,
+            )
+    if errors:
+        return _handle_openai_errors(job, errors, token=token, now=now)
+    return None
+
+
+def _apply_batch_info(batch: JobBatch, info) -> bool:
+    old = (batch.status, batch.request_total, batch.request_completed, batch.request_failed)
+    new = (info.status, info.request_total, info.request_completed, info.request_failed)
+    if old == new:
+        return False
+    batch._old_status = batch.status
+    batch._status_changed = batch.status != info.status
+    batch.status = info.status
+    batch.request_total, batch.request_completed, batch.request_failed = new[1:]
+    if info.status in TERMINAL_BATCH_STATUSES:
+        batch.completed_at = info.finished_at or timezone.now()
+    batch.updated_at = timezone.now()
+    return True
+
+
+def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollResult:
+    """Back off on anything transient; fail after repeated bad-key / unknown-batch answers."""
+    failures = job.consecutive_failures + 1
+    permanent = [
+        (b, e) for b, e in errors if isinstance(e, (openai_api.OpenAIAuthError, openai_api.OpenAIBatchNotFound))
+    ]
+    batch, first = (permanent or errors)[0]
+    if isinstance(first, openai_api.OpenAIBatchNotFound):
+        reason = f"OpenAI does not know batch {batch.batch_id} (HTTP 404)."
+    else:
+        reason = first.message
+    if permanent and failures >= settings.POLL_FAILURE_LIMIT:
+        job_fail(job_id=job.pk, reason=f"{reason} Gave up after {failures} consecutive failed checks.")
+        return PollResult("failed", reason)
+    retry_after = max((getattr(e, "retry_after", None) or 0 for _, e in errors), default=0) or None
+    delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures, retry_after=retry_after)
+    _release(
+        job.pk,
+        token,
+        last_check_at=now,
+        next_check_at=now + timedelta(seconds=delay),
+        consecutive_failures=failures,
+        last_error=reason,
+    )
+    log_event(
+        job_id=job.pk,
+        status="openai_error",
+        message=f"{reason} Next check in {delay:.0f}s (attempt {failures}).",
+        level=LogLevel.WARNING,
+    )
+    return PollResult("backoff", reason)
+
+
+def _finish_with_trigger(job: PollingJob, *, token: str, now) -> PollResult:
+    outcome: TriggerOutcome = trigger_keboola(job_id=job.pk, lease_token=token)
+    return PollResult(outcome.state, outcome.detail)

@@ -1,0 +1,77 @@
+"""REST endpoints for secrets: /api/admin/secrets (contract: API.md, "Secrets")."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from secrets_vault import selectors, services
+from secrets_vault.models import SecretType
+
+
+class SecretCreateSerializer(serializers.Serializer):
+    # Lenient on purpose: services.secret_create is the one place that validates.
+    name = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=None)
+    type = serializers.CharField(help_text=f"One of: {', '.join(SecretType.values)}.")
+    value = serializers.CharField(
+        write_only=True, allow_blank=True, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+
+class SecretSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    used_by = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of active or paused jobs using this secret."
+    )
+
+
+class SecretListSerializer(serializers.Serializer):
+    secrets = SecretSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+MessageSerializer = inline_serializer(
+    "Message", {"message": serializers.CharField(), "success": serializers.BooleanField()}
+)
+
+
+class SecretListView(APIView):
+    @extend_schema(responses={200: SecretListSerializer}, summary="List secrets (values never returned)")
+    def get(self, request):
+        secrets = selectors.secret_list()
+        return Response({"secrets": SecretSerializer(secrets, many=True).data, "total": len(secrets)})
+
+    @extend_schema(
+        request=SecretCreateSerializer,
+        responses={201: SecretSerializer},
+        summary="Store a new encrypted secret",
+        examples=[
+            OpenApiExample(
+                "OpenAI key", value={"name": "openai-prod", "type": "openai", "value": "sk-..."}, request_only=True
+            )
+        ],
+    )
+    def post(self, request):
+        data = SecretCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        secret = services.secret_create(**data.validated_data)
+        return Response(SecretSerializer(selectors.secret_detail(secret)).data, status=status.HTTP_201_CREATED)
+
+
+class SecretDetailView(APIView):
+    @extend_schema(responses={200: SecretSerializer}, summary="One secret (never its value)")
+    def get(self, request, secret_id: int):
+        secret = services.secret_get(secret_id=secret_id)
+        return Response(SecretSerializer(selectors.secret_detail(secret)).data)
+
+    @extend_schema(responses={200: MessageSerializer}, summary="Delete a secret no active or paused job uses")
+    def delete(self, request, secret_id: int):
+        secret = services.secret_get(secret_id=secret_id)
+        services.secret_delete(secret=secret)
+        return Response({"message": f"Secret '{secret.name}' deleted successfully", "success": True})

@@ -1,0 +1,174 @@
+"""Everything that changes secrets. API, admin and `manage.py secret` all call these."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+
+from secrets_vault.exceptions import SecretInUse, SecretNameTaken, SecretNotFound, SecretUnreadable
+from secrets_vault.fields import UNREADABLE
+from secrets_vault.models import Secret, SecretType
+from teckochecker.errors import ValidationFailed, is_valid_id
+
+MAX_VALUE_LENGTH = 10_000
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(unicodedata.category(ch).startswith("C") for ch in text)
+
+
+def clean_secret_name(name: object) -> str:
+    """The stored form of a secret name; raises ValidationFailed with a readable message."""
+    if not isinstance(name, str):
+        raise ValidationFailed.from_errors({"name": ["Name must be a string."]})
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValidationFailed.from_errors({"name": ["Name must not be empty."]})
+    if len(cleaned) > 255:
+        raise ValidationFailed.from_errors({"name": ["Name must be at most 255 characters."]})
+    if _has_control_chars(cleaned):
+        raise ValidationFailed.from_errors({"name": ["Name must not contain control characters."]})
+    return cleaned
+
+
+def clean_secret_type(type: object) -> str:
+    if type not in SecretType.values:
+        allowed = ", ".join(SecretType.values)
+        raise ValidationFailed.from_errors({"type": [f"Type must be one of: {allowed} (got {type!r})."]})
+    return str(type)
+
+
+def clean_secret_value(value: object) -> str:
+    # Messages never echo the value.
+    if not isinstance(value, str):
+        raise ValidationFailed.from_errors({"value": ["Value must be a string."]})
+    cleaned = value.strip()
+    if not cleaned:
+        raise ValidationFailed.from_errors({"value": ["Value must not be empty."]})
+    if len(cleaned) > MAX_VALUE_LENGTH:
+        raise ValidationFailed.from_errors({"value": [f"Value must be at most {MAX_VALUE_LENGTH} characters."]})
+    if _has_control_chars(cleaned):
+        raise ValidationFailed.from_errors({"value": ["Value must not contain control characters."]})
+    return cleaned
+
+
+def secret_get(*, secret_id: int) -> Secret:
+    if not is_valid_id(secret_id):
+        raise SecretNotFound(f"Secret {secret_id} not found.")
+    try:
+        return Secret.objects.defer("value").get(pk=secret_id)
+    except (Secret.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise SecretNotFound(f"Secret {secret_id} not found.") from None
+
+
+def secret_get_by_name(*, name: str) -> Secret:
+    try:
+        return Secret.objects.defer("value").get(name=name.strip())
+    except Secret.DoesNotExist:
+        raise SecretNotFound(f"Secret '{name.strip()}' not found.") from None
+
+
+def secret_create(*, name: str, type: str, value: str) -> Secret:
+    errors: dict[str, list[str]] = {}
+    cleaned = {}
+    for key, cleaner, raw in (
+        ("name", clean_secret_name, name),
+        ("type", clean_secret_type, type),
+        ("value", clean_secret_value, value),
+    ):
+        try:
+            cleaned[key] = cleaner(raw)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed.from_errors(errors)
+    if Secret.objects.filter(name=cleaned["name"]).exists():
+        raise SecretNameTaken(f"A secret named '{cleaned['name']}' already exists.")
+    try:
+        with transaction.atomic():
+            return Secret.objects.create(**cleaned)
+    except IntegrityError:  # lost a race with another create of the same name
+        raise SecretNameTaken(f"A secret named '{cleaned['name']}' already exists.") from None
+
+
+def secret_update(*, secret: Secret, name: str | None = None, type: str | None = None, value: str | None = None) -> Secret:
+    """Change name/type and, when `value` is given and non-empty, the value (write-only)."""
+    fields = ["updated_at"]
+    if name is not None:
+        new_name = clean_secret_name(name)
+        if Secret.objects.filter(name=new_name).exclude(pk=secret.pk).exists():
+            raise SecretNameTaken(f"A secret named '{new_name}' already exists.")
+        secret.name = new_name
+        fields.append("name")
+    if type is not None:
+        new_type = clean_secret_type(type)
+        if new_type != secret.type and _jobs_using(secret).exists():
+            raise SecretInUse("The type of a secret that jobs use cannot change.")
+        secret.type = new_type
+        fields.append("type")
+    if value:
+        secret.value = clean_secret_value(value)
+        fields.append("value")
+    try:
+        with transaction.atomic():
+            secret.save(update_fields=fields)
+    except IntegrityError:
+        raise SecretNameTaken(f"A secret named '{secret.name}' already exists.") from None
+    return secret
+
+
+def _jobs_using(secret: Secret):
+    from polling.models import JobStatus, PollingJob
+
+    return PollingJob.objects.filter(
+        status__in=[JobStatus.ACTIVE, JobStatus.PAUSED],
+    ).filter(openai_secret=secret) | PollingJob.objects.filter(
+        status__in=[JobStatus.ACTIVE, JobStatus.PAUSED], keboola_secret=secret
+    )
+
+
+def secret_delete(*, secret: Secret) -> None:
+    """Delete a secret no active or paused job uses. Finished jobs keep their history."""
+    with transaction.atomic():
+        job_ids = sorted(_jobs_using(secret).values_list("id", flat=True).distinct())
+        if job_ids:
+            ids = ", ".join(str(i) for i in job_ids)
+            noun = "job" if len(job_ids) == 1 else "jobs"
+            raise SecretInUse(
+                f"Secret '{secret.name}' is used by active or paused {noun} {ids}; "
+                "delete or finish those jobs first."
+            )
+        secret.delete()
+
+
+def secret_reveal(*, secret: Secret) -> str:
+    """The decrypted value, for the integrations only. Never log or return it."""
+    value = Secret.objects.filter(pk=secret.pk).values_list("value", flat=True).first()
+    if value is None:
+        raise SecretNotFound(f"Secret {secret.pk} not found.")
+    if value is UNREADABLE:
+        raise SecretUnreadable(
+            f"Secret '{secret.name}' cannot be decrypted with the configured FERNET_KEYS."
+        )
+    return value
+
+
+@dataclass
+class RotationResult:
+    rotated: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def secret_rotate_keys() -> RotationResult:
+    """Re-encrypt every readable secret with the newest FERNET_KEYS key, in one transaction."""
+    result = RotationResult()
+    with transaction.atomic():
+        for secret in Secret.objects.select_for_update().order_by("id"):
+            if secret.value is UNREADABLE:
+                result.unreadable.append(secret.name)
+                continue
+            secret.save(update_fields=["value"])
+            result.rotated.append(secret.name)
+    return result
