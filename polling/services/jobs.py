@@ -67,7 +67,7 @@ def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
 def job_create(
     *,
     name: str,
-    batch_ids: list[str],
+    batch_ids: list[str] | None = None,
     openai_secret_id: int,
     keboola_secret_id: int,
     keboola_stack_url: str,
