@@ -1,0 +1,53 @@
+# The two README commands: `make run` and `make test`. Both work on a fresh clone.
+# Installs rerun only when a requirements file changes (stamp files inside .venv).
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
+PIP_INSTALL := $(PYTHON) -m pip install -q --disable-pip-version-check
+# Same rule as settings.py: TECKOCHECKER_ENV_FILE, else .env next to manage.py.
+ENV_FILE := $(or $(TECKOCHECKER_ENV_FILE),.env)
+PYTEST_ARGS ?=
+
+.PHONY: run stop test lint demo bench
+
+## run: set up if needed, then the web server, worker and beat on http://127.0.0.1:8000
+run: $(RUN_STAMP)
+	@if [ "$(ENV_FILE)" != "none" ] && [ ! -e "$(ENV_FILE)" ]; then \
+		$(PYTHON) manage.py init --no-input; \
+	fi
+	$(PYTHON) manage.py start
+
+## stop: stop what `python manage.py start --daemon` started
+stop: $(RUN_STAMP)
+	$(PYTHON) manage.py stop
+
+## test: the whole suite (PYTEST_ARGS passes options through, e.g. PYTEST_ARGS="-k init -x")
+test: $(DEV_STAMP)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff, configured in pyproject.toml
+lint: $(DEV_STAMP)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+## demo: a scripted walk-through against the fake OpenAI and Keboola servers
+demo: $(RUN_STAMP)
+	$(PYTHON) manage.py demo
+
+## bench: load and memory figures
+bench: $(RUN_STAMP)
+	$(PYTHON) manage.py bench
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+$(RUN_STAMP): requirements.txt | $(PYTHON)
+	$(PIP_INSTALL) -r requirements.txt
+	@touch $@
+
+# requirements-dev.txt includes requirements.txt, so it satisfies the run stamp as well.
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PYTHON)
+	$(PIP_INSTALL) -r requirements-dev.txt
+	@touch $@ $(RUN_STAMP)
