@@ -1,0 +1,305 @@
+"""One poll of one job, against the fake OpenAI and Keboola servers over real HTTP."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from polling.models import JobStatus, PollingJob, PollingLog, TriggerState
+from polling.services.polls import job_poll
+from polling.tests.factories import PollingJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fake(fake_openai_settings, settings):
+    settings.POLL_FAILURE_LIMIT = 3
+    return fake_openai_settings
+
+
+def make_job(fake, batch_ids, **kwargs):
+    return PollingJobFactory(
+        batch_ids=batch_ids,
+        keboola_stack_url=fake.stack_url,
+        keboola_component_id="kds-team.app-custom-python",
+        keboola_configuration_id="123456",
+        poll_interval_seconds=60,
+        **kwargs,
+    )
+
+
+def test_all_terminal_triggers_keboola_once_with_the_exact_payload(fake):
+    fake.add_batch("batch_a", outcome="completed")
+    fake.add_batch("batch_b", outcome="completed")
+    fake.add_batch("batch_c", outcome="failed")
+    job = make_job(fake, ["batch_a", "batch_b", "batch_c"])
+
+    result = job_poll(job_id=job.pk)
+
+    assert result.outcome == "triggered"
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED_WITH_FAILURES
+    assert job.trigger_state == TriggerState.DONE and job.completed_at is not None
+    created = fake.keboola_jobs()
+    assert len(created) == 1 and job.keboola_job_id == created[0]["id"]
+    assert job.keboola_job_url == created[0]["url"]
+    body = fake.requests("keboola.create")[0]["body"]
+    assert body == {
+        "mode": "run",
+        "component": "kds-team.app-custom-python",
+        "config": "123456",
+        "variableValuesData": {
+            "values": [
+                {"name": "batch_ids_completed", "value": '["batch_a", "batch_b"]'},
+                {"name": "batch_ids_failed", "value": '["batch_c"]'},
+                {"name": "batch_count_total", "value": "3"},
+                {"name": "batch_count_completed", "value": "2"},
+                {"name": "batch_count_failed", "value": "1"},
+            ]
+        },
+    }
+    # Further polls (beat still firing, a duplicate message) do nothing.
+    assert job_poll(job_id=job.pk, force=True).outcome == "skipped"
+    assert len(fake.keboola_jobs()) == 1
+
+
+def test_all_completed_is_completed(fake):
+    fake.add_batch("batch_ok", outcome="completed")
+    job = make_job(fake, ["batch_ok"])
+    job_poll(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and not job.last_error
+
+
+def test_running_batches_are_stored_and_logged_only_on_change(fake):
+    fake.set_batch("batch_run", status="in_progress", completed=40, failed=2, total=100)
+    fake.add_batch("batch_done", outcome="completed")
+    job = make_job(fake, ["batch_run", "batch_done"])
+
+    assert job_poll(job_id=job.pk).outcome == "checked"
+    job.refresh_from_db()
+    run = job.batches.get(batch_id="batch_run")
+    assert (run.status, run.request_completed, run.request_failed, run.request_total) == ("in_progress", 40, 2, 100)
+    assert job.batches.get(batch_id="batch_done").status == "completed"
+    assert job.next_check_at >= timezone.now() + timedelta(seconds=55)
+    logs_after_first = PollingLog.objects.filter(job=job, status="batch_status").count()
+    assert logs_after_first == 2
+
+    job_poll(job_id=job.pk, force=True)
+    assert PollingLog.objects.filter(job=job, status="batch_status").count() == logs_after_first
+    # The finished batch is not asked about again.
+    per_batch = fake.openai_requests_per_batch()
+    assert per_batch["batch_done"] == 1 and per_batch["batch_run"] == 2
+    assert fake.keboola_jobs() == []
+
+
+def test_a_check_that_is_not_due_does_nothing(fake):
+    fake.set_batch("batch_x", status="in_progress")
+    job = make_job(fake, ["batch_x"], next_check_at=timezone.now() + timedelta(seconds=500))
+    assert job_poll(job_id=job.pk).outcome == "skipped"
+    assert fake.requests() == []
+
+
+def test_a_job_held_by_another_worker_is_skipped(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"], lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=5))
+    assert job_poll(job_id=job.pk, force=True).outcome == "skipped"
+    assert fake.requests() == [] and fake.keboola_jobs() == []
+
+
+def test_an_expired_lease_is_taken_over(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"], lease_token="dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert job_poll(job_id=job.pk).outcome == "triggered"
+
+
+def test_paused_job_is_never_polled_or_triggered(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"], status=JobStatus.PAUSED)
+    assert job_poll(job_id=job.pk, force=True).outcome == "skipped"
+    assert fake.requests() == []
+
+
+def test_rate_limit_backs_off_honouring_retry_after(fake):
+    fake.set_batch("batch_x", status="in_progress")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("openai.retrieve", "429", times=1, retry_after=900)
+    before = timezone.now()
+
+    assert job_poll(job_id=job.pk).outcome == "backoff"
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.ACTIVE and job.consecutive_failures == 1
+    assert job.next_check_at >= before + timedelta(seconds=899)
+    assert "429" in job.last_error or "rate" in job.last_error.lower()
+    # Not due during the backoff: no request reaches OpenAI.
+    calls = len(fake.requests())
+    assert job_poll(job_id=job.pk).outcome == "skipped"
+    assert len(fake.requests()) == calls
+
+
+def test_server_errors_back_off_exponentially_then_recover(fake):
+    fake.set_batch("batch_x", status="in_progress")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("openai.retrieve", "500", times=2)
+    delays = []
+    for _ in range(2):
+        now = timezone.now()
+        assert job_poll(job_id=job.pk, force=True).outcome == "backoff"
+        job.refresh_from_db()
+        delays.append((job.next_check_at - now).total_seconds())
+    assert delays[1] > delays[0] * 1.3  # 60s ±20%, then 120s ±20%
+    fake.set_batch("batch_x", status="completed")
+    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
+    job.refresh_from_db()
+    assert job.consecutive_failures == 0
+
+
+@pytest.mark.parametrize("kind, words", [("401", "API key"), ("404", "does not know batch")])
+def test_bad_key_or_unknown_batch_fails_after_the_limit(fake, kind, words):
+    fake.set_batch("batch_x", status="in_progress")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("openai.retrieve", kind, times=10)
+    for expected in ("backoff", "backoff", "failed"):
+        assert job_poll(job_id=job.pk, force=True).outcome == expected
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and words in job.last_error
+    assert fake.keboola_jobs() == []
+    assert PollingLog.objects.filter(job=job, status="failed", level="error").exists()
+
+
+def test_keboola_rate_limit_retries_and_creates_exactly_one_job(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("keboola.create", "429", times=1, retry_after=5)
+
+    assert job_poll(job_id=job.pk).outcome == "retry"
+    job.refresh_from_db()
+    assert job.status == JobStatus.ACTIVE and job.trigger_state == TriggerState.RETRY
+    assert fake.keboola_jobs() == []
+
+    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 1
+    # The retry did not ask OpenAI again: the batches were already final.
+    assert fake.openai_requests_per_batch()["batch_x"] == 1
+
+
+def test_keboola_timeout_after_create_is_reconciled_not_repeated(fake, settings):
+    settings.KEBOOLA_TIMEOUT_SECONDS = 0.5
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("keboola.create", "timeout_after_create", times=1, delay=3)
+
+    assert job_poll(job_id=job.pk).outcome == "unknown"
+    job.refresh_from_db()
+    assert job.trigger_state == TriggerState.SENDING and job.status == JobStatus.ACTIVE
+    assert len(fake.keboola_jobs()) == 1  # Keboola did create it
+
+    # Within the grace period nothing is sent or searched.
+    assert job_poll(job_id=job.pk, force=True).outcome == "unknown"
+    assert len(fake.requests("keboola.search")) == 0
+
+    PollingJob.objects.filter(pk=job.pk).update(trigger_started_at=timezone.now() - timedelta(minutes=5))
+    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
+    assert len(fake.keboola_jobs()) == 1 and job.keboola_job_id == fake.keboola_jobs()[0]["id"]
+    assert len(fake.requests("keboola.create")) == 1
+
+
+def test_keboola_500_that_created_nothing_is_sent_again_after_lookup(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("keboola.create", "500", times=1)
+    assert job_poll(job_id=job.pk).outcome == "unknown"
+    PollingJob.objects.filter(pk=job.pk).update(trigger_started_at=timezone.now() - timedelta(minutes=5))
+
+    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
+    assert len(fake.requests("keboola.search")) == 1
+    assert len(fake.keboola_jobs()) == 1
+
+
+def test_worker_killed_mid_trigger_is_resolved_by_the_next_poll(fake):
+    """The Keboola job exists, but the worker died before recording it."""
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    from polling.services.trigger import trigger_payload
+    from polling.integrations import keboola
+
+    job.batches.update(status="completed")
+    keboola.create_job(stack_url=fake.stack_url, token="kbc-token", payload=trigger_payload(job))
+    PollingJob.objects.filter(pk=job.pk).update(
+        trigger_state=TriggerState.SENDING,
+        trigger_attempts=1,
+        trigger_started_at=timezone.now() - timedelta(minutes=5),
+        lease_token="dead-worker",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    assert job_poll(job_id=job.pk).outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
+
+
+def test_keboola_rejection_fails_the_job_with_the_reason(fake):
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    fake.reject_keboola_token(job.keboola_secret.value)
+    assert job_poll(job_id=job.pk).outcome == "failed"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.trigger_state == TriggerState.FAILED
+    assert "401" in job.last_error
+
+
+def test_keboola_down_exhausts_the_retry_budget_then_fails(fake, settings):
+    settings.TRIGGER_MAX_ATTEMPTS = 3
+    fake.add_batch("batch_x", outcome="completed")
+    job = make_job(fake, ["batch_x"])
+    fake.fail("keboola.create", "429", times=10)
+    outcomes = [job_poll(job_id=job.pk, force=True).outcome for _ in range(3)]
+    assert outcomes == ["retry", "retry", "failed"]
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "3 attempts" in job.last_error
+    assert fake.keboola_jobs() == []
+
+
+def test_unreadable_secret_fails_the_job_clearly(fake, settings):
+    fake.set_batch("batch_x", status="in_progress")
+    job = make_job(fake, ["batch_x"])
+    settings.FERNET_KEYS = ["a-completely-different-key"]
+    assert job_poll(job_id=job.pk).outcome == "failed"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "cannot be decrypted" in job.last_error
+    assert fake.requests() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_polls_of_one_job_trigger_once(fake):
+    fake.add_batch("batch_a", outcome="completed")
+    fake.add_batch("batch_b", outcome="expired")
+    job = make_job(fake, ["batch_a", "batch_b"])
+    fake.set_latency(0.05)
+    barrier = threading.Barrier(6)
+    results = []
+
+    def worker():
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(job_poll(job_id=job.pk, force=True).outcome)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("triggered") == 1
+    assert len(fake.keboola_jobs()) == 1
+    values = json.loads(fake.keboola_jobs()[0]["variables"]["batch_ids_failed"])
+    assert values == ["batch_b"]
