@@ -420,7 +420,10 @@ class FakeServer(FakeState):
         host, port = self._httpd.server_address[:2]
         shown = f"[{host}]" if ":" in str(host) else host
         self.base_url = f"http://{shown}:{port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-servers", daemon=True)
+        # A short poll interval keeps stop() (and so every test using the fixture) fast.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-servers", daemon=True
+        )
         self._thread.start()
         return self
 
