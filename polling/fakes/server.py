@@ -391,6 +391,10 @@ class _HTTPServer(ThreadingHTTPServer):
         logger.debug("Fake server connection error from %s", client_address, exc_info=True)
 
 
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class FakeServer(FakeState):
     """A running fake (after `start()`): `.url`, `.openai_base_url`, `.stack_url`, plus every
     control method of `FakeState` (add_batch, set_batch, fail, requests, keboola_jobs, ...)."""
@@ -415,7 +419,8 @@ class FakeServer(FakeState):
 
     def start(self) -> FakeServer:
         self.stopping.clear()
-        self._httpd = _HTTPServer((self._host, self._port), _Handler)
+        server_class = _HTTPServer6 if ":" in self._host else _HTTPServer
+        self._httpd = server_class((self._host, self._port), _Handler)
         self._httpd.state = self
         host, port = self._httpd.server_address[:2]
         shown = f"[{host}]" if ":" in str(host) else host

@@ -39,6 +39,7 @@ _STATUS_TIMESTAMPS = {
 }
 DEFAULT_TIMEOUT_DELAY = 35.0  # longer than the app's default client timeouts (20 s / 30 s)
 DEFAULT_SLOW_DELAY = 0.3
+MAX_LOGGED_REQUESTS = 100_000  # a long benchmark must not grow the log without bound
 
 
 def fingerprint(secret: str) -> str:
@@ -184,7 +185,7 @@ class KeboolaJob:
             "token": {"id": str(int(self.token_fingerprint[:6], 16)), "description": "fake token"},
             "status": status,
             "desiredStatus": "processing",
-            "mode": self.body.get("mode", "run"),
+            "mode": "debug" if self.body.get("mode") == "debug" else "run",  # forceRun runs as "run"
             "component": self.body["component"],
             "config": self.body.get("config"),
             "configRow": None,
@@ -253,6 +254,7 @@ class FakeState:
         self.jobs: dict[str, KeboolaJob] = {}
         self.faults: list[Fault] = []
         self.request_log: list[dict] = []
+        self.request_count = 0
         self.batch_requests: dict[str, int] = {}
         self.invalid_openai_keys: set[str] = set()
         self.invalid_keboola_tokens: set[str] = set()
@@ -460,6 +462,9 @@ class FakeState:
     def record(self, entry: dict) -> None:
         with self.lock:
             self.request_log.append(entry)
+            self.request_count += 1
+            if len(self.request_log) > MAX_LOGGED_REQUESTS:
+                del self.request_log[: len(self.request_log) - MAX_LOGGED_REQUESTS]
             if entry.get("route") == "openai.retrieve" and entry.get("target"):
                 self.batch_requests[entry["target"]] = self.batch_requests.get(entry["target"], 0) + 1
 
@@ -476,7 +481,7 @@ class FakeState:
     def stats(self) -> dict:
         with self.lock:
             return {
-                "requests": len(self.request_log),
+                "requests": self.request_count,
                 "openai_requests_per_batch": dict(self.batch_requests),
                 "keboola_jobs_created": len(self.jobs),
                 "batches": len(self.batches),

@@ -1,0 +1,340 @@
+"""Keboola Job Queue API: create a job, read it, search for it.
+
+The only module that imports `requests`. Errors say whether a job may exist, because Keboola has
+no idempotency key and we must never create a job twice:
+
+- `KeboolaNotSent`: certainly nothing was created (429, connection refused, DNS, connect timeout);
+- `KeboolaOutcomeUnknown`: a job may exist (read timeout or reset after sending, any 5xx); search
+  for it with `search_jobs` before sending again;
+- `KeboolaRejected`: a 4xx other than 429; sending the same request again will not help.
+
+Messages never contain the token, and Keboola's error text only in a short, redacted excerpt.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+import requests
+import urllib3.exceptions
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from teckochecker import __version__
+from teckochecker.logfilters import redact
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+SEARCH_LIMIT = 100
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+_session = requests.Session()
+_session.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=32, max_retries=0))
+_session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0))
+_session.headers.update({"Accept": "application/json", "User-Agent": f"TeckoChecker/{__version__}"})
+
+
+@dataclass(frozen=True)
+class KeboolaJob:
+    id: str
+    status: str
+    url: str
+    is_finished: bool
+    created_time: datetime | None
+    duration_seconds: float | None
+    variable_values: list[dict] = field(default_factory=list)  # [{"name": ..., "value": ...}]
+
+
+class KeboolaError(Exception):
+    """Base class; `.message` is safe to show to users and to log."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class KeboolaNotSent(KeboolaError):
+    """The request certainly created nothing; sending it again is safe."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class KeboolaOutcomeUnknown(KeboolaError):
+    """The request may have created a job."""
+
+
+class KeboolaRejected(KeboolaError):
+    """Keboola refused the request (4xx other than 429), or the stack URL is unusable."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def queue_url_from_stack(stack_url: str) -> str:
+    """The Job Queue base URL for a Keboola stack URL: the host's first label `connection`
+    becomes `queue` (https://connection.eu-central-1.keboola.com -> https://queue.eu-central-1.keboola.com);
+    a path or trailing slash is dropped. http(s)://127.0.0.1|localhost[:port] (the fake) is kept as
+    it is, if ALLOW_LOCAL_URLS is on. Raises ValueError for anything else."""
+    try:
+        parts = urlsplit(stack_url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ValueError(f"Keboola stack URL {stack_url!r} is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"Keboola stack URL {stack_url!r} must start with https://.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("Keboola stack URL must not contain credentials, a query or a fragment.")
+    if host in _LOCAL_HOSTS:
+        if not settings.ALLOW_LOCAL_URLS:
+            raise ValueError("Local Keboola stack URLs are only allowed when ALLOW_LOCAL_URLS is on.")
+        shown = f"[{host}]" if ":" in host else host
+        return f"{parts.scheme}://{shown}" + (f":{port}" if port else "")
+    labels = host.split(".")
+    if parts.scheme != "https":
+        raise ValueError(f"Keboola stack URL {stack_url!r} must use https://.")
+    if _is_ip(host) or labels[0] != "connection" or len(labels) < 3 or not all(labels):
+        raise ValueError(
+            f"Keboola stack URL {stack_url!r} must be the stack's connection URL, "
+            "like https://connection.eu-central-1.keboola.com."
+        )
+    return "https://" + ".".join(["queue", *labels[1:]]) + (f":{port}" if port else "")
+
+
+def build_trigger_payload(
+    *, component_id: str, configuration_id: str, completed_batch_ids: list[str], failed_batch_ids: list[str]
+) -> dict:
+    """The POST /jobs body of API.md: the batch lists and counts as Keboola variables (strings)."""
+    completed, failed = list(completed_batch_ids), list(failed_batch_ids)
+    return {
+        "mode": "run",
+        "component": component_id,
+        "config": configuration_id,
+        "variableValuesData": {
+            "values": [
+                {"name": "batch_ids_completed", "value": json.dumps(completed)},
+                {"name": "batch_ids_failed", "value": json.dumps(failed)},
+                {"name": "batch_count_total", "value": str(len(completed) + len(failed))},
+                {"name": "batch_count_completed", "value": str(len(completed))},
+                {"name": "batch_count_failed", "value": str(len(failed))},
+            ]
+        },
+    }
+
+
+def create_job(*, stack_url: str, token: str, payload: dict) -> KeboolaJob:
+    """Create a Keboola job (POST /jobs). Raises KeboolaNotSent, KeboolaOutcomeUnknown, KeboolaRejected."""
+    response = _send("POST", stack_url, "/jobs", token, json_body=payload, writes=True)
+    return _job_from(_json(response, writes=True), writes=True)
+
+
+def get_job(*, stack_url: str, token: str, job_id: str) -> KeboolaJob:
+    """A job's current state. Failures to read raise KeboolaNotSent (safe to retry), 4xx KeboolaRejected."""
+    response = _send("GET", stack_url, f"/jobs/{quote(str(job_id), safe='')}", token)
+    return _job_from(_json(response, writes=False), writes=False)
+
+
+def search_jobs(
+    *, stack_url: str, token: str, component_id: str, configuration_id: str, created_after: datetime
+) -> list[KeboolaJob]:
+    """Jobs of this component configuration created at or after `created_after` (sent floored to
+    the second), newest first. Keboola's search index lags a little behind job creation."""
+    if created_after.tzinfo is None:
+        created_after = created_after.replace(tzinfo=UTC)
+    since = created_after.astimezone(UTC).replace(microsecond=0).isoformat()
+    params = [
+        ("componentId[]", component_id),
+        ("configId[]", configuration_id),
+        ("createdTimeFrom", since),
+        ("limit", str(SEARCH_LIMIT)),
+        ("sortOrder", "desc"),
+    ]
+    response = _send("GET", stack_url, "/search/jobs", token, params=params)
+    body = _json(response, writes=False)
+    if not isinstance(body, list):
+        raise KeboolaNotSent("Keboola answered the job search with something other than a list.")
+    return [_job_from(item, writes=False) for item in body]
+
+
+def _send(
+    method: str,
+    stack_url: str,
+    path: str,
+    token: str,
+    *,
+    json_body: dict | None = None,
+    params: list | None = None,
+    writes: bool = False,
+) -> requests.Response:
+    try:
+        base = queue_url_from_stack(stack_url)
+    except ValueError as exc:
+        raise KeboolaRejected(str(exc)) from None
+    if not token:
+        raise KeboolaRejected("No Keboola Storage API token is set.")
+    host = urlsplit(base).netloc
+    timeout = (CONNECT_TIMEOUT_SECONDS, float(settings.KEBOOLA_TIMEOUT_SECONDS))
+    error: KeboolaError | None = None
+    try:
+        response = _session.request(
+            method,
+            base + path,
+            json=json_body,
+            params=params,
+            headers={"X-StorageApi-Token": token},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        error = _transport_error(exc, host, writes)
+    if error is not None:
+        raise error  # outside `except`: nothing of the requests exception is chained
+    status = response.status_code
+    if status == 429:
+        raise KeboolaNotSent(
+            "Keboola rate limit reached (HTTP 429).", retry_after=parse_retry_after(response.headers)
+        )
+    if status >= 500:
+        message = f"Keboola had a server error (HTTP {status})."
+        raise (
+            KeboolaOutcomeUnknown(message + " The job may have been created.")
+            if writes
+            else KeboolaNotSent(message)
+        )
+    if status in (401, 403):
+        raise KeboolaRejected(
+            f"Keboola rejected the Storage API token (HTTP {status}): it is invalid or lacks access.",
+            status_code=status,
+        )
+    if 300 <= status < 500:
+        detail = _error_excerpt(response, token)
+        raise KeboolaRejected(
+            f"Keboola refused the request (HTTP {status})" + (f": {detail}" if detail else "."),
+            status_code=status,
+        )
+    return response
+
+
+def _transport_error(exc: requests.RequestException, host: str, writes: bool) -> KeboolaError:
+    # A TLS handshake failure also happens before the request is sent.
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError) or _never_connected(exc):
+        return KeboolaNotSent(f"Could not connect to Keboola at {host}.")
+    if isinstance(exc, requests.Timeout):
+        message = f"Keboola did not answer within {settings.KEBOOLA_TIMEOUT_SECONDS:g} s."
+    elif isinstance(exc, requests.ConnectionError):
+        message = f"The connection to Keboola at {host} was lost before an answer."
+    else:
+        message = f"Keboola's answer could not be read ({type(exc).__name__})."
+    if writes:
+        return KeboolaOutcomeUnknown(message + " The job may have been created.")
+    return KeboolaNotSent(message)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the chain shows the TCP connection was never made (refused, DNS, connect timeout)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
+            return True
+        if isinstance(
+            current, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+        ):
+            return True
+        nxt = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = nxt or current.__cause__ or current.__context__
+    return False
+
+
+def _error_excerpt(response: requests.Response, token: str) -> str:
+    """A short, redacted excerpt of Keboola's error text (it helps with a wrong configuration id)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    text = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        return ""
+    text = redact(text.replace(token, "[redacted]")).strip()
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _json(response: requests.Response, *, writes: bool) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        message = f"Keboola answered HTTP {response.status_code} with a body that is not JSON."
+        if writes:
+            raise KeboolaOutcomeUnknown(message + " The job may have been created.") from None
+        raise KeboolaNotSent(message) from None
+
+
+def _job_from(body: object, *, writes: bool) -> KeboolaJob:
+    if not isinstance(body, dict) or not body.get("id"):
+        message = "Keboola's answer does not describe a job."
+        raise (
+            KeboolaOutcomeUnknown(message + " The job may have been created.")
+            if writes
+            else KeboolaNotSent(message)
+        )
+    variables = (body.get("variableValuesData") or {}).get("values") or []
+    duration = body.get("durationSeconds")
+    return KeboolaJob(
+        id=str(body["id"]),
+        status=str(body.get("status") or ""),
+        url=str(body.get("url") or ""),
+        is_finished=bool(body.get("isFinished")),
+        created_time=_parse_time(body.get("createdTime")),
+        duration_seconds=float(duration) if isinstance(duration, int | float) else None,
+        variable_values=[dict(v) for v in variables if isinstance(v, dict)],
+    )
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_retry_after(headers) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
+    raw = (headers.get("Retry-After") or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        return value if math.isfinite(value) and value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
