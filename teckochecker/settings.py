@@ -287,4 +287,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": _handlers,
     "root": {"handlers": list(_handlers), "level": LOG_LEVEL},
+    # One line per HTTP request or per task is noise at thousands of jobs; our own job log
+    # records what changed.
+    "loggers": {
+        name: {"level": env_choice("LIBRARY_LOG_LEVEL", "WARNING", {"DEBUG", "INFO", "WARNING", "ERROR"})}
+        for name in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "celery.app.trace")
+    },
 }

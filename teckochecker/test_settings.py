@@ -17,6 +17,8 @@ os.environ.setdefault("API_THROTTLE_USER", "100000/minute")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/minute")
 os.environ.setdefault("OPENAI_TIMEOUT_SECONDS", "3")
 os.environ.setdefault("KEBOOLA_TIMEOUT_SECONDS", "3")
+# One queue per test run, so leftover messages of another run never reach our workers.
+os.environ.setdefault("CELERY_QUEUE", f"teckochecker-test-{os.getpid()}")
 
 from teckochecker.settings import *  # noqa: E402,F403
 
