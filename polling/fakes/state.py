@@ -327,8 +327,9 @@ class FakeState:
                 batch.script = [s for s in batch.script if s[0] <= elapsed] + [(elapsed, status)]
             if total is not None:
                 batch.total = int(total)
-            if completed is not None or failed is not None:
-                batch.fixed_counts = (int(completed or 0), int(failed or 0))
+            # Counts given are kept as they are; otherwise they follow the status again.
+            given = completed is not None or failed is not None
+            batch.fixed_counts = (int(completed or 0), int(failed or 0)) if given else None
             return batch.to_openai(now)
 
     def batch(self, batch_id: str) -> dict | None:

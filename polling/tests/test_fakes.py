@@ -361,3 +361,11 @@ def test_fake_binds_loopback_on_a_free_port(fake_servers):
     )
     with socket.create_connection(("127.0.0.1", int(fake_servers.url.rsplit(":", 1)[1])), timeout=1):
         pass
+
+
+def test_set_batch_without_counts_lets_them_follow_the_status(fake_servers):
+    fake_servers.set_batch("batch_x", status="in_progress", completed=10, total=100)
+    assert fake_servers.batch("batch_x")["request_counts"]["completed"] == 10
+    body = fake_servers.set_batch("batch_x", status="completed")
+    assert body["request_counts"] == {"total": 100, "completed": 100, "failed": 0}
+    assert body["in_progress_at"] <= body["completed_at"]
