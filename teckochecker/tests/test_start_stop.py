@@ -1,0 +1,192 @@
+"""`manage.py start --daemon` serves, `manage.py stop` leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings
+
+from teckochecker.tests.test_settings_env import GOOD_KEYS, clean_env
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (children, grandchildren)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One migrated SQLite database and DATA_DIR for the module; each test leaves it stopped."""
+    tmp_path = tmp_path_factory.mktemp("start-stop")
+    env = clean_env(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        CELERY_QUEUE="start-stop-test",
+        **GOOD_KEYS,
+        HTTPS_ONLY="false",
+    )
+
+    def manage(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    assert manage("migrate", "--no-input", "-v", "0").returncode == 0
+    yield SimpleNamespace(manage=manage, run_dir=tmp_path / "data" / "run", env=env)
+
+
+@pytest.fixture(autouse=True)
+def stop_after(site):
+    yield
+    site.manage("stop")  # never leave processes behind a failed test
+
+
+def test_start_daemon_serves_and_stop_leaves_nothing_running(site):
+    manage, run_dir = site.manage, site.run_dir
+    port = free_port()
+    started = manage("start", "--daemon", "--port", str(port))
+    assert started.returncode == 0, started.stderr + (run_dir / "teckochecker.log").read_text()
+    assert f"http://127.0.0.1:{port}/web" in started.stdout
+    assert f"http://127.0.0.1:{port}/admin" in started.stdout
+    assert f"http://127.0.0.1:{port}/docs" in started.stdout
+
+    pid = int((run_dir / "teckochecker.pid").read_text())
+    children = descendants(pid)
+    assert len(children) >= 4  # gunicorn master + its worker, celery worker, celery beat
+
+    assert get(f"http://127.0.0.1:{port}/admin/login/") == 200
+    deadline = time.monotonic() + 30
+    while (status := get(f"http://127.0.0.1:{port}/api/health")) != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status == 200
+
+    second = manage("start", "--daemon", "--port", str(free_port()))
+    assert second.returncode == 1
+    assert f"already running (pid {pid})" in second.stderr
+
+    stopped = manage("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "✓ TeckoChecker stopped" in stopped.stdout
+    assert not (run_dir / "teckochecker.pid").exists()
+    assert not any(alive(p) for p in {pid, *children})
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+    # Right after a stop, a new start must not mistake the old beat's heartbeat for a live beat.
+    again = manage("start", "--daemon", "--port", str(port))
+    assert again.returncode == 0, again.stderr
+    assert manage("stop").returncode == 0
+
+
+def test_stop_when_not_running_is_a_one_line_error(site):
+    manage = site.manage
+    result = manage("stop")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "not running" in result.stderr
+
+
+def test_stop_removes_a_stale_pid_file(site):
+    manage, run_dir = site.manage, site.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run_dir / "teckochecker.pid").write_text(f"{dead.pid}\n")
+    result = manage("stop")
+    assert result.returncode == 1
+    assert not (run_dir / "teckochecker.pid").exists()
+
+
+def test_foreground_start_stops_everything_when_a_child_dies(site):
+    run_dir = site.run_dir
+    port = free_port()
+    supervisor = subprocess.Popen(
+        [sys.executable, "manage.py", "start", "--port", str(port), "--no-beat"],
+        cwd=BASE_DIR,
+        env=site.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while get_or_none(f"http://127.0.0.1:{port}/admin/login/") != 200 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        children = descendants(supervisor.pid)
+        worker = next(p for p in children if b"celery\x00-A\x00teckochecker\x00worker" in cmdline(p))
+        os.kill(worker, 9)
+        _, stderr = supervisor.communicate(timeout=60)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+    assert supervisor.returncode == 1
+    assert "Celery worker exited" in stderr
+    assert not any(alive(p) for p in children)
+    assert not (run_dir / "teckochecker.pid").exists()
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def get_or_none(url: str) -> int | None:
+    try:
+        return get(url)
+    except OSError:
+        return None
