@@ -1,0 +1,232 @@
+"""`manage.py job create|list|show|update|pause|resume|delete`: polling jobs without a server."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+from rich.text import Text
+
+from polling import selectors, services
+from polling import validation as v
+from polling.models import FAILED_BATCH_STATUSES, BatchStatus, JobStatus
+from polling.serializers import JobListSerializer, JobSerializer, LogSerializer
+from secrets_vault.services import secret_get_by_name
+from teckochecker.cli import (
+    TeckoCommand,
+    cell,
+    details_table,
+    fmt_batch_status,
+    fmt_job_status,
+    fmt_time,
+    positive_id,
+    table,
+    whole_number,
+)
+
+RECENT_LOGS = 10
+# `job update` option → services.job_update field.
+UPDATE_OPTIONS = {
+    "name": "name",
+    "keboola_stack": "keboola_stack_url",
+    "component_id": "keboola_component_id",
+    "config_id": "keboola_configuration_id",
+    "poll_interval": "poll_interval_seconds",
+}
+
+
+def batch_progress(job) -> str:
+    batches = list(job.batches.all())  # prefetched by the selectors
+    done = sum(1 for b in batches if b.status == BatchStatus.COMPLETED)
+    failed = sum(1 for b in batches if b.status in FAILED_BATCH_STATUSES)
+    text = f"{done}/{len(batches)} completed"
+    return f"{text}, {failed} failed" if failed else text
+
+
+class Command(TeckoCommand):
+    help = "Create, list, show, change, pause, resume and delete polling jobs."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(
+            dest="action", required=True, metavar="{create,list,show,update,pause,resume,delete}"
+        )
+
+        create = sub.add_parser(
+            "create", help="Watch 1-10 OpenAI batches and then run a Keboola configuration."
+        )
+        create.add_argument("--name", required=True, help="Descriptive job name.")
+        create.add_argument(
+            "--batch-id",
+            dest="batch_ids",
+            action="append",
+            default=[],
+            help="OpenAI batch ID (batch_...); repeat for several batches (at most 10).",
+        )
+        create.add_argument("--openai-secret", required=True, help="Name of the OpenAI secret.")
+        create.add_argument("--keboola-secret", required=True, help="Name of the Keboola secret.")
+        self.add_keboola_options(create, required=True)
+        create.add_argument(
+            "--poll-interval",
+            type=whole_number,
+            help="Check interval in seconds (default: DEFAULT_POLL_INTERVAL).",
+        )
+
+        listing = sub.add_parser("list", help="Show jobs, newest first.")
+        listing.add_argument("--status", choices=JobStatus.values, help="Only jobs with this status.")
+        listing.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print JSON instead of a table."
+        )
+
+        show = sub.add_parser("show", help="Show one job with its batches and recent log entries.")
+        show.add_argument("id", type=positive_id, help="Job ID.")
+        show.add_argument("--json", dest="as_json", action="store_true", help="Print JSON instead of tables.")
+
+        update = sub.add_parser("update", help="Change a job's name, Keboola target or poll interval.")
+        update.add_argument("id", type=positive_id, help="Job ID.")
+        update.add_argument("--name", help="New name.")
+        self.add_keboola_options(update, required=False)
+        update.add_argument("--poll-interval", type=whole_number, help="New check interval in seconds.")
+
+        for action, text in (
+            ("pause", "Stop checking an active job."),
+            ("resume", "Check a paused job again."),
+        ):
+            sub.add_parser(action, help=text).add_argument("id", type=positive_id, help="Job ID.")
+
+        delete = sub.add_parser("delete", help="Delete a job with its batches and logs.")
+        delete.add_argument("id", type=positive_id, help="Job ID.")
+        delete.add_argument("--force", action="store_true", help="Do not ask for confirmation.")
+
+    @staticmethod
+    def add_keboola_options(parser, *, required: bool) -> None:
+        parser.add_argument(
+            "--keboola-stack",
+            required=required,
+            help="Keboola stack URL, e.g. https://connection.eu-central-1.keboola.com",
+        )
+        parser.add_argument("--component-id", required=required, help="Keboola component ID.")
+        parser.add_argument("--config-id", required=required, help="Keboola configuration ID.")
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, action)(**options)
+
+    def create(self, *, name, batch_ids, openai_secret, keboola_secret, **options) -> None:
+        # Batch IDs first, so a job with no or bad batch IDs gets the guide's message even
+        # before its secret names are looked up.
+        v.clean_batch_ids(batch_ids)
+        job = services.job_create(
+            name=name,
+            batch_ids=batch_ids,
+            openai_secret_id=secret_get_by_name(name=openai_secret).pk,
+            keboola_secret_id=secret_get_by_name(name=keboola_secret).pk,
+            keboola_stack_url=options["keboola_stack"],
+            keboola_component_id=options["component_id"],
+            keboola_configuration_id=options["config_id"],
+            poll_interval_seconds=options["poll_interval"],
+        )
+        self.success(f"✓ Polling job '{job.name}' created successfully (ID: {job.pk})")
+
+    def list(self, *, status: str | None, as_json: bool, **_) -> None:
+        jobs, total = selectors.job_list(status=status)
+        if as_json:
+            self.write_json(JobListSerializer({"jobs": jobs, "total": total}).data)
+            return
+        if not jobs:
+            self.stdout.write(
+                "No polling jobs found." if status is None else f"No {status} polling jobs found."
+            )
+            return
+        t = table("Polling Jobs", ["ID", "Name", "Status", "Batches", "Interval", "Last Check", "Next Check"])
+        for job in jobs:
+            t.add_row(
+                cell(job.pk),
+                cell(job.name),
+                cell(fmt_job_status(job.status)),
+                cell(batch_progress(job)),
+                cell(f"{job.poll_interval_seconds}s"),
+                cell(fmt_time(job.last_check_at, "Never")),
+                cell(fmt_time(job.next_check_at)),
+            )
+        self.render(t)
+
+    def show(self, *, id: int, as_json: bool, **_) -> None:
+        job = selectors.job_detail(job_id=id)
+        logs, _total = selectors.job_logs(job_id=job.pk, limit=RECENT_LOGS)
+        if as_json:
+            self.write_json({**JobSerializer(job).data, "logs": LogSerializer(logs, many=True).data})
+            return
+        batches = list(job.batches.all())
+        rows = [("ID", job.pk), ("Name", job.name), ("Status", fmt_job_status(job.status))]
+        if len(batches) == 1:
+            rows.append(("Batch ID", batches[0].batch_id))
+        rows += [
+            ("Batches", batch_progress(job)),
+            ("OpenAI Secret", job.openai_secret.name if job.openai_secret_id else "(deleted)"),
+            ("Keboola Secret", job.keboola_secret.name if job.keboola_secret_id else "(deleted)"),
+            ("Keboola Stack", job.keboola_stack_url),
+            ("Component ID", job.keboola_component_id),
+            ("Configuration ID", job.keboola_configuration_id),
+            ("Poll Interval", f"{job.poll_interval_seconds} seconds"),
+            ("Last Check", fmt_time(job.last_check_at, "Never")),
+            ("Next Check", fmt_time(job.next_check_at)),
+            ("Created At", fmt_time(job.created_at)),
+        ]
+        if job.completed_at:
+            rows.append(("Completed At", fmt_time(job.completed_at)))
+        if job.keboola_job_id:
+            rows.append(("Keboola Job", job.keboola_job_id))
+        if job.keboola_job_url:
+            rows.append(("Keboola Job URL", job.keboola_job_url))
+        if job.last_error:
+            rows.append(("Last Error", Text(job.last_error, style="red")))
+        output = [details_table("Polling Job Details", rows)]
+
+        batch_table = table("Batch Status", ["Batch ID", "Status", "Requests", "Completed At"])
+        for b in batches:
+            requests = f"{b.request_completed}/{b.request_total}" if b.request_total else "-"
+            if b.request_failed:
+                requests += f" ({b.request_failed} failed)"
+            batch_table.add_row(
+                cell(b.batch_id),
+                cell(fmt_batch_status(b.status)),
+                cell(requests),
+                cell(fmt_time(b.completed_at)),
+            )
+        output.append(batch_table)
+
+        if logs:
+            log_table = table(f"Recent Logs (newest {RECENT_LOGS})", ["Time", "Level", "Event", "Message"])
+            for entry in logs:
+                log_table.add_row(
+                    cell(fmt_time(entry.created_at)),
+                    cell(entry.level),
+                    cell(entry.status),
+                    cell(entry.message),
+                )
+            output.append(log_table)
+        self.render(*output)
+
+    def update(self, *, id: int, **options) -> None:
+        changes = {
+            field: options[opt] for opt, field in UPDATE_OPTIONS.items() if options.get(opt) is not None
+        }
+        if not changes:
+            flags = ", ".join("--" + opt.replace("_", "-") for opt in UPDATE_OPTIONS)
+            raise CommandError(f"Nothing to update: give at least one of {flags}.")
+        job = services.job_update(job=services.job_get(job_id=id), **changes)
+        self.success(f"✓ Job '{job.name}' updated")
+
+    def pause(self, *, id: int, **_) -> None:
+        job = services.job_pause(job=services.job_get(job_id=id))
+        self.success(f"✓ Job '{job.name}' has been paused")
+
+    def resume(self, *, id: int, **_) -> None:
+        job = services.job_resume(job=services.job_get(job_id=id))
+        self.success(f"✓ Job '{job.name}' has been resumed")
+
+    def delete(self, *, id: int, force: bool, **_) -> None:
+        job = services.job_get(job_id=id)
+        if not force and not self.confirm(
+            f"Are you sure you want to delete job '{job.name}' (ID: {job.pk})?"
+        ):
+            raise CommandError("Not confirmed; nothing was deleted (use --force to skip the question).")
+        services.job_delete(job=job)
+        self.success("✓ Job deleted successfully")
