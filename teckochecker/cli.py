@@ -135,6 +135,13 @@ class TeckoCommand(BaseCommand):
         except KeyboardInterrupt:
             self.stderr.write("Error: interrupted.")
             sys.exit(130)
+        except Exception as exc:  # a bug, not a user error: still one line, details on request
+            if options.traceback:
+                raise
+            self.stderr.write(
+                f"Error: unexpected {type(exc).__name__}: {one_line(exc)} (run again with --traceback for details)"
+            )
+            sys.exit(1)
         finally:
             try:
                 connections.close_all()
