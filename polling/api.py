@@ -21,8 +21,10 @@ from polling.serializers import (
     LogSerializer,
     LogWithJobSerializer,
     StatsSerializer,
+    WebhookResultSerializer,
 )
 from polling.services.health import health_snapshot, uptime_seconds
+from polling.services.webhooks import openai_webhook_receive
 from secrets_vault.api import MessageSerializer
 from teckochecker.errors import ValidationFailed
 
@@ -217,3 +219,21 @@ class HealthView(APIView):
         snapshot = health_snapshot()
         code = http.HTTP_200_OK if snapshot["status"] == "healthy" else http.HTTP_503_SERVICE_UNAVAILABLE
         return Response(HealthSerializer(snapshot).data, status=code)
+
+
+class OpenAIWebhookView(APIView):
+    """OpenAI calls this; the Standard Webhooks signature is the authentication."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        summary="Receive OpenAI batch webhooks (signature-verified; public)",
+        request=None,
+        responses={200: WebhookResultSerializer, 400: WebhookResultSerializer},
+    )
+    def post(self, request):
+        outcome = openai_webhook_receive(payload=request.body, headers=dict(request.headers))
+        return Response(
+            {"received": True, "replay": outcome.replay, "event": outcome.event_type, "jobs": outcome.jobs_checked or []}
+        )

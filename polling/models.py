@@ -46,6 +46,17 @@ TERMINAL_BATCH_STATUSES = {
 FAILED_BATCH_STATUSES = {BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLED}
 
 
+class ActionType(models.TextChoices):
+    """What happens when every batch is terminal. Each has a module in `polling/actions/`."""
+
+    KEBOOLA = "keboola", "Run a Keboola job"
+    WEBHOOK = "webhook", "POST to a webhook URL"
+
+
+KEBOOLA_FINISHED_STATUSES = {"success", "warning", "error", "terminated", "cancelled"}
+KEBOOLA_FAILED_STATUSES = {"error", "terminated", "cancelled"}
+
+
 class PollingJob(models.Model):
     name = models.CharField(max_length=255)
     # SET_NULL: deleting a secret never deletes a job (in-use secrets cannot be deleted at all).
@@ -55,9 +66,18 @@ class PollingJob(models.Model):
     keboola_secret = models.ForeignKey(
         Secret, null=True, blank=True, on_delete=models.SET_NULL, related_name="keboola_jobs"
     )
-    keboola_stack_url = models.CharField(max_length=500)
-    keboola_component_id = models.CharField(max_length=255)
-    keboola_configuration_id = models.CharField(max_length=255)
+    action_type = models.CharField(max_length=32, choices=ActionType.choices, default=ActionType.KEBOOLA)
+    keboola_stack_url = models.CharField(max_length=500, blank=True, default="")
+    keboola_component_id = models.CharField(max_length=255, blank=True, default="")
+    keboola_configuration_id = models.CharField(max_length=255, blank=True, default="")
+    # The webhook action: URL and an optional secret sent as a header.
+    action_url = models.CharField(max_length=500, blank=True, default="")
+    action_secret = models.ForeignKey(
+        Secret, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_jobs"
+    )
+    # Notifications when the job finishes, fails or its Keboola job fails (empty: the global default).
+    notify_emails = models.CharField(max_length=1000, blank=True, default="")
+    notify_webhook_url = models.CharField(max_length=500, blank=True, default="")
     poll_interval_seconds = models.PositiveIntegerField()
     status = models.CharField(max_length=32, choices=JobStatus.choices, default=JobStatus.ACTIVE)
 
@@ -78,6 +98,12 @@ class PollingJob(models.Model):
     trigger_started_at = models.DateTimeField(null=True, blank=True)
     keboola_job_id = models.CharField(max_length=64, blank=True, default="")
     keboola_job_url = models.CharField(max_length=500, blank=True, default="")
+    # Following the triggered Keboola job until it finishes.
+    keboola_job_status = models.CharField(max_length=32, blank=True, default="")
+    keboola_job_finished_at = models.DateTimeField(null=True, blank=True)
+    keboola_job_duration_seconds = models.FloatField(null=True, blank=True)
+    keboola_next_follow_at = models.DateTimeField(null=True, blank=True)
+    keboola_follow_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
 
     class Meta:
@@ -86,6 +112,7 @@ class PollingJob(models.Model):
             models.Index(fields=["-created_at", "-id"], name="job_newest_idx"),
             models.Index(fields=["status", "-created_at"], name="job_status_newest_idx"),
             models.Index(fields=["status", "next_check_at"], name="job_due_idx"),
+            models.Index(fields=["keboola_next_follow_at"], name="job_follow_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -162,3 +189,18 @@ class ServiceHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WebhookDelivery(models.Model):
+    """An OpenAI webhook we accepted; its id makes a replay a no-op."""
+
+    webhook_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=64)
+    batch_id = models.CharField(max_length=255, blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.batch_id} ({self.webhook_id})"

@@ -58,6 +58,16 @@ class JobSerializer(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
     keboola_job_id = serializers.SerializerMethodField()
     keboola_job_url = serializers.SerializerMethodField()
+    keboola_job_status = serializers.CharField(
+        allow_blank=True, help_text="The triggered Keboola job's status, followed until it finishes."
+    )
+    keboola_job_finished_at = serializers.DateTimeField(allow_null=True)
+    keboola_job_duration_seconds = serializers.FloatField(allow_null=True)
+    action_type = serializers.CharField(help_text="keboola (default) or webhook")
+    action_url = serializers.CharField(allow_blank=True)
+    action_secret_id = serializers.IntegerField(allow_null=True)
+    notify_emails = serializers.CharField(allow_blank=True)
+    notify_webhook_url = serializers.CharField(allow_blank=True)
     trigger_state = serializers.CharField()
     last_error = serializers.CharField(allow_blank=True)
 
@@ -110,11 +120,18 @@ class JobCreateSerializer(serializers.Serializer):
         child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, allow_empty=True
     )
     openai_secret_id = serializers.IntegerField()
-    keboola_secret_id = serializers.IntegerField()
-    keboola_stack_url = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    keboola_component_id = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    keboola_configuration_id = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    keboola_secret_id = serializers.IntegerField(required=False, help_text="Required for the keboola action.")
+    keboola_stack_url = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
+    keboola_component_id = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
+    keboola_configuration_id = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
     poll_interval_seconds = serializers.IntegerField(required=False)
+    action_type = serializers.CharField(required=False, help_text="keboola (default) or webhook")
+    action_url = serializers.CharField(required=False, allow_blank=True, help_text="For the webhook action.")
+    action_secret_id = serializers.IntegerField(
+        required=False, help_text="Optional http_header secret sent as X-TeckoChecker-Secret."
+    )
+    notify_emails = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated.")
+    notify_webhook_url = serializers.CharField(required=False, allow_blank=True)
 
 
 class JobUpdateSerializer(serializers.Serializer):
@@ -123,6 +140,9 @@ class JobUpdateSerializer(serializers.Serializer):
     keboola_component_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     keboola_configuration_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     poll_interval_seconds = serializers.IntegerField(required=False, allow_null=True)
+    action_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    notify_emails = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    notify_webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
 class HealthSerializer(serializers.Serializer):
@@ -145,3 +165,11 @@ class StatsSerializer(serializers.Serializer):
     total_secrets = serializers.IntegerField()
     total_logs = serializers.IntegerField()
     uptime_seconds = serializers.FloatField()
+
+
+class WebhookResultSerializer(serializers.Serializer):
+    received = serializers.BooleanField(required=False)
+    replay = serializers.BooleanField(required=False)
+    event = serializers.CharField(required=False)
+    jobs = serializers.ListField(child=serializers.IntegerField(), required=False)
+    detail = serializers.CharField(required=False)

@@ -22,3 +22,37 @@ def worker_heartbeat() -> None:
 @shared_task(name="polling.tasks.prune_logs", ignore_result=True)
 def prune_logs() -> int:
     return logs_prune()
+
+
+@shared_task(name="polling.tasks.follow_keboola_jobs", ignore_result=True)
+def follow_keboola_jobs() -> int:
+    from polling.services.follow import keboola_follow_due
+
+    return keboola_follow_due()
+
+
+@shared_task(
+    bind=True,
+    name="polling.tasks.deliver_notification",
+    ignore_result=True,
+    acks_late=True,
+    max_retries=5,
+)
+def deliver_notification(self, job_id: int, event: str, channel: str) -> None:
+    from polling.models import LogLevel
+    from polling.services.logs import log_event
+    from polling.services.notifications import notification_deliver
+
+    try:
+        notification_deliver(job_id=job_id, event=event, channel=channel)
+    except Exception as exc:
+        reason = getattr(exc, "message", None) or type(exc).__name__
+        if self.request.retries >= self.max_retries:
+            log_event(
+                job_id=job_id,
+                status="notify_failed",
+                message=f"The {channel} notification ({event}) could not be delivered: {reason}",
+                level=LogLevel.WARNING,
+            )
+            return
+        raise self.retry(countdown=min(600, 10 * 2**self.request.retries)) from None

@@ -10,4 +10,5 @@ urlpatterns = [
     *api_path("api/jobs/<int:job_id>/pause", api.JobPauseView.as_view(), "job-pause"),
     *api_path("api/jobs/<int:job_id>/resume", api.JobResumeView.as_view(), "job-resume"),
     *api_path("api/jobs/<int:job_id>/logs", api.JobLogsView.as_view(), "job-logs"),
+    *api_path("api/webhooks/openai", api.OpenAIWebhookView.as_view(), "webhook-openai"),
 ]

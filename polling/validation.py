@@ -132,3 +132,48 @@ def collect(checks) -> dict:
     if errors:
         raise ValidationFailed.from_errors(errors)
     return cleaned
+
+
+def clean_http_url(field: str, value: object, label: str) -> str:
+    """An https URL (or a loopback http URL when ALLOW_LOCAL_URLS is on) for outgoing webhooks."""
+    if not isinstance(value, str) or not value.strip():
+        _fail(field, f"{label} is required.")
+    cleaned = value.strip()
+    if len(cleaned) > 500 or any(ch.isspace() for ch in cleaned):
+        _fail(field, f"{label} must be a single URL of at most 500 characters.")
+    try:
+        parts = urlsplit(cleaned)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018
+    except ValueError:
+        _fail(field, f"'{_printable(cleaned)}' is not a valid URL.")
+    if not host or parts.username or parts.password:
+        _fail(field, f"{label} must be an https:// URL with a host name.")
+    if host in LOCAL_HOSTS and parts.scheme in ("http", "https"):
+        if settings.ALLOW_LOCAL_URLS:
+            return cleaned
+        _fail(field, "Local URLs are only allowed when ALLOW_LOCAL_URLS or DEBUG is on.")
+    if parts.scheme != "https":
+        _fail(field, f"{label} must use https://.")
+    return cleaned
+
+
+def clean_emails(value: object) -> str:
+    """A comma-separated list of at most 10 addresses (a list is accepted too); '' for none."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    if value is None or value == "" or value == []:
+        return ""
+    items = value if isinstance(value, list) else str(value).split(",") if isinstance(value, str) else None
+    if items is None or not all(isinstance(i, str) for i in items):
+        _fail("notify_emails", "Email recipients must be a comma-separated string or a list of strings.")
+    emails = [i.strip() for i in items if i.strip()]
+    if len(emails) > 10:
+        _fail("notify_emails", "At most 10 email recipients.")
+    for email in emails:
+        try:
+            validate_email(email)
+        except ValidationError:
+            _fail("notify_emails", f"'{_printable(email)}' is not a valid email address.")
+    return ",".join(emails)

@@ -8,6 +8,8 @@ class SecretType(models.TextChoices):
 
     OPENAI = "openai", "OpenAI API key"
     KEBOOLA = "keboola", "Keboola Storage API token"
+    OPENAI_WEBHOOK = "openai_webhook", "OpenAI webhook signing secret (whsec_...)"
+    HTTP_HEADER = "http_header", "Header value for a webhook action"
 
 
 class Secret(models.Model):

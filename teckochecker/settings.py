@@ -241,6 +241,7 @@ CELERY_BEAT_SCHEDULER = "polling.scheduler:SingleBeatScheduler"
 CELERY_BEAT_SCHEDULE = {
     "teckochecker-heartbeat": {"task": "polling.tasks.worker_heartbeat", "schedule": 30.0},
     "teckochecker-prune-logs": {"task": "polling.tasks.prune_logs", "schedule": 3600.0},
+    "teckochecker-follow-keboola": {"task": "polling.tasks.follow_keboola_jobs", "schedule": 15.0},
 }
 
 # --- Polling --------------------------------------------------------------------------------
@@ -266,8 +267,25 @@ POLL_MAX_BACKOFF_SECONDS = env_int("POLL_MAX_BACKOFF_SECONDS", 1800, minimum=1)
 TRIGGER_MAX_ATTEMPTS = env_int("TRIGGER_MAX_ATTEMPTS", 6, minimum=1)
 # A worker holds a job for at most this long; a crashed worker's claim expires after it.
 POLL_LEASE_SECONDS = env_int("POLL_LEASE_SECONDS", 300, minimum=5)
+# Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
+TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1)
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120, minimum=5)
+
+# --- Notifications --------------------------------------------------------------------------
+# Defaults for jobs that set no recipients of their own.
+NOTIFY_EMAILS = env_list("NOTIFY_EMAILS")
+NOTIFY_WEBHOOK_URL = env_str("NOTIFY_WEBHOOK_URL")
+NOTIFY_WEBHOOK_SECRET = env_str("NOTIFY_WEBHOOK_SECRET")  # HMAC-SHA256 key for the signature header
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "teckochecker@localhost")
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})

@@ -214,3 +214,40 @@ def _batch_info(batch_id: str, batch: openai.types.Batch) -> BatchInfo:
         created_at=_timestamp(batch.created_at),
         finished_at=_timestamp(finished),
     )
+
+
+# --- Webhooks -------------------------------------------------------------------------------
+BATCH_WEBHOOK_EVENTS = {"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"}
+
+
+class OpenAIWebhookInvalid(OpenAIError):
+    """The signature does not verify, is stale, or the body is not an OpenAI event."""
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    webhook_id: str  # the `webhook-id` header: the same for every retry of one delivery
+    event_type: str
+    batch_id: str  # empty for events that are not about a batch
+
+
+def unwrap_webhook(*, payload: bytes, headers: dict[str, str], secrets: list[str]) -> WebhookEvent:
+    """Verify a Standard Webhooks delivery with the SDK against any of `secrets` (whsec_...)."""
+    client = openai.OpenAI(api_key="unused-for-webhooks", base_url="http://127.0.0.1:9/v1")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    event = None
+    for secret in secrets:
+        try:
+            event = client.webhooks.unwrap(payload, lowered, secret=secret)
+            break
+        except (openai.InvalidWebhookSignatureError, ValueError, KeyError):
+            continue
+        except Exception:  # a malformed body the SDK could not parse after verifying
+            event = None
+            break
+    if event is None:
+        raise OpenAIWebhookInvalid("The webhook signature is missing, invalid or too old.")
+    event_type = str(getattr(event, "type", "") or "")
+    data = getattr(event, "data", None)
+    batch_id = str(getattr(data, "id", "") or "") if event_type.startswith("batch.") else ""
+    return WebhookEvent(webhook_id=lowered.get("webhook-id", ""), event_type=event_type, batch_id=batch_id)

@@ -9,9 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from polling import validation as v
-from polling.models import JobBatch, JobStatus, LogLevel, PollingJob, TriggerState
+from polling.models import ActionType, JobBatch, JobStatus, LogLevel, PollingJob, TriggerState
 from polling.services.exceptions import JobNotFound, JobStateConflict
 from polling.services.logs import log_event
+from polling.services.notifications import notify
 from polling.services.schedules import enqueue_poll, schedule_remove, schedule_upsert
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import NotFound, ValidationFailed, is_valid_id
@@ -22,6 +23,9 @@ UPDATABLE_FIELDS = (
     "keboola_component_id",
     "keboola_configuration_id",
     "poll_interval_seconds",
+    "action_url",
+    "notify_emails",
+    "notify_webhook_url",
 )
 
 
@@ -35,8 +39,11 @@ def job_get(*, job_id: int, for_update: bool = False) -> PollingJob:
         raise JobNotFound(f"Job {job_id} not found.") from None
 
 
+_SECRET_LABELS = {SecretType.OPENAI: "OpenAI", SecretType.KEBOOLA: "Keboola", SecretType.HTTP_HEADER: "Webhook"}
+
+
 def _resolve_secret(*, field: str, secret_id: object, expected: str) -> Secret:
-    label = "OpenAI" if expected == SecretType.OPENAI else "Keboola"
+    label = _SECRET_LABELS.get(expected, expected)
     if isinstance(secret_id, bool) or not isinstance(secret_id, int):
         raise ValidationFailed.from_errors({field: [f"{label} secret id must be an integer."]})
     secret = Secret.objects.defer("value").filter(pk=secret_id).first() if is_valid_id(secret_id) else None
@@ -60,6 +67,13 @@ def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
         ),
         "poll_interval_seconds": lambda: v.clean_poll_interval(data["poll_interval_seconds"]),
         "batch_ids": lambda: v.clean_batch_ids(data["batch_ids"]),
+        "action_url": lambda: v.clean_http_url("action_url", data["action_url"], "Webhook URL"),
+        "notify_emails": lambda: v.clean_emails(data["notify_emails"]),
+        "notify_webhook_url": lambda: (
+            v.clean_http_url("notify_webhook_url", data["notify_webhook_url"], "Notification webhook URL")
+            if data["notify_webhook_url"]
+            else ""
+        ),
     }
     return v.collect([(field, check) for field, check in checks.items() if field in data])
 
@@ -69,36 +83,59 @@ def job_create(
     name: str,
     batch_ids: list[str] | None = None,
     openai_secret_id: int,
-    keboola_secret_id: int,
-    keboola_stack_url: str,
-    keboola_component_id: str,
-    keboola_configuration_id: str,
+    keboola_secret_id: int | None = None,
+    keboola_stack_url: str = "",
+    keboola_component_id: str = "",
+    keboola_configuration_id: str = "",
     poll_interval_seconds: int | None = None,
+    action_type: str = ActionType.KEBOOLA,
+    action_url: str = "",
+    action_secret_id: int | None = None,
+    notify_emails: str | list[str] = "",
+    notify_webhook_url: str = "",
 ) -> PollingJob:
     """Validate everything first; write nothing unless all of it is valid. Checks at once."""
+    if action_type not in ActionType.values:
+        raise ValidationFailed.from_errors(
+            {"action_type": [f"Action type must be one of: {', '.join(ActionType.values)}."]}
+        )
     if poll_interval_seconds is None:
         poll_interval_seconds = settings.DEFAULT_POLL_INTERVAL
-    cleaned = _clean_fields(
-        {
-            "name": name,
-            "batch_ids": batch_ids,
-            "keboola_stack_url": keboola_stack_url,
-            "keboola_component_id": keboola_component_id,
-            "keboola_configuration_id": keboola_configuration_id,
-            "poll_interval_seconds": poll_interval_seconds,
-        }
-    )
+    fields = {
+        "name": name,
+        "batch_ids": batch_ids,
+        "poll_interval_seconds": poll_interval_seconds,
+        "notify_emails": notify_emails,
+        "notify_webhook_url": notify_webhook_url,
+    }
+    if action_type == ActionType.KEBOOLA:
+        fields.update(
+            keboola_stack_url=keboola_stack_url,
+            keboola_component_id=keboola_component_id,
+            keboola_configuration_id=keboola_configuration_id,
+        )
+    else:
+        fields["action_url"] = action_url
+    cleaned = _clean_fields(fields)
     openai_secret = _resolve_secret(field="openai_secret_id", secret_id=openai_secret_id, expected=SecretType.OPENAI)
-    keboola_secret = _resolve_secret(
-        field="keboola_secret_id", secret_id=keboola_secret_id, expected=SecretType.KEBOOLA
-    )
+    keboola_secret = action_secret = None
+    if action_type == ActionType.KEBOOLA:
+        keboola_secret = _resolve_secret(
+            field="keboola_secret_id", secret_id=keboola_secret_id, expected=SecretType.KEBOOLA
+        )
+    elif action_secret_id is not None:
+        action_secret = _resolve_secret(
+            field="action_secret_id", secret_id=action_secret_id, expected=SecretType.HTTP_HEADER
+        )
     ids = cleaned.pop("batch_ids")
     now = timezone.now()
     with transaction.atomic():
         job = PollingJob.objects.create(
             **cleaned,
+            action_type=action_type,
             openai_secret=openai_secret,
             keboola_secret=keboola_secret,
+            action_secret=action_secret,
             status=JobStatus.ACTIVE,
             created_at=now,
             next_check_at=now,
@@ -198,4 +235,5 @@ def job_fail(*, job_id: int, reason: str) -> bool:
         if updated:
             schedule_upsert(job=job_get(job_id=job_id))
             log_event(job_id=job_id, status="failed", message=reason, level=LogLevel.ERROR)
+            notify(job_id=job_id, event="failed")
     return bool(updated)

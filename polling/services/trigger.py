@@ -1,4 +1,4 @@
-"""Trigger the Keboola job of a polling job exactly once.
+"""Run a polling job's action (normally: trigger its Keboola job) exactly once.
 
 Keboola has no idempotency key, so we never send a second create request unless we know the
 first created nothing:
@@ -25,15 +25,26 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from polling.integrations import keboola as keboola_api
-from polling.models import FAILED_BATCH_STATUSES, JobStatus, LogLevel, PollingJob, TriggerState
+from polling.actions import (
+    ActionNotSent,
+    ActionOutcomeUnknown,
+    ActionRejected,
+    ActionResult,
+    TriggerMetadata,
+    get_action,
+)
+from polling.models import FAILED_BATCH_STATUSES, ActionType, JobStatus, LogLevel, PollingJob, TriggerState
 from polling.services.jobs import job_fail
 from polling.services.logs import log_event
+from polling.services.notifications import notify
 from polling.services.schedules import schedule_upsert
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secret_reveal
 
 logger = logging.getLogger(__name__)
+
+# How long after a Keboola job was created we first look at it again (then with backoff).
+FOLLOW_FIRST_CHECK_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -43,20 +54,23 @@ class TriggerOutcome:
 
 
 def reconcile_grace_seconds() -> float:
-    """How long after sending before a missing Keboola job means "it was never created"."""
-    return 2 * settings.KEBOOLA_TIMEOUT_SECONDS + 30
+    """How long after sending before a missing downstream job means "it was never created"."""
+    return 2 * settings.KEBOOLA_TIMEOUT_SECONDS + settings.TRIGGER_RECONCILE_MARGIN_SECONDS
+
+
+def trigger_metadata(job: PollingJob) -> TriggerMetadata:
+    batches = list(job.batches.order_by("id"))
+    return TriggerMetadata(
+        completed=[b.batch_id for b in batches if b.status == "completed"],
+        failed=[b.batch_id for b in batches if b.status in FAILED_BATCH_STATUSES],
+    )
 
 
 def trigger_payload(job: PollingJob) -> dict:
-    batches = list(job.batches.order_by("id"))
-    completed = [b.batch_id for b in batches if b.status == "completed"]
-    failed = [b.batch_id for b in batches if b.status in FAILED_BATCH_STATUSES]
-    return keboola_api.build_trigger_payload(
-        component_id=job.keboola_component_id,
-        configuration_id=job.keboola_configuration_id,
-        completed_batch_ids=completed,
-        failed_batch_ids=failed,
-    )
+    """The exact Keboola request body for this job (API.md, "Keboola trigger")."""
+    from polling.actions.keboola import KeboolaAction
+
+    return KeboolaAction().payload(job, trigger_metadata(job))
 
 
 def _release(job_id: int, token: str, **fields) -> bool:
@@ -68,27 +82,36 @@ def _release(job_id: int, token: str, **fields) -> bool:
     )
 
 
+def _action_secret(job: PollingJob, action) -> str | None:
+    """The decrypted secret the action needs; raises SecretUnreadable / returns None if optional."""
+    secret = getattr(job, action.secret_field, None) if action.secret_field else None
+    if secret is None:
+        if job.action_type == ActionType.KEBOOLA:
+            raise SecretUnreadable("The job's Keboola secret no longer exists.")
+        return None
+    return secret_reveal(secret=secret)
+
+
 def trigger_keboola(*, job_id: int, lease_token: str) -> TriggerOutcome:
+    """Run the job's action once (the name stays: Keboola is the action almost every job has)."""
     now = timezone.now()
-    job = PollingJob.objects.select_related("keboola_secret").get(pk=job_id)
-    if job.keboola_secret is None:
-        job_fail(job_id=job_id, reason="The job's Keboola secret no longer exists.")
-        return TriggerOutcome("failed", "no secret")
+    job = PollingJob.objects.select_related("keboola_secret", "action_secret").get(pk=job_id)
     try:
-        token = secret_reveal(secret=job.keboola_secret)
-    except SecretUnreadable as exc:
-        job_fail(job_id=job_id, reason=exc.detail)
-        return TriggerOutcome("failed", "unreadable secret")
-    payload = trigger_payload(job)
+        action = get_action(job.action_type)
+        secret = _action_secret(job, action)
+    except (SecretUnreadable, ActionRejected) as exc:
+        job_fail(job_id=job_id, reason=getattr(exc, "detail", None) or exc.message)
+        return TriggerOutcome("failed", "no usable secret or action")
+    meta = trigger_metadata(job)
 
     if job.trigger_state == TriggerState.SENDING:
-        outcome = _reconcile(job, token=token, payload=payload, lease_token=lease_token, now=now)
+        outcome = _reconcile(job, action, meta, secret=secret, lease_token=lease_token, now=now)
         if outcome is not None:
             return outcome
         job.refresh_from_db()
 
     if job.trigger_attempts >= settings.TRIGGER_MAX_ATTEMPTS:
-        return _give_up(job, f"Keboola job could not be created after {job.trigger_attempts} attempts.")
+        return _give_up(job, f"The {job.action_type} action failed after {job.trigger_attempts} attempts.")
 
     claimed = (
         PollingJob.objects.filter(
@@ -107,31 +130,32 @@ def trigger_keboola(*, job_id: int, lease_token: str) -> TriggerOutcome:
     if not claimed:
         return TriggerOutcome("skipped", "trigger not claimable (paused, finished or lease lost)")
     attempt = job.trigger_attempts + 1
-    log_event(job_id=job_id, status="triggering", message=f"All batches finished; triggering Keboola (attempt {attempt}).")
+    what = "triggering Keboola" if job.action_type == ActionType.KEBOOLA else f"running the {job.action_type} action"
+    log_event(job_id=job_id, status="triggering", message=f"All batches finished; {what} (attempt {attempt}).")
 
     try:
-        created = keboola_api.create_job(stack_url=job.keboola_stack_url, token=token, payload=payload)
-    except keboola_api.KeboolaRejected as exc:
-        return _give_up(job, f"Keboola rejected the job: {exc.message}")
-    except keboola_api.KeboolaNotSent as exc:
-        return _schedule_retry(job, lease_token, attempt, exc.message, getattr(exc, "retry_after", None), now)
-    except Exception as exc:  # KeboolaOutcomeUnknown and anything unexpected: never resend blindly
-        message = exc.message if isinstance(exc, keboola_api.KeboolaError) else "unexpected error"
-        if not isinstance(exc, keboola_api.KeboolaError):
+        result = action.send(job, meta, secret=secret)
+    except ActionRejected as exc:
+        return _give_up(job, exc.message)
+    except ActionNotSent as exc:
+        return _schedule_retry(job, lease_token, attempt, exc.message, exc.retry_after, now)
+    except Exception as exc:  # ActionOutcomeUnknown and anything unexpected: never resend blindly
+        message = exc.message if isinstance(exc, ActionOutcomeUnknown) else "unexpected error"
+        if not isinstance(exc, ActionOutcomeUnknown):
             logger.exception("unexpected error while triggering job %s", job_id)
         wait = reconcile_grace_seconds()
         _release(job_id, lease_token, next_check_at=now + timedelta(seconds=wait), last_error=message)
         log_event(
             job_id=job_id,
             status="trigger_unknown",
-            message=f"Keboola did not confirm the job ({message}); will look it up in {wait:.0f}s before any retry.",
+            message=f"The outcome is unknown ({message}); will look it up in {wait:.0f}s before any retry.",
             level=LogLevel.WARNING,
         )
         return TriggerOutcome("unknown", message)
-    return _complete(job, created, lease_token=lease_token, how="created")
+    return _complete(job, result, how="created")
 
 
-def _reconcile(job: PollingJob, *, token: str, payload: dict, lease_token: str, now) -> TriggerOutcome | None:
+def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOutcome | None:
     """Decide an earlier attempt with an unknown outcome. None means: safe to send again."""
     started = job.trigger_started_at or now
     ready_at = started + timedelta(seconds=reconcile_grace_seconds())
@@ -139,22 +163,16 @@ def _reconcile(job: PollingJob, *, token: str, payload: dict, lease_token: str, 
         _release(job.pk, lease_token, next_check_at=ready_at)
         return TriggerOutcome("unknown", "waiting before looking the job up")
     try:
-        found = keboola_api.search_jobs(
-            stack_url=job.keboola_stack_url,
-            token=token,
-            component_id=job.keboola_component_id,
-            configuration_id=job.keboola_configuration_id,
-            created_after=started - timedelta(minutes=5),
-        )
-    except keboola_api.KeboolaRejected as exc:
-        return _give_up(job, f"Keboola refused the job search: {exc.message}")
-    except keboola_api.KeboolaError as exc:
+        found = action.find(job, meta, secret=secret, since=started)
+    except ActionRejected as exc:
+        return _give_up(job, exc.message)
+    except ActionNotSent as exc:
         failures = job.consecutive_failures + 1
         if failures >= settings.TRIGGER_MAX_ATTEMPTS:
             return _give_up(
                 job,
-                "Could not confirm whether the Keboola job was created "
-                f"({exc.message}); check Keboola before running it by hand.",
+                f"Could not confirm whether the downstream job was created ({exc.message}); "
+                "check it before running it by hand.",
             )
         from polling.services.polls import backoff_seconds
 
@@ -163,17 +181,12 @@ def _reconcile(job: PollingJob, *, token: str, payload: dict, lease_token: str, 
         log_event(
             job_id=job.pk,
             status="trigger_unknown",
-            message=f"Could not look up the Keboola job ({exc.message}); retrying in {delay:.0f}s.",
+            message=f"Could not look up the downstream job ({exc.message}); retrying in {delay:.0f}s.",
             level=LogLevel.WARNING,
         )
         return TriggerOutcome("unknown", exc.message)
-
-    wanted = payload["variableValuesData"]["values"]
-    matches = [j for j in found if j.variable_values == wanted]
-    if matches:
-        adopted = sorted(matches, key=lambda j: (j.created_time is None, j.created_time))[0]
-        return _complete(job, adopted, lease_token=lease_token, how="found after an unconfirmed request")
-    # Nothing was created: the earlier attempt is safe to repeat.
+    if found is not None:
+        return _complete(job, found, how="found after an unconfirmed request")
     moved = PollingJob.objects.filter(
         pk=job.pk, lease_token=lease_token, trigger_state=TriggerState.SENDING
     ).update(trigger_state=TriggerState.RETRY)
@@ -182,7 +195,7 @@ def _reconcile(job: PollingJob, *, token: str, payload: dict, lease_token: str, 
     log_event(
         job_id=job.pk,
         status="trigger_retry",
-        message="The unconfirmed Keboola request created no job; sending it again.",
+        message="The unconfirmed request created nothing downstream; sending it again.",
         level=LogLevel.WARNING,
     )
     return None
@@ -191,7 +204,7 @@ def _reconcile(job: PollingJob, *, token: str, payload: dict, lease_token: str, 
 def _schedule_retry(job, lease_token, attempt, message, retry_after, now) -> TriggerOutcome:
     if attempt >= settings.TRIGGER_MAX_ATTEMPTS:
         PollingJob.objects.filter(pk=job.pk, lease_token=lease_token).update(trigger_state=TriggerState.RETRY)
-        return _give_up(job, f"Keboola job could not be created after {attempt} attempts: {message}")
+        return _give_up(job, f"The {job.action_type} action failed after {attempt} attempts: {message}")
     from polling.services.polls import backoff_seconds
 
     delay = backoff_seconds(interval=job.poll_interval_seconds, failures=attempt, retry_after=retry_after)
@@ -202,7 +215,7 @@ def _schedule_retry(job, lease_token, attempt, message, retry_after, now) -> Tri
     log_event(
         job_id=job.pk,
         status="trigger_retry",
-        message=f"Keboola did not accept the job ({message}); retrying in {delay:.0f}s.",
+        message=f"Not accepted downstream ({message}); retrying in {delay:.0f}s.",
         level=LogLevel.WARNING,
     )
     return TriggerOutcome("retry", message)
@@ -216,18 +229,21 @@ def _give_up(job: PollingJob, reason: str) -> TriggerOutcome:
     return TriggerOutcome("failed", reason)
 
 
-def _complete(job: PollingJob, created, *, lease_token: str, how: str) -> TriggerOutcome:
+def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutcome:
     now = timezone.now()
     failed = job.batches.filter(status__in=FAILED_BATCH_STATUSES).exists()
     status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
+    is_keboola = job.action_type == ActionType.KEBOOLA
     with transaction.atomic():
-        # Conditional on "sending" only: even if our lease expired meanwhile, the Keboola
+        # Conditional on "sending" only: even if our lease expired meanwhile, the downstream
         # job exists and must be recorded, exactly once.
         updated = PollingJob.objects.filter(pk=job.pk, trigger_state=TriggerState.SENDING).update(
             trigger_state=TriggerState.DONE,
             status=status,
-            keboola_job_id=str(created.id),
-            keboola_job_url=created.url or "",
+            keboola_job_id=result.reference if is_keboola else "",
+            keboola_job_url=result.url if is_keboola else "",
+            keboola_job_status=result.status if is_keboola else "",
+            keboola_next_follow_at=now + timedelta(seconds=FOLLOW_FIRST_CHECK_SECONDS) if is_keboola else None,
             completed_at=now,
             last_check_at=now,
             next_check_at=None,
@@ -240,9 +256,7 @@ def _complete(job: PollingJob, created, *, lease_token: str, how: str) -> Trigge
         if not updated:
             return TriggerOutcome("skipped", "already recorded")
         schedule_upsert(job=PollingJob.objects.get(pk=job.pk))
-        log_event(
-            job_id=job.pk,
-            status="triggered",
-            message=f"Keboola job {created.id} {how}; job {status.replace('_', ' ')}.",
-        )
-    return TriggerOutcome("triggered", str(created.id))
+        done = f"Keboola job {result.reference} {how}" if is_keboola else f"Webhook delivered ({result.reference})"
+        log_event(job_id=job.pk, status="triggered", message=f"{done}; job {status.replace('_', ' ')}.")
+        notify(job_id=job.pk, event="finished")
+    return TriggerOutcome("triggered", result.reference)

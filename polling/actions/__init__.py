@@ -1,0 +1,42 @@
+"""What happens when every batch of a job is terminal: an "action".
+
+An action is a module with a class implementing `base.Action`, registered in `REGISTRY` below.
+A third action type is one new module plus one line here (and a member of `ActionType`).
+"""
+
+from __future__ import annotations
+
+from polling.actions.base import (
+    Action,
+    ActionNotSent,
+    ActionOutcomeUnknown,
+    ActionRejected,
+    ActionResult,
+    TriggerMetadata,
+)
+from polling.actions.keboola import KeboolaAction
+from polling.actions.webhook import WebhookAction
+
+REGISTRY: dict[str, Action] = {
+    KeboolaAction.type: KeboolaAction(),
+    WebhookAction.type: WebhookAction(),
+}
+
+
+def get_action(action_type: str) -> Action:
+    try:
+        return REGISTRY[action_type]
+    except KeyError:
+        raise ActionRejected(f"Unknown action type '{action_type}'.") from None
+
+
+__all__ = [
+    "REGISTRY",
+    "Action",
+    "ActionNotSent",
+    "ActionOutcomeUnknown",
+    "ActionRejected",
+    "ActionResult",
+    "TriggerMetadata",
+    "get_action",
+]

@@ -1,0 +1,55 @@
+"""The Keboola action: run a component configuration with the batch metadata as variables."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from polling.actions.base import ActionNotSent, ActionOutcomeUnknown, ActionRejected, ActionResult, TriggerMetadata
+from polling.integrations import keboola as keboola_api
+
+
+class KeboolaAction:
+    type = "keboola"
+    secret_field = "keboola_secret"
+
+    def payload(self, job, meta: TriggerMetadata) -> dict:
+        return keboola_api.build_trigger_payload(
+            component_id=job.keboola_component_id,
+            configuration_id=job.keboola_configuration_id,
+            completed_batch_ids=meta.completed,
+            failed_batch_ids=meta.failed,
+        )
+
+    def send(self, job, meta: TriggerMetadata, *, secret: str | None) -> ActionResult:
+        try:
+            created = keboola_api.create_job(stack_url=job.keboola_stack_url, token=secret or "", payload=self.payload(job, meta))
+        except keboola_api.KeboolaRejected as exc:
+            raise ActionRejected(f"Keboola rejected the job: {exc.message}") from None
+        except keboola_api.KeboolaNotSent as exc:
+            raise ActionNotSent(exc.message, retry_after=exc.retry_after) from None
+        except keboola_api.KeboolaOutcomeUnknown as exc:
+            raise ActionOutcomeUnknown(exc.message) from None
+        return ActionResult(reference=created.id, url=created.url, status=created.status)
+
+    def find(self, job, meta: TriggerMetadata, *, secret: str | None, since: datetime) -> ActionResult | None:
+        """Keboola has no idempotency key: find our job by component, config and exact variables."""
+        try:
+            found = keboola_api.search_jobs(
+                stack_url=job.keboola_stack_url,
+                token=secret or "",
+                component_id=job.keboola_component_id,
+                configuration_id=job.keboola_configuration_id,
+                created_after=since - timedelta(minutes=5),
+            )
+        except keboola_api.KeboolaRejected as exc:
+            raise ActionRejected(f"Keboola refused the job search: {exc.message}") from None
+        except keboola_api.KeboolaError as exc:
+            raise ActionNotSent(exc.message) from None
+        wanted = self.payload(job, meta)["variableValuesData"]["values"]
+        matches = sorted(
+            (j for j in found if j.variable_values == wanted),
+            key=lambda j: (j.created_time is None, j.created_time),
+        )
+        if not matches:
+            return None
+        return ActionResult(reference=matches[0].id, url=matches[0].url, status=matches[0].status)

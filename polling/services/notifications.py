@@ -1,0 +1,106 @@
+"""Telling people when a job finishes, fails, or its Keboola job fails: email and/or webhook.
+
+Delivery runs in Celery (`polling.tasks.deliver_notification`) with retries, so it never blocks
+polling; a delivery that fails for good is logged on the job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+
+from polling.integrations import webhooks
+from polling.models import PollingJob
+
+logger = logging.getLogger(__name__)
+
+EVENTS = {
+    "finished": "finished",
+    "failed": "failed",
+    "keboola_failed": "triggered Keboola, but the Keboola job failed",
+}
+
+
+def _emails(job: PollingJob) -> list[str]:
+    raw = job.notify_emails or ",".join(settings.NOTIFY_EMAILS)
+    return [e.strip() for e in raw.split(",") if e.strip()]
+
+
+def _webhook_url(job: PollingJob) -> str:
+    return job.notify_webhook_url or settings.NOTIFY_WEBHOOK_URL
+
+
+def channels_for(job: PollingJob) -> list[str]:
+    channels = []
+    if _emails(job):
+        channels.append("email")
+    if _webhook_url(job):
+        channels.append("webhook")
+    return channels
+
+
+def notify(*, job_id: int, event: str) -> None:
+    """Queue the job's notifications for `event` once the current transaction commits."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}")
+    job = PollingJob.objects.filter(pk=job_id).only("id", "notify_emails", "notify_webhook_url").first()
+    if job is None:
+        return
+    for channel in channels_for(job):
+
+        def _send(channel=channel) -> None:
+            from polling.tasks import deliver_notification
+
+            try:
+                deliver_notification.delay(job_id, event, channel)
+            except Exception as exc:  # broker down: logged, never blocks polling
+                logger.warning("could not queue a %s notification for job %s: %s", channel, job_id, exc)
+
+        transaction.on_commit(_send)
+
+
+def notification_message(job: PollingJob, event: str) -> dict:
+    batches = list(job.batches.order_by("id"))
+    text = f"TeckoChecker job '{job.name}' (#{job.pk}) {EVENTS[event]}: status {job.status}"
+    if job.keboola_job_id:
+        text += f", Keboola job {job.keboola_job_id}"
+        if job.keboola_job_status:
+            text += f" ({job.keboola_job_status})"
+    if job.last_error and event != "finished":
+        text += f". Reason: {job.last_error}"
+    return {
+        "text": text,  # Slack-compatible
+        "event": event,
+        "job_id": job.pk,
+        "job_name": job.name,
+        "status": job.status,
+        "batches": {b.batch_id: b.status for b in batches},
+        "keboola_job_id": job.keboola_job_id or None,
+        "keboola_job_url": job.keboola_job_url or None,
+        "keboola_job_status": job.keboola_job_status or None,
+        "last_error": job.last_error or None,
+    }
+
+
+def notification_deliver(*, job_id: int, event: str, channel: str) -> None:
+    """Deliver one notification now; raises on a failure worth retrying."""
+    job = PollingJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    message = notification_message(job, event)
+    if channel == "email":
+        send_mail(
+            subject=f"[TeckoChecker] {job.name}: {EVENTS[event]}",
+            message=message["text"],
+            from_email=None,
+            recipient_list=_emails(job),
+        )
+    elif channel == "webhook":
+        webhooks.post_json(
+            url=_webhook_url(job), payload=message, signing_secret=settings.NOTIFY_WEBHOOK_SECRET or None
+        )
+    else:
+        raise ValueError(f"unknown channel {channel!r}")
