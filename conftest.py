@@ -1,7 +1,7 @@
-pytest_plugins = ["polling.fakes.pytest_plugin"]
-
 import pytest
 from rest_framework.test import APIClient
+
+pytest_plugins = ["polling.fakes.pytest_plugin"]
 
 
 @pytest.fixture

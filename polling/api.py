@@ -127,7 +127,9 @@ class JobDetailView(APIView):
             data["logs"] = LogSerializer(logs, many=True).data
         return Response(data)
 
-    @extend_schema(summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer})
+    @extend_schema(
+        summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer}
+    )
     def put(self, request, job_id: int):
         job = services.job_get(job_id=job_id)
         if not isinstance(request.data, dict):
@@ -137,9 +139,9 @@ class JobDetailView(APIView):
         services.job_update(job=job, **data.validated_data)
         return Response(JobSerializer(selectors.job_detail(job_id=job.pk)).data)
 
-    patch = extend_schema(summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer})(
-        put
-    )
+    patch = extend_schema(
+        summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer}
+    )(put)
 
     @extend_schema(summary="Delete a job with its batches and logs", responses={200: MessageSerializer})
     def delete(self, request, job_id: int):
@@ -156,7 +158,9 @@ class JobPauseView(APIView):
 
 
 class JobResumeView(APIView):
-    @extend_schema(summary="Resume a paused job and check it at once", request=None, responses={200: JobSerializer})
+    @extend_schema(
+        summary="Resume a paused job and check it at once", request=None, responses={200: JobSerializer}
+    )
     def post(self, request, job_id: int):
         services.job_resume(job=services.job_get(job_id=job_id))
         return Response(JobSerializer(selectors.job_detail(job_id=job_id)).data)
@@ -202,7 +206,9 @@ class LogListView(APIView):
 
 
 class StatsView(APIView):
-    @extend_schema(summary="Counts per job status (they add up to total_jobs)", responses={200: StatsSerializer})
+    @extend_schema(
+        summary="Counts per job status (they add up to total_jobs)", responses={200: StatsSerializer}
+    )
     def get(self, request):
         return Response({**selectors.job_stats(), "uptime_seconds": uptime_seconds()})
 
@@ -235,5 +241,10 @@ class OpenAIWebhookView(APIView):
     def post(self, request):
         outcome = openai_webhook_receive(payload=request.body, headers=dict(request.headers))
         return Response(
-            {"received": True, "replay": outcome.replay, "event": outcome.event_type, "jobs": outcome.jobs_checked or []}
+            {
+                "received": True,
+                "replay": outcome.replay,
+                "event": outcome.event_type,
+                "jobs": outcome.jobs_checked or [],
+            }
         )

@@ -9,9 +9,11 @@ from secrets_vault.models import Secret
 
 
 def _with_relations(qs: QuerySet[PollingJob]) -> QuerySet[PollingJob]:
-    return qs.select_related("openai_secret", "keboola_secret").defer(
-        "openai_secret__value", "keboola_secret__value"
-    ).prefetch_related(Prefetch("batches", queryset=JobBatch.objects.order_by("id")))
+    return (
+        qs.select_related("openai_secret", "keboola_secret")
+        .defer("openai_secret__value", "keboola_secret__value")
+        .prefetch_related(Prefetch("batches", queryset=JobBatch.objects.order_by("id")))
+    )
 
 
 def job_list(
@@ -48,7 +50,9 @@ def log_list(*, level: str | None = None, job_id: int | None = None, limit: int 
         qs = qs.filter(level=level)
     if job_id is not None:
         qs = qs.filter(job_id=job_id)
-    page = qs.select_related("job").only("id", "job_id", "job__name", "status", "level", "message", "created_at")
+    page = qs.select_related("job").only(
+        "id", "job_id", "job__name", "status", "level", "message", "created_at"
+    )
     return list(page.order_by("-created_at", "-id")[offset : offset + limit]), qs.count()
 
 

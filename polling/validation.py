@@ -76,7 +76,9 @@ def clean_poll_interval(value: object) -> int:
         else:
             _fail("poll_interval_seconds", "Poll interval must be a whole number of seconds.")
     if not low <= value <= high:
-        _fail("poll_interval_seconds", f"Poll interval must be between {low} and {high} seconds (got {value}).")
+        _fail(
+            "poll_interval_seconds", f"Poll interval must be between {low} and {high} seconds (got {value})."
+        )
     return value
 
 
@@ -94,7 +96,10 @@ def clean_stack_url(url: object) -> str:
     except ValueError:
         _fail(field, f"'{_printable(cleaned)}' is not a valid URL.")
     if parts.query or parts.fragment or parts.path not in ("",) or parts.username or parts.password:
-        _fail(field, "Keboola stack URL must be just scheme and host, e.g. https://connection.eu-central-1.keboola.com")
+        _fail(
+            field,
+            "Keboola stack URL must be just scheme and host, e.g. https://connection.eu-central-1.keboola.com",
+        )
     if host in LOCAL_HOSTS and parts.scheme in ("http", "https"):
         if settings.ALLOW_LOCAL_URLS:
             return cleaned

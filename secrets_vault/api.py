@@ -53,7 +53,9 @@ class SecretListView(APIView):
         summary="Store a new encrypted secret",
         examples=[
             OpenApiExample(
-                "OpenAI key", value={"name": "openai-prod", "type": "openai", "value": "sk-..."}, request_only=True
+                "OpenAI key",
+                value={"name": "openai-prod", "type": "openai", "value": "sk-..."},
+                request_only=True,
             )
         ],
     )
@@ -61,7 +63,9 @@ class SecretListView(APIView):
         data = SecretCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         secret = services.secret_create(**data.validated_data)
-        return Response(SecretSerializer(selectors.secret_detail(secret)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            SecretSerializer(selectors.secret_detail(secret)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class SecretDetailView(APIView):

@@ -29,9 +29,11 @@ def _attach_usage(secrets: list[Secret]) -> None:
 
     by_secret: dict[int, set[int]] = {s.pk: set() for s in secrets}
     if by_secret:
-        rows = PollingJob.objects.filter(status__in=IN_USE).filter(
-            Q(openai_secret_id__in=by_secret) | Q(keboola_secret_id__in=by_secret)
-        ).values_list("id", "openai_secret_id", "keboola_secret_id")
+        rows = (
+            PollingJob.objects.filter(status__in=IN_USE)
+            .filter(Q(openai_secret_id__in=by_secret) | Q(keboola_secret_id__in=by_secret))
+            .values_list("id", "openai_secret_id", "keboola_secret_id")
+        )
         for job_id, openai_id, keboola_id in rows:
             for sid in (openai_id, keboola_id):
                 if sid in by_secret:

@@ -48,7 +48,9 @@ def clean_secret_value(value: object) -> str:
     if not cleaned:
         raise ValidationFailed.from_errors({"value": ["Value must not be empty."]})
     if len(cleaned) > MAX_VALUE_LENGTH:
-        raise ValidationFailed.from_errors({"value": [f"Value must be at most {MAX_VALUE_LENGTH} characters."]})
+        raise ValidationFailed.from_errors(
+            {"value": [f"Value must be at most {MAX_VALUE_LENGTH} characters."]}
+        )
     if _has_control_chars(cleaned):
         raise ValidationFailed.from_errors({"value": ["Value must not contain control characters."]})
     return cleaned
@@ -93,7 +95,9 @@ def secret_create(*, name: str, type: str, value: str) -> Secret:
         raise SecretNameTaken(f"A secret named '{cleaned['name']}' already exists.") from None
 
 
-def secret_update(*, secret: Secret, name: str | None = None, type: str | None = None, value: str | None = None) -> Secret:
+def secret_update(
+    *, secret: Secret, name: str | None = None, type: str | None = None, value: str | None = None
+) -> Secret:
     """Change name/type and, when `value` is given and non-empty, the value (write-only)."""
     fields = ["updated_at"]
     if name is not None:
@@ -149,9 +153,7 @@ def secret_reveal(*, secret: Secret) -> str:
     if value is None:
         raise SecretNotFound(f"Secret {secret.pk} not found.")
     if value is UNREADABLE:
-        raise SecretUnreadable(
-            f"Secret '{secret.name}' cannot be decrypted with the configured FERNET_KEYS."
-        )
+        raise SecretUnreadable(f"Secret '{secret.name}' cannot be decrypted with the configured FERNET_KEYS.")
     return value
 
 

@@ -19,7 +19,9 @@ def _flatten(detail) -> dict[str, list[str]]:
                 for sub, sub_messages in _flatten(messages).items():
                     out[f"{field}.{sub}"] = sub_messages
             elif isinstance(messages, list):
-                out[field] = [str(m) if not isinstance(m, (dict, list)) else str(_flatten(m)) for m in messages]
+                out[field] = [
+                    str(m) if not isinstance(m, (dict, list)) else str(_flatten(m)) for m in messages
+                ]
             else:
                 out[field] = [str(messages)]
         return out

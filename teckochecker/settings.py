@@ -40,7 +40,7 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 # --- Keys -----------------------------------------------------------------------------------
 _KEY_HELP = (
     "Run `python manage.py init` to write a .env with fresh keys, or generate one with "
-    "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`."
+    '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
 )
 _DEV_SECRET_KEY = "insecure-development-only-secret-key-do-not-use-in-production"
 _DEV_FERNET_KEY = "insecure-development-only-fernet-key"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from polling.actions.base import ActionNotSent, ActionOutcomeUnknown, ActionRejected, ActionResult, TriggerMetadata
+from polling.actions.base import (
+    ActionNotSent,
+    ActionOutcomeUnknown,
+    ActionRejected,
+    ActionResult,
+    TriggerMetadata,
+)
 from polling.integrations import keboola as keboola_api
 
 
@@ -22,7 +28,9 @@ class KeboolaAction:
 
     def send(self, job, meta: TriggerMetadata, *, secret: str | None) -> ActionResult:
         try:
-            created = keboola_api.create_job(stack_url=job.keboola_stack_url, token=secret or "", payload=self.payload(job, meta))
+            created = keboola_api.create_job(
+                stack_url=job.keboola_stack_url, token=secret or "", payload=self.payload(job, meta)
+            )
         except keboola_api.KeboolaRejected as exc:
             raise ActionRejected(f"Keboola rejected the job: {exc.message}") from None
         except keboola_api.KeboolaNotSent as exc:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from polling.actions.base import ActionNotSent, ActionOutcomeUnknown, ActionRejected, ActionResult, TriggerMetadata
+from polling.actions.base import (
+    ActionNotSent,
+    ActionOutcomeUnknown,
+    ActionRejected,
+    ActionResult,
+    TriggerMetadata,
+)
 from polling.integrations import webhooks
 
 SECRET_HEADER = "X-TeckoChecker-Secret"

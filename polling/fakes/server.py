@@ -432,8 +432,19 @@ class FakeServer(FakeState):
         self._thread.start()
         return self
 
+    def send_webhooks(self, *, url: str, secret: str):
+        """From now on, POST a signed OpenAI `batch.*` event to `url` when a batch turns terminal."""
+        from polling.fakes.webhooks import WebhookSender
+
+        if getattr(self, "_webhooks", None):
+            self._webhooks.stop()
+        self._webhooks = WebhookSender(self, url=url, secret=secret).start()
+        return self._webhooks
+
     def stop(self) -> None:
         """Stop serving; requests hanging in a fault or latency are cut off."""
+        if getattr(self, "_webhooks", None):
+            self._webhooks.stop()
         self.stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()

@@ -75,7 +75,10 @@ def post_json(
     error: WebhookError | None = None
     try:
         response = _session.post(
-            url, data=body, headers=all_headers, timeout=(5.0, float(settings.KEBOOLA_TIMEOUT_SECONDS)),
+            url,
+            data=body,
+            headers=all_headers,
+            timeout=(5.0, float(settings.KEBOOLA_TIMEOUT_SECONDS)),
             allow_redirects=False,
         )
     except requests.ConnectionError as exc:
@@ -91,7 +94,9 @@ def post_json(
         raise error
     status = response.status_code
     if status == 429:
-        raise WebhookNotSent(f"{host} is rate limiting (HTTP 429).", retry_after=parse_retry_after(response.headers))
+        raise WebhookNotSent(
+            f"{host} is rate limiting (HTTP 429).", retry_after=parse_retry_after(response.headers)
+        )
     if status >= 500:
         raise WebhookOutcomeUnknown(f"{host} answered HTTP {status}.")
     if status >= 300:

@@ -55,7 +55,9 @@ def keboola_follow(*, job_id: int) -> bool:
     except (keboola_api.KeboolaError, SecretUnreadable) as exc:
         message = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
         failures = job.keboola_follow_failures + 1
-        give_up = failures >= MAX_FOLLOW_FAILURES or isinstance(exc, keboola_api.KeboolaRejected | SecretUnreadable)
+        give_up = failures >= MAX_FOLLOW_FAILURES or isinstance(
+            exc, keboola_api.KeboolaRejected | SecretUnreadable
+        )
         PollingJob.objects.filter(pk=job_id).update(
             keboola_follow_failures=F("keboola_follow_failures") + 1,
             keboola_next_follow_at=None if give_up else now + timedelta(seconds=min(600, 15 * 2**failures)),
@@ -94,5 +96,7 @@ def keboola_follow(*, job_id: int) -> bool:
         if failed:
             notify(job_id=job_id, event="keboola_failed")
     elif changed:
-        log_event(job_id=job_id, status="keboola_status", message=f"Keboola job {found.id} is {found.status}.")
+        log_event(
+            job_id=job_id, status="keboola_status", message=f"Keboola job {found.id} is {found.status}."
+        )
     return True

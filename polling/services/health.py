@@ -58,7 +58,10 @@ def liveness() -> dict:
             "last_seen": last_worker,
             "count": sum(1 for w in workers if w.last_seen >= cutoff),
         },
-        "scheduler": {"alive": bool(beat and beat.last_seen >= cutoff), "last_seen": beat.last_seen if beat else None},
+        "scheduler": {
+            "alive": bool(beat and beat.last_seen >= cutoff),
+            "last_seen": beat.last_seen if beat else None,
+        },
     }
 
 

@@ -39,7 +39,11 @@ def job_get(*, job_id: int, for_update: bool = False) -> PollingJob:
         raise JobNotFound(f"Job {job_id} not found.") from None
 
 
-_SECRET_LABELS = {SecretType.OPENAI: "OpenAI", SecretType.KEBOOLA: "Keboola", SecretType.HTTP_HEADER: "Webhook"}
+_SECRET_LABELS = {
+    SecretType.OPENAI: "OpenAI",
+    SecretType.KEBOOLA: "Keboola",
+    SecretType.HTTP_HEADER: "Webhook",
+}
 
 
 def _resolve_secret(*, field: str, secret_id: object, expected: str) -> Secret:
@@ -48,7 +52,9 @@ def _resolve_secret(*, field: str, secret_id: object, expected: str) -> Secret:
         raise ValidationFailed.from_errors({field: [f"{label} secret id must be an integer."]})
     secret = Secret.objects.defer("value").filter(pk=secret_id).first() if is_valid_id(secret_id) else None
     if secret is None:
-        raise NotFound(f"{label} secret {secret_id} not found.", errors={field: [f"Secret {secret_id} not found."]})
+        raise NotFound(
+            f"{label} secret {secret_id} not found.", errors={field: [f"Secret {secret_id} not found."]}
+        )
     if secret.type != expected:
         message = f"Secret '{secret.name}' is of type '{secret.type}', expected '{expected}'."
         raise NotFound(message, errors={field: [message]})
@@ -117,7 +123,9 @@ def job_create(
     else:
         fields["action_url"] = action_url
     cleaned = _clean_fields(fields)
-    openai_secret = _resolve_secret(field="openai_secret_id", secret_id=openai_secret_id, expected=SecretType.OPENAI)
+    openai_secret = _resolve_secret(
+        field="openai_secret_id", secret_id=openai_secret_id, expected=SecretType.OPENAI
+    )
     keboola_secret = action_secret = None
     if action_type == ActionType.KEBOOLA:
         keboola_secret = _resolve_secret(
@@ -223,7 +231,9 @@ def job_fail(*, job_id: int, reason: str) -> bool:
     """Mark an active or paused job failed with `reason`; False if it had already finished."""
     now = timezone.now()
     with transaction.atomic():
-        updated = PollingJob.objects.filter(pk=job_id, status__in=[JobStatus.ACTIVE, JobStatus.PAUSED]).update(
+        updated = PollingJob.objects.filter(
+            pk=job_id, status__in=[JobStatus.ACTIVE, JobStatus.PAUSED]
+        ).update(
             status=JobStatus.FAILED,
             last_error=reason,
             completed_at=now,

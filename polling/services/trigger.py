@@ -130,8 +130,14 @@ def trigger_keboola(*, job_id: int, lease_token: str) -> TriggerOutcome:
     if not claimed:
         return TriggerOutcome("skipped", "trigger not claimable (paused, finished or lease lost)")
     attempt = job.trigger_attempts + 1
-    what = "triggering Keboola" if job.action_type == ActionType.KEBOOLA else f"running the {job.action_type} action"
-    log_event(job_id=job_id, status="triggering", message=f"All batches finished; {what} (attempt {attempt}).")
+    what = (
+        "triggering Keboola"
+        if job.action_type == ActionType.KEBOOLA
+        else f"running the {job.action_type} action"
+    )
+    log_event(
+        job_id=job_id, status="triggering", message=f"All batches finished; {what} (attempt {attempt})."
+    )
 
     try:
         result = action.send(job, meta, secret=secret)
@@ -177,7 +183,9 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
         from polling.services.polls import backoff_seconds
 
         delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
-        _release(job.pk, lease_token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay))
+        _release(
+            job.pk, lease_token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay)
+        )
         log_event(
             job_id=job.pk,
             status="trigger_unknown",
@@ -243,7 +251,9 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
             keboola_job_id=result.reference if is_keboola else "",
             keboola_job_url=result.url if is_keboola else "",
             keboola_job_status=result.status if is_keboola else "",
-            keboola_next_follow_at=now + timedelta(seconds=FOLLOW_FIRST_CHECK_SECONDS) if is_keboola else None,
+            keboola_next_follow_at=now + timedelta(seconds=FOLLOW_FIRST_CHECK_SECONDS)
+            if is_keboola
+            else None,
             completed_at=now,
             last_check_at=now,
             next_check_at=None,
@@ -256,7 +266,11 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
         if not updated:
             return TriggerOutcome("skipped", "already recorded")
         schedule_upsert(job=PollingJob.objects.get(pk=job.pk))
-        done = f"Keboola job {result.reference} {how}" if is_keboola else f"Webhook delivered ({result.reference})"
+        done = (
+            f"Keboola job {result.reference} {how}"
+            if is_keboola
+            else f"Webhook delivered ({result.reference})"
+        )
         log_event(job_id=job.pk, status="triggered", message=f"{done}; job {status.replace('_', ' ')}.")
         notify(job_id=job.pk, event="finished")
     return TriggerOutcome("triggered", result.reference)

@@ -48,7 +48,9 @@ def openai_webhook_receive(*, payload: bytes, headers: dict[str, str]) -> Webhoo
     try:
         with transaction.atomic():
             WebhookDelivery.objects.create(
-                webhook_id=event.webhook_id[:255], event_type=event.event_type[:64], batch_id=event.batch_id[:255]
+                webhook_id=event.webhook_id[:255],
+                event_type=event.event_type[:64],
+                batch_id=event.batch_id[:255],
             )
     except IntegrityError:
         return WebhookOutcome(accepted=True, replay=True, event_type=event.event_type)

@@ -46,7 +46,9 @@ def test_create_returns_the_job_with_batches_and_schedule(api, body):
 
 def test_create_uses_the_default_interval(api, body, settings):
     body.pop("poll_interval_seconds")
-    assert api.post(URL, body, format="json").json()["poll_interval_seconds"] == settings.DEFAULT_POLL_INTERVAL
+    assert (
+        api.post(URL, body, format="json").json()["poll_interval_seconds"] == settings.DEFAULT_POLL_INTERVAL
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,10 @@ def test_invalid_fields_are_400_and_write_nothing(api, body, field, value, setti
     response = api.post(URL, body, format="json")
     assert response.status_code == 400
     assert field in response.json()["errors"]
-    assert PollingJob.objects.count() == 0 and PeriodicTask.objects.filter(name__startswith="teckochecker").count() == 0
+    assert (
+        PollingJob.objects.count() == 0
+        and PeriodicTask.objects.filter(name__startswith="teckochecker").count() == 0
+    )
 
 
 def test_local_stack_url_needs_the_setting(api, body, settings):
@@ -145,7 +150,13 @@ def test_detail_with_logs(api):
     for _ in range(5):
         PollingLogFactory(job=job)
     data = api.get(f"{URL}/{job.pk}", {"include_logs": "true", "log_limit": 3}).json()
-    assert len(data["logs"]) == 3 and set(data["logs"][0]) >= {"id", "job_id", "status", "message", "created_at"}
+    assert len(data["logs"]) == 3 and set(data["logs"][0]) >= {
+        "id",
+        "job_id",
+        "status",
+        "message",
+        "created_at",
+    }
     assert "logs" not in api.get(f"{URL}/{job.pk}").json()
     assert api.get(f"{URL}/{job.pk}", {"log_limit": 501}).status_code == 400
     assert api.get(f"{URL}/424242").status_code == 404
@@ -199,7 +210,9 @@ def test_delete_removes_job_batches_logs_and_schedule(api, body):
     job_id = api.post(URL, body, format="json").json()["id"]
     response = api.delete(f"{URL}/{job_id}")
     assert response.json() == {"message": "Job 'Nightly' deleted successfully", "success": True}
-    assert not PollingJob.objects.exists() and not JobBatch.objects.exists() and not PollingLog.objects.exists()
+    assert (
+        not PollingJob.objects.exists() and not JobBatch.objects.exists() and not PollingLog.objects.exists()
+    )
     assert not PeriodicTask.objects.filter(name=schedule_name(job_id)).exists()
     assert api.delete(f"{URL}/{job_id}").status_code == 404
 
@@ -255,6 +268,12 @@ def test_schema_documents_every_endpoint(api):
     schema = api.get("/api/schema", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ["/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/pause", "/api/admin/secrets", "/api/health"]:
+    for path in [
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/pause",
+        "/api/admin/secrets",
+        "/api/health",
+    ]:
         assert path in paths
     assert not any(p.endswith("/") for p in paths)

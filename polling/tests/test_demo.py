@@ -22,9 +22,27 @@ def test_demo_runs_the_product_end_to_end(tmp_path):
         "DATA_DIR": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "manage.py", "demo", "--port", str(_free_port()),
-         "--fake-port", str(_free_port()), "--finish-within", "8", "--exit-when-done", "--timeout", "120"],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "manage.py",
+            "demo",
+            "--port",
+            str(_free_port()),
+            "--fake-port",
+            str(_free_port()),
+            "--finish-within",
+            "8",
+            "--exit-when-done",
+            "--timeout",
+            "120",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "✓ Job finished: completed_with_failures" in result.stdout

@@ -100,7 +100,9 @@ def test_two_workers_trigger_fifty_jobs_exactly_once(fake_openai_settings, reque
         ids.append(job.pk)
 
     with running_stack(request.node.name, workers=2) as stack:
-        wait_for(lambda: len(fake.openai_requests_per_batch()) == batch_total, timeout=60, message="first checks")
+        wait_for(
+            lambda: len(fake.openai_requests_per_batch()) == batch_total, timeout=60, message="first checks"
+        )
         for batch in fake.list_batches():  # every batch finishes at the same moment
             fake.set_batch(batch["id"], status="completed")
         try:

@@ -82,7 +82,12 @@ def test_running_batches_are_stored_and_logged_only_on_change(fake):
     assert job_poll(job_id=job.pk).outcome == "checked"
     job.refresh_from_db()
     run = job.batches.get(batch_id="batch_run")
-    assert (run.status, run.request_completed, run.request_failed, run.request_total) == ("in_progress", 40, 2, 100)
+    assert (run.status, run.request_completed, run.request_failed, run.request_total) == (
+        "in_progress",
+        40,
+        2,
+        100,
+    )
     assert job.batches.get(batch_id="batch_done").status == "completed"
     assert job.next_check_at >= timezone.now() + timedelta(seconds=55)
     logs_after_first = PollingLog.objects.filter(job=job, status="batch_status").count()
@@ -105,14 +110,18 @@ def test_a_check_that_is_not_due_does_nothing(fake):
 
 def test_a_job_held_by_another_worker_is_skipped(fake):
     fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"], lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=5))
+    job = make_job(
+        fake, ["batch_x"], lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
     assert job_poll(job_id=job.pk, force=True).outcome == "skipped"
     assert fake.requests() == [] and fake.keboola_jobs() == []
 
 
 def test_an_expired_lease_is_taken_over(fake):
     fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"], lease_token="dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    job = make_job(
+        fake, ["batch_x"], lease_token="dead", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert job_poll(job_id=job.pk).outcome == "triggered"
 
 
@@ -226,8 +235,8 @@ def test_worker_killed_mid_trigger_is_resolved_by_the_next_poll(fake):
     """The Keboola job exists, but the worker died before recording it."""
     fake.add_batch("batch_x", outcome="completed")
     job = make_job(fake, ["batch_x"])
-    from polling.services.trigger import trigger_payload
     from polling.integrations import keboola
+    from polling.services.trigger import trigger_payload
 
     job.batches.update(status="completed")
     keboola.create_job(stack_url=fake.stack_url, token="kbc-token", payload=trigger_payload(job))

@@ -33,7 +33,11 @@ def test_sync_repairs_drift_and_removes_orphans():
     job = PollingJobFactory()
     schedules_sync_all()
     PeriodicTask.objects.filter(name=schedule_name(job.pk)).update(enabled=False)
-    PeriodicTask.objects.create(name=schedule_name(999999), task="polling.tasks.poll_job", interval_id=PeriodicTask.objects.first().interval_id)
+    PeriodicTask.objects.create(
+        name=schedule_name(999999),
+        task="polling.tasks.poll_job",
+        interval_id=PeriodicTask.objects.first().interval_id,
+    )
     result = schedules_sync_all()
     assert result["changed"] == 1 and result["removed"] == 1
     assert _tasks()[schedule_name(job.pk)].enabled and len(_tasks()) == 1

@@ -11,7 +11,9 @@ URL = "/api/admin/secrets"
 
 
 def test_create_returns_201_without_the_value(api):
-    response = api.post(URL, {"name": "openai-prod", "type": "openai", "value": "  sk-live-abc  "}, format="json")
+    response = api.post(
+        URL, {"name": "openai-prod", "type": "openai", "value": "  sk-live-abc  "}, format="json"
+    )
     assert response.status_code == 201
     body = response.json()
     assert set(body) >= {"id", "name", "type", "created_at"}
@@ -101,4 +103,7 @@ def test_trailing_slash_is_served_without_redirect(api):
 
 def test_anonymous_is_rejected(anon):
     assert anon.get(URL).status_code in (401, 403)
-    assert anon.post(URL, {"name": "a", "type": "openai", "value": "v"}, format="json").status_code in (401, 403)
+    assert anon.post(URL, {"name": "a", "type": "openai", "value": "v"}, format="json").status_code in (
+        401,
+        403,
+    )

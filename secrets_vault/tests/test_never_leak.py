@@ -39,7 +39,17 @@ class Collector:
 @pytest.fixture
 def everything_logged(caplog):
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "celery", "django", "teckochecker", "polling"):
+    for name in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "openai",
+        "urllib3",
+        "celery",
+        "django",
+        "teckochecker",
+        "polling",
+    ):
         logging.getLogger(name).setLevel(logging.DEBUG)
     return caplog
 
@@ -54,11 +64,27 @@ def test_canary_never_leaks(api, fake_openai_settings, everything_logged, admin_
         seen.add(dict(response.headers))
         return response
 
-    openai_id = call("post", "/api/admin/secrets", {"name": "o", "type": "openai", "value": OPENAI_CANARY}, format="json").json()["id"]
-    keboola_id = call("post", "/api/admin/secrets", {"name": "k", "type": "keboola", "value": f"  {KEBOOLA_CANARY}\n"}, format="json").json()["id"]
-    call("post", "/api/admin/secrets", {"name": "o", "type": "openai", "value": OPENAI_CANARY}, format="json")  # 409
-    call("post", "/api/admin/secrets", {"name": "x", "type": "bogus", "value": OPENAI_CANARY}, format="json")  # 400
-    call("post", "/api/admin/secrets", {"name": "\x00", "type": "openai", "value": OPENAI_CANARY + "\x07"}, format="json")
+    openai_id = call(
+        "post", "/api/admin/secrets", {"name": "o", "type": "openai", "value": OPENAI_CANARY}, format="json"
+    ).json()["id"]
+    keboola_id = call(
+        "post",
+        "/api/admin/secrets",
+        {"name": "k", "type": "keboola", "value": f"  {KEBOOLA_CANARY}\n"},
+        format="json",
+    ).json()["id"]
+    call(
+        "post", "/api/admin/secrets", {"name": "o", "type": "openai", "value": OPENAI_CANARY}, format="json"
+    )  # 409
+    call(
+        "post", "/api/admin/secrets", {"name": "x", "type": "bogus", "value": OPENAI_CANARY}, format="json"
+    )  # 400
+    call(
+        "post",
+        "/api/admin/secrets",
+        {"name": "\x00", "type": "openai", "value": OPENAI_CANARY + "\x07"},
+        format="json",
+    )
     call("get", "/api/admin/secrets")
     call("get", f"/api/admin/secrets/{openai_id}")
     call("get", "/api/admin/secrets/", HTTP_ACCEPT="text/html")  # browsable API page
@@ -100,9 +126,14 @@ def test_canary_never_leaks(api, fake_openai_settings, everything_logged, admin_
 
     # Admin pages.
     client.force_login(admin_user)
-    for url in ("/admin/secrets_vault/secret/", f"/admin/secrets_vault/secret/{keboola_id}/change/",
-                "/admin/secrets_vault/secret/add/", "/admin/polling/pollingjob/",
-                f"/admin/polling/pollingjob/{job['id']}/change/", "/admin/polling/pollinglog/"):
+    for url in (
+        "/admin/secrets_vault/secret/",
+        f"/admin/secrets_vault/secret/{keboola_id}/change/",
+        "/admin/secrets_vault/secret/add/",
+        "/admin/polling/pollingjob/",
+        f"/admin/polling/pollingjob/{job['id']}/change/",
+        "/admin/polling/pollinglog/",
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
         seen.add(response.content)

@@ -77,7 +77,7 @@ class Command(BaseCommand):
         if options["exit_when_done"]:
             argv.append("--exit-when-done")
         sys.stdout.flush()
-        os.execve(sys.executable, argv, env)
+        os.execve(sys.executable, argv, env)  # noqa: S606 (our own interpreter and manage.py)
 
     def _run(self, options) -> None:
         from django.contrib.auth import get_user_model
@@ -95,15 +95,21 @@ class Command(BaseCommand):
         try:
             fake = FakeServer(port=options["fake_port"]).start()
         except OSError as exc:
-            raise CommandError(f"Cannot start the fake servers on port {options['fake_port']}: {exc}") from None
+            raise CommandError(
+                f"Cannot start the fake servers on port {options['fake_port']}: {exc}"
+            ) from None
         span = options["finish_within"]
         fake.add_batch("batch_demo_alpha", finish_after=span * 0.45, outcome="completed", total=120)
         fake.add_batch("batch_demo_beta", finish_after=span * 0.75, outcome="completed", total=80)
         fake.add_batch("batch_demo_gamma", finish_after=span, outcome="failed", total=60)
         fake.configure_keboola(start_after=2, finish_after=6, outcome="success")
 
-        openai_secret = secret_create(name="demo-openai", type="openai", value="sk-demo-" + secrets.token_hex(16))
-        keboola_secret = secret_create(name="demo-keboola", type="keboola", value="kbc-demo-" + secrets.token_hex(16))
+        openai_secret = secret_create(
+            name="demo-openai", type="openai", value="sk-demo-" + secrets.token_hex(16)
+        )
+        keboola_secret = secret_create(
+            name="demo-keboola", type="keboola", value="kbc-demo-" + secrets.token_hex(16)
+        )
         job = job_create(
             name="Demo: three batches",
             batch_ids=["batch_demo_alpha", "batch_demo_beta", "batch_demo_gamma"],
@@ -120,7 +126,13 @@ class Command(BaseCommand):
         out(f"  web page              : http://127.0.0.1:{options['port']}/web   (user demo / {password})")
         out(f"  demo job              : #{job.pk} watching 3 batches, checked every 5 s")
         service = subprocess.Popen(
-            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "start", "--port", str(options["port"])],
+            [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "start",
+                "--port",
+                str(options["port"]),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if options["exit_when_done"] else None,
             stderr=subprocess.STDOUT if options["exit_when_done"] else None,
