@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def get(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code

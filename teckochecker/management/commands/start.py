@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +86,27 @@ def _die_with_parent() -> None:
         pass
 
 
-def wait_for_port(host: str, port: int, timeout: float, alive=lambda: True) -> bool:
+def wait_for_http(host: str, port: int, timeout: float, alive=lambda: True) -> bool:
+    """Wait until the web server answers HTTP (any status: the app is loaded), not just until
+    its port accepts connections, which gunicorn does before its worker has imported Django."""
     deadline = time.monotonic() + timeout
+    url = f"http://{host}:{port}/api/health"
     while time.monotonic() < deadline and alive():
         try:
-            with socket.create_connection((host, port), timeout=1):
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())):  # noqa: S310
                 return True
+        except urllib.error.HTTPError:
+            return True
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.3)
     return False
 
 
 def display_host(host: str) -> str:
-    return "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host  # noqa: S104 (display only)
+    """The host part of a URL that reaches a server listening on `host`."""
+    if host in {"", "0.0.0.0", "::"}:  # noqa: S104 (not a bind: the address to connect to)
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def forget_dead_local_beat() -> None:
@@ -172,7 +182,7 @@ class Command(BaseCommand):
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 cwd=settings.BASE_DIR,
             )
-        started = wait_for_port(
+        started = wait_for_http(
             display_host(host), port, STARTUP_TIMEOUT_SECONDS, alive=lambda: process.poll() is None
         )
         if not started:
@@ -224,7 +234,7 @@ class Command(BaseCommand):
             def all_alive() -> bool:
                 return not stop_requested and all(c.process.poll() is None for c in children)
 
-            if wait_for_port(display_host(host), port, STARTUP_TIMEOUT_SECONDS, alive=all_alive):
+            if wait_for_http(display_host(host), port, STARTUP_TIMEOUT_SECONDS, alive=all_alive):
                 self.print_urls(host, port, no_beat=no_beat)
                 self.stdout.write("  Press Ctrl-C to stop.")
             while not stop_requested:
