@@ -34,6 +34,9 @@ lint: $(DEV_STAMP)
 
 ## demo: a scripted walk-through against the fake OpenAI and Keboola servers
 demo: $(RUN_STAMP)
+	@if [ "$(ENV_FILE)" != "none" ] && [ ! -e "$(ENV_FILE)" ]; then \
+		$(PYTHON) manage.py init --no-input; \
+	fi
 	$(PYTHON) manage.py demo
 
 ## bench: load and memory figures
