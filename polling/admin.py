@@ -25,7 +25,6 @@ from polling.models import (
     PollingLog,
     ServiceHeartbeat,
 )
-from polling.services.jobs import UPDATABLE_FIELDS
 from secrets_vault.admin import ServiceForm
 from secrets_vault.models import Secret, SecretType
 from teckochecker.cli import fmt_time
@@ -88,7 +87,13 @@ class JobChangeForm(ServiceForm):
     keboola_component_id = forms.CharField(label="Component ID")
     keboola_configuration_id = forms.CharField(label="Configuration ID")
     poll_interval_seconds = forms.IntegerField(label="Poll interval (seconds)")
-    initial_from_instance = UPDATABLE_FIELDS
+    initial_from_instance = (
+        "name",
+        "keboola_stack_url",
+        "keboola_component_id",
+        "keboola_configuration_id",
+        "poll_interval_seconds",
+    )
 
     class Meta(ServiceForm.Meta):
         model = PollingJob
