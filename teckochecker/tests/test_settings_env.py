@@ -136,7 +136,7 @@ def test_laptop_defaults(monkeypatch, tmp_path):
     assert loaded["DEFAULT_POLL_INTERVAL"] == 120
     assert loaded["TIME_ZONE"] == "UTC"
     assert loaded["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
-    assert loaded["CELERY_BROKER_URL"] == "filesystem://"
+    assert loaded["CELERY_BROKER_URL"] == "filesystem://localhost/"  # the embedded file broker
     assert loaded["HTTPS_ONLY"] is True  # production mode is secure unless .env says otherwise
 
 
