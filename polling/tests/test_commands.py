@@ -482,3 +482,62 @@ def test_process_job_lifecycle_and_errors(cli):
     status = cli("status", "--json")
     assert status.returncode == 0
     assert json.loads(status.stdout)["jobs"]["total_jobs"] == 0
+
+
+# --- actions, notifications and the followed Keboola job (issue 9) ---------------------------
+
+
+def test_create_a_webhook_action_job_with_notifications(secrets):
+    from secrets_vault.services import secret_create
+
+    secret_create(name="hook-header", type="http_header", value="hv")
+    out = run(
+        "job",
+        "create",
+        "--name",
+        "to a webhook",
+        "--batch-id",
+        "batch_1",
+        "--openai-secret",
+        "openai-prod",
+        "--action",
+        "webhook",
+        "--action-url",
+        "https://hooks.example.com/in",
+        "--action-secret",
+        "hook-header",
+        "--notify-email",
+        "a@example.com,b@example.com",
+        "--notify-webhook-url",
+        "https://chat.example.com/x",
+    )
+    job = PollingJob.objects.get()
+    assert "created successfully" in out
+    assert (job.action_type, job.action_url, job.action_secret.name) == (
+        "webhook",
+        "https://hooks.example.com/in",
+        "hook-header",
+    )
+    assert job.notify_emails == "a@example.com,b@example.com" and job.keboola_secret is None
+    shown = run("job", "show", str(job.pk))
+    assert "webhook → https://hooks.example.com/in" in shown and "a@example.com" in shown
+
+
+def test_keboola_action_needs_its_secret(secrets):
+    assert "--keboola-secret is required" in fails(
+        "job", "create", "--name", "x", "--batch-id", "batch_1", "--openai-secret", "openai-prod"
+    )
+    assert PollingJob.objects.count() == 0
+
+
+def test_show_reports_how_the_keboola_job_ended(secrets):
+    job = PollingJobFactory(
+        status=JobStatus.COMPLETED,
+        keboola_job_id="901",
+        keboola_job_status="error",
+        keboola_job_duration_seconds=42.0,
+    )
+    shown = run("job", "show", str(job.pk))
+    assert "Keboola Job Status" in shown and "error (42 s)" in shown
+    data = json.loads(run("job", "show", str(job.pk), "--json"))
+    assert data["keboola_job_status"] == "error" and data["keboola_job_duration_seconds"] == 42.0

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from polling import selectors, services
 from polling import validation as v
-from polling.models import FAILED_BATCH_STATUSES, BatchStatus, JobStatus
+from polling.models import FAILED_BATCH_STATUSES, KEBOOLA_FAILED_STATUSES, ActionType, BatchStatus, JobStatus
 from polling.serializers import JobListSerializer, JobSerializer, LogSerializer
 from secrets_vault.services import secret_get_by_name
 from teckochecker.cli import (
@@ -30,6 +30,9 @@ UPDATE_OPTIONS = {
     "component_id": "keboola_component_id",
     "config_id": "keboola_configuration_id",
     "poll_interval": "poll_interval_seconds",
+    "action_url": "action_url",
+    "notify_email": "notify_emails",
+    "notify_webhook_url": "notify_webhook_url",
 }
 
 
@@ -61,13 +64,22 @@ class Command(TeckoCommand):
             help="OpenAI batch ID (batch_...); repeat for several batches (at most 10).",
         )
         create.add_argument("--openai-secret", required=True, help="Name of the OpenAI secret.")
-        create.add_argument("--keboola-secret", required=True, help="Name of the Keboola secret.")
-        self.add_keboola_options(create, required=True)
+        create.add_argument("--keboola-secret", help="Name of the Keboola secret (the keboola action).")
+        self.add_keboola_options(create, required=False)
         create.add_argument(
             "--poll-interval",
             type=whole_number,
             help="Check interval in seconds (default: DEFAULT_POLL_INTERVAL).",
         )
+        create.add_argument(
+            "--action",
+            dest="action_type",
+            choices=ActionType.values,
+            default=ActionType.KEBOOLA,
+            help="What runs when all batches are done (default: keboola).",
+        )
+        create.add_argument("--action-secret", help="Name of an http_header secret for the webhook action.")
+        self.add_extra_options(create)
 
         listing = sub.add_parser("list", help="Show jobs, newest first.")
         listing.add_argument("--status", choices=JobStatus.values, help="Only jobs with this status.")
@@ -84,6 +96,7 @@ class Command(TeckoCommand):
         update.add_argument("--name", help="New name.")
         self.add_keboola_options(update, required=False)
         update.add_argument("--poll-interval", type=whole_number, help="New check interval in seconds.")
+        self.add_extra_options(update)
 
         for action, text in (
             ("pause", "Stop checking an active job."),
@@ -105,6 +118,14 @@ class Command(TeckoCommand):
         parser.add_argument("--component-id", required=required, help="Keboola component ID.")
         parser.add_argument("--config-id", required=required, help="Keboola configuration ID.")
 
+    @staticmethod
+    def add_extra_options(parser) -> None:
+        parser.add_argument("--action-url", help="URL the webhook action POSTs to (https://...).")
+        parser.add_argument(
+            "--notify-email", help="Comma-separated addresses told when the job finishes or fails."
+        )
+        parser.add_argument("--notify-webhook-url", help="URL that receives signed notification webhooks.")
+
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, action)(**options)
 
@@ -112,15 +133,23 @@ class Command(TeckoCommand):
         # Batch IDs first, so a job with no or bad batch IDs gets the guide's message even
         # before its secret names are looked up.
         v.clean_batch_ids(batch_ids)
+        if options["action_type"] == ActionType.KEBOOLA and not keboola_secret:
+            raise CommandError("--keboola-secret is required for the keboola action.")
+        action_secret = options.get("action_secret")
         job = services.job_create(
             name=name,
             batch_ids=batch_ids,
             openai_secret_id=secret_get_by_name(name=openai_secret).pk,
-            keboola_secret_id=secret_get_by_name(name=keboola_secret).pk,
-            keboola_stack_url=options["keboola_stack"],
-            keboola_component_id=options["component_id"],
-            keboola_configuration_id=options["config_id"],
+            keboola_secret_id=secret_get_by_name(name=keboola_secret).pk if keboola_secret else None,
+            keboola_stack_url=options["keboola_stack"] or "",
+            keboola_component_id=options["component_id"] or "",
+            keboola_configuration_id=options["config_id"] or "",
             poll_interval_seconds=options["poll_interval"],
+            action_type=options["action_type"],
+            action_url=options.get("action_url") or "",
+            action_secret_id=secret_get_by_name(name=action_secret).pk if action_secret else None,
+            notify_emails=options.get("notify_email") or "",
+            notify_webhook_url=options.get("notify_webhook_url") or "",
         )
         self.success(f"✓ Polling job '{job.name}' created successfully (ID: {job.pk})")
 
@@ -175,6 +204,16 @@ class Command(TeckoCommand):
             rows.append(("Keboola Job", job.keboola_job_id))
         if job.keboola_job_url:
             rows.append(("Keboola Job URL", job.keboola_job_url))
+        if job.keboola_job_status:
+            outcome = job.keboola_job_status
+            if job.keboola_job_duration_seconds is not None:
+                outcome += f" ({job.keboola_job_duration_seconds:.0f} s)"
+            style = "red" if job.keboola_job_status in KEBOOLA_FAILED_STATUSES else None
+            rows.append(("Keboola Job Status", Text(outcome, style=style or "")))
+        if job.action_type != ActionType.KEBOOLA:
+            rows.append(("Action", f"{job.action_type} → {job.action_url}"))
+        if job.notify_emails or job.notify_webhook_url:
+            rows.append(("Notify", ", ".join(filter(None, [job.notify_emails, job.notify_webhook_url]))))
         if job.last_error:
             rows.append(("Last Error", Text(job.last_error, style="red")))
         output = [details_table("Polling Job Details", rows)]
