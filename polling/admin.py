@@ -83,16 +83,22 @@ class JobAddForm(ServiceForm):
 
 class JobChangeForm(ServiceForm):
     name = forms.CharField(max_length=255)
-    keboola_stack_url = forms.CharField(label="Keboola stack URL")
-    keboola_component_id = forms.CharField(label="Component ID")
-    keboola_configuration_id = forms.CharField(label="Configuration ID")
+    keboola_stack_url = forms.CharField(label="Keboola stack URL", required=False)
+    keboola_component_id = forms.CharField(label="Component ID", required=False)
+    keboola_configuration_id = forms.CharField(label="Configuration ID", required=False)
     poll_interval_seconds = forms.IntegerField(label="Poll interval (seconds)")
+    action_url = forms.CharField(label="Webhook action URL", required=False)
+    notify_emails = forms.CharField(label="Notify emails (comma-separated)", required=False)
+    notify_webhook_url = forms.CharField(label="Notification webhook URL", required=False)
     initial_from_instance = (
         "name",
         "keboola_stack_url",
         "keboola_component_id",
         "keboola_configuration_id",
         "poll_interval_seconds",
+        "action_url",
+        "notify_emails",
+        "notify_webhook_url",
     )
 
     class Meta(ServiceForm.Meta):
@@ -136,8 +142,12 @@ STATE_FIELDS = (
     "updated_at",
     "completed_at",
     "trigger_state",
+    "action_type",
     "keboola_job_id",
     "keboola_job_url",
+    "keboola_job_status",
+    "keboola_job_duration_seconds",
+    "keboola_job_finished_at",
     "last_error",
 )
 
