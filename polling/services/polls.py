@@ -163,7 +163,14 @@ def _refresh_batches(job: PollingJob, pending: list[JobBatch], *, token: str, no
         if changed:
             JobBatch.objects.bulk_update(
                 changed,
-                ["status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at"],
+                [
+                    "status",
+                    "request_total",
+                    "request_completed",
+                    "request_failed",
+                    "completed_at",
+                    "updated_at",
+                ],
             )
     for batch in changed:
         if getattr(batch, "_status_changed", False):
@@ -201,7 +208,9 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
     """Back off on anything transient; fail after repeated bad-key / unknown-batch answers."""
     failures = job.consecutive_failures + 1
     permanent = [
-        (b, e) for b, e in errors if isinstance(e, (openai_api.OpenAIAuthError, openai_api.OpenAIBatchNotFound))
+        (b, e)
+        for b, e in errors
+        if isinstance(e, (openai_api.OpenAIAuthError, openai_api.OpenAIBatchNotFound))
     ]
     batch, first = (permanent or errors)[0]
     if isinstance(first, openai_api.OpenAIBatchNotFound):

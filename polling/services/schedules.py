@@ -26,7 +26,9 @@ def schedule_name(job_id: int) -> str:
 
 
 def _interval(seconds: int) -> IntervalSchedule:
-    found = IntervalSchedule.objects.filter(every=seconds, period=IntervalSchedule.SECONDS).order_by("id").first()
+    found = (
+        IntervalSchedule.objects.filter(every=seconds, period=IntervalSchedule.SECONDS).order_by("id").first()
+    )
     return found or IntervalSchedule.objects.create(every=seconds, period=IntervalSchedule.SECONDS)
 
 
