@@ -188,6 +188,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "120/minute"),
         "user": env_str("API_THROTTLE_USER", "3000/minute"),
+        # OpenAI may deliver many batch events at once; signatures are checked before any work.
+        "webhook": env_str("API_THROTTLE_WEBHOOK", "1200/minute"),
     },
     "EXCEPTION_HANDLER": "teckochecker.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

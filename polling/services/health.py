@@ -40,10 +40,30 @@ def _fresh_cutoff():
     return timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
 
 
+def _pid_running(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def beat_alive_elsewhere() -> bool:
-    """True when another beat (not this process) has been seen alive recently."""
+    """True when another beat (not this process) has been seen alive recently.
+
+    A beat on this machine whose process is gone (killed, crashed) does not count, so a
+    restart right after a crash is not refused for HEARTBEAT_STALE_SECONDS.
+    """
     beat = ServiceHeartbeat.objects.filter(name="beat", last_seen__gte=_fresh_cutoff()).first()
-    return beat is not None and not (beat.hostname == socket.gethostname() and beat.pid == os.getpid())
+    if beat is None:
+        return False
+    if beat.hostname == socket.gethostname():
+        return beat.pid != os.getpid() and _pid_running(beat.pid)
+    return True
 
 
 def liveness() -> dict:

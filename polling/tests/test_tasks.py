@@ -41,3 +41,14 @@ def test_poll_task_skips_a_missing_job():
 def test_poll_task_skips_a_job_not_due():
     job = PollingJobFactory(next_check_at=timezone.now() + timedelta(hours=1))
     assert poll_job(job.pk) == "skipped"
+
+
+def test_a_dead_beat_on_this_machine_does_not_block_a_restart():
+    import socket
+
+    ServiceHeartbeat.objects.create(name="beat", kind="beat", hostname=socket.gethostname(), pid=2**22 + 12345)
+    assert beat_alive_elsewhere() is False
+    import os
+
+    ServiceHeartbeat.objects.filter(name="beat").update(pid=os.getppid())  # a live process, not us
+    assert beat_alive_elsewhere() is True
