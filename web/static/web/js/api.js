@@ -1,0 +1,142 @@
+// The REST client. Every call goes to the same-origin /api (or /web) endpoints with the session
+// cookie; every write carries the CSRF token. Failures become ApiError with a readable message.
+
+export class ApiError extends Error {
+  constructor(status, detail, errors = {}, body = null) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+    this.errors = errors && typeof errors === "object" ? errors : {};
+    this.body = body;
+  }
+}
+
+const listeners = new Set();
+/** Called with the ApiError whenever the server says 401/403 (signed out or not staff). */
+export function onAuthRequired(fn) {
+  listeners.add(fn);
+}
+
+function readCookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+// Read fresh on every write: Django rotates the token at login.
+export function csrfToken() {
+  return readCookie("csrftoken");
+}
+
+const STATUS_WORDS = {
+  400: "The request was not valid.",
+  401: "You are not signed in.",
+  403: "You do not have permission (staff users only).",
+  404: "Not found.",
+  409: "That is not possible right now.",
+  429: "Too many requests.",
+  500: "The server had an internal error.",
+  502: "The server is unreachable (bad gateway).",
+  503: "The service is unavailable.",
+};
+
+/** Turn any value the server might send as `detail` into words. */
+export function asText(value) {
+  if (value == null) return "";
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.map(asText).filter(Boolean).join(" ");
+  if (typeof value === "object") {
+    return Object.entries(value)
+      .map(([key, v]) => `${key}: ${asText(v)}`)
+      .join("; ");
+  }
+  return String(value);
+}
+
+/**
+ * fetch wrapper. Returns the parsed JSON body. Throws ApiError for HTTP errors and network failures.
+ * `okStatuses` lets a caller accept e.g. 503 from /api/health, whose body is still useful.
+ */
+export async function request(method, path, { body, query, okStatuses = [] } = {}) {
+  let url = path;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null && value !== "") params.set(key, String(value));
+    }
+    const qs = params.toString();
+    if (qs) url += `?${qs}`;
+  }
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (method !== "GET" && method !== "HEAD") {
+    headers["X-CSRFToken"] = csrfToken();
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    throw new ApiError(0, "Cannot reach the server. Is it running, and is the network up?");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      data = null;
+    }
+  }
+  if (response.ok || okStatuses.includes(response.status)) {
+    return data ?? {};
+  }
+  let detail = asText(data && typeof data === "object" ? data.detail : "");
+  if (!detail) detail = STATUS_WORDS[response.status] || `The server answered HTTP ${response.status}.`;
+  if (response.status === 429) {
+    const retry = response.headers.get("Retry-After");
+    if (retry) detail += ` Try again in ${retry} s.`;
+  }
+  const error = new ApiError(response.status, detail, data && data.errors, data);
+  if (response.status === 401 || response.status === 403) {
+    for (const fn of listeners) fn(error);
+  }
+  throw error;
+}
+
+/** Words for any error: ApiError detail, or a plain Error's message. Never "[object Object]". */
+export function errorText(err) {
+  if (err instanceof ApiError) return err.detail;
+  if (err && typeof err.message === "string" && err.message) return err.message;
+  return asText(err) || "Something went wrong.";
+}
+
+export const api = {
+  session: () => request("GET", "/web/session"),
+  login: (username, password) => request("POST", "/web/login", { body: { username, password } }),
+  logout: () => request("POST", "/web/logout"),
+  config: () => request("GET", "/web/config"),
+
+  health: () => request("GET", "/api/health", { okStatuses: [503] }),
+  stats: () => request("GET", "/api/stats"),
+
+  secrets: () => request("GET", "/api/admin/secrets"),
+  createSecret: (data) => request("POST", "/api/admin/secrets", { body: data }),
+  deleteSecret: (id) => request("DELETE", `/api/admin/secrets/${encodeURIComponent(id)}`),
+
+  jobs: (query) => request("GET", "/api/jobs", { query }),
+  job: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),
+  createJob: (data) => request("POST", "/api/jobs", { body: data }),
+  updateJob: (id, data) => request("PUT", `/api/jobs/${encodeURIComponent(id)}`, { body: data }),
+  deleteJob: (id) => request("DELETE", `/api/jobs/${encodeURIComponent(id)}`),
+  pauseJob: (id) => request("POST", `/api/jobs/${encodeURIComponent(id)}/pause`),
+  resumeJob: (id) => request("POST", `/api/jobs/${encodeURIComponent(id)}/resume`),
+  jobLogs: (id, query) => request("GET", `/api/jobs/${encodeURIComponent(id)}/logs`, { query }),
+
+  logs: (query) => request("GET", "/api/logs", { query }),
+};

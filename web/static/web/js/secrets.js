@@ -1,0 +1,130 @@
+// Secrets tab: list (never values), add in a modal, delete with confirmation.
+import { api, errorText } from "./api.js";
+import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { formatDate } from "./format.js";
+
+export const SECRET_TYPES = [
+  ["openai", "OpenAI API key"],
+  ["keboola", "Keboola Storage API token"],
+  ["openai_webhook", "OpenAI webhook signing secret"],
+  ["http_header", "Header value for a webhook action"],
+];
+
+export function createSecretsTab(panel, ctx) {
+  const status = h("div", { class: "panel-status" });
+  const tableBody = h("tbody");
+  const table = h(
+    "table",
+    { class: "table", id: "secrets-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "type"), h("th", {}, "created"), h("th", {}, "used by"), h("th", {}, ""))),
+    tableBody,
+  );
+  replace(
+    panel,
+    h(
+      "div",
+      { class: "toolbar" },
+      h("h2", {}, "> secrets"),
+      h("div", { class: "spacer" }),
+      h("button", { type: "button", class: "btn", onclick: () => load() }, "refresh"),
+      h("button", { type: "button", class: "btn btn-primary", id: "add-secret", onclick: () => openAdd() }, "+ Add Secret"),
+    ),
+    h("p", { class: "muted" }, "Values are encrypted at rest and never shown again after you save them."),
+    status,
+    h("div", { class: "table-wrap" }, table),
+  );
+
+  function usedBy(ids) {
+    if (!ids || !ids.length) return h("span", { class: "muted" }, "—");
+    return ids.map((id, i) => [
+      i ? ", " : null,
+      h("a", { href: `#jobs/${id}`, class: "job-link" }, `#${id}`),
+    ]);
+  }
+
+  function row(secret) {
+    return h(
+      "tr",
+      { dataset: { secretId: secret.id } },
+      h("td", { class: "cell-name" }, secret.name),
+      h("td", {}, h("span", { class: `type-badge type-${secret.type}` }, secret.type)),
+      h("td", {}, formatDate(secret.created_at)),
+      h("td", {}, usedBy(secret.used_by)),
+      h(
+        "td",
+        { class: "actions" },
+        h("button", { type: "button", class: "btn btn-small btn-danger", onclick: () => remove(secret) }, "delete"),
+      ),
+    );
+  }
+
+  async function load() {
+    status.textContent = "loading…";
+    status.className = "panel-status";
+    try {
+      const data = await api.secrets();
+      const secrets = data.secrets || [];
+      replace(tableBody, secrets.length ? secrets.map(row) : h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No secrets yet. Add an OpenAI key and a Keboola token to create jobs.")));
+      status.textContent = `${data.total ?? secrets.length} secret(s)`;
+    } catch (err) {
+      status.textContent = errorText(err);
+      status.className = "panel-status error";
+    }
+  }
+
+  async function remove(secret) {
+    const ok = await confirmAction(`Delete secret '${secret.name}'? Jobs that used it keep their history.`);
+    if (!ok) return;
+    try {
+      const result = await api.deleteSecret(secret.id);
+      toast(result.message || `Secret '${secret.name}' deleted.`, "success");
+      ctx.print(result.message || `deleted secret ${secret.id}`);
+    } catch (err) {
+      toast(errorText(err), "error");
+      ctx.print(errorText(err), "error");
+    }
+    load();
+  }
+
+  function openAdd() {
+    const name = h("input", { autocomplete: "off", required: true, maxlength: 255, placeholder: "openai-prod" });
+    const type = h("select", {}, SECRET_TYPES.map(([value, label]) => h("option", { value }, `${value} — ${label}`)));
+    const value = h("input", { type: "password", autocomplete: "new-password", required: true, placeholder: "sk-… / token" });
+    const form = h(
+      "form",
+      { class: "form", id: "secret-form", novalidate: true },
+      field("name", "name", name),
+      field("type", "type", type),
+      field("value", "value", value, "Stored encrypted; it is never displayed again."),
+      h("div", { class: "form-error", role: "alert" }),
+      h(
+        "div",
+        { class: "form-actions" },
+        h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"),
+        h("button", { type: "submit", class: "btn btn-primary" }, "save secret"),
+      ),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearFormErrors(form);
+      const submit = form.querySelector("button[type=submit]");
+      submit.disabled = true;
+      try {
+        const created = await api.createSecret({ name: name.value, type: type.value, value: value.value });
+        value.value = "";
+        closeModal();
+        toast(`Secret '${created.name}' saved.`, "success");
+        ctx.print(`secret ${created.id} '${created.name}' (${created.type}) saved`);
+        ctx.secretsChanged();
+        load();
+      } catch (err) {
+        showFormErrors(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    openModal("add secret", form);
+  }
+
+  return { load, openAdd };
+}
