@@ -277,3 +277,16 @@ def test_schema_documents_every_endpoint(api):
     ]:
         assert path in paths
     assert not any(p.endswith("/") for p in paths)
+
+
+def test_throttling_answers_429_with_retry_after(api, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    cache.clear()
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "2/minute", "anon": "2/minute"})
+    assert [api.get(URL).status_code for _ in range(2)] == [200, 200]
+    response = api.get(URL)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0 and "throttled" in response.json()["detail"].lower()
+    cache.clear()
