@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
@@ -259,6 +260,10 @@ class Command(BaseCommand):
         if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             self.stdout.write("Applying database migrations…")
             call_command("migrate", interactive=False, verbosity=0)
+        if not get_user_model().objects.filter(is_superuser=True, is_active=True).exists():
+            self.stderr.write(
+                self.style.WARNING("No admin user yet: create one with `python manage.py init`.")
+            )
         if "sync_schedules" in get_commands():
             call_command("sync_schedules")
         else:
