@@ -39,9 +39,12 @@ demo: $(RUN_STAMP)
 	fi
 	$(PYTHON) manage.py demo
 
-## bench: load and memory figures
+## bench: load and memory figures (100 jobs; docs/BENCHMARKS.md has the bigger runs)
 bench: $(RUN_STAMP)
-	$(PYTHON) manage.py bench
+	@if [ "$(ENV_FILE)" != "none" ] && [ ! -e "$(ENV_FILE)" ]; then \
+		$(PYTHON) manage.py init --no-input; \
+	fi
+	$(PYTHON) manage.py bench --jobs 100
 
 $(PYTHON):
 	python3 -m venv $(VENV)

@@ -86,5 +86,8 @@ class RemoteFake:
     def stats(self) -> dict:
         return self._call("GET", "stats")
 
+    def timings(self) -> dict:
+        return self._call("GET", "timings")
+
     def reset(self) -> None:
         self._call("POST", "reset")

@@ -365,6 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
             return {"ok": True}
         if (method, name) == ("GET", "stats"):
             return state.stats()
+        if (method, name) == ("GET", "timings"):
+            return state.timings()
         if (method, name) == ("POST", "reset"):
             state.reset()
             return {"ok": True}

@@ -256,6 +256,7 @@ class FakeState:
         self.request_log: list[dict] = []
         self.request_count = 0
         self.batch_requests: dict[str, int] = {}
+        self.batch_request_times: dict[str, list[float]] = {}  # not capped: one float per request
         self.invalid_openai_keys: set[str] = set()
         self.invalid_keboola_tokens: set[str] = set()
         self.keboola = KeboolaBehaviour()
@@ -468,6 +469,7 @@ class FakeState:
                 del self.request_log[: len(self.request_log) - MAX_LOGGED_REQUESTS]
             if entry.get("route") == "openai.retrieve" and entry.get("target"):
                 self.batch_requests[entry["target"]] = self.batch_requests.get(entry["target"], 0) + 1
+                self.batch_request_times.setdefault(entry["target"], []).append(entry["time"])
 
     def requests(self, route: str | None = None) -> list[dict]:
         """Every API request received (control calls excluded), oldest first. Keys and tokens
@@ -478,6 +480,24 @@ class FakeState:
     def openai_requests_per_batch(self) -> dict[str, int]:
         with self.lock:
             return dict(self.batch_requests)
+
+    def timings(self) -> dict:
+        """Wall-clock times for the benchmark: per batch, when each request arrived and when the
+        batch turned terminal (None if it never does); per Keboola job, its config and creation."""
+        with self.lock:
+            batches = {}
+            for batch_id, batch in self.batches.items():
+                final_offset, final_status = batch.script[-1]
+                terminal = final_status in BATCH_OUTCOMES
+                batches[batch_id] = {
+                    "requests": list(self.batch_request_times.get(batch_id, [])),
+                    "terminal_at": batch.added_wall + final_offset if terminal else None,
+                }
+            jobs = [
+                {"id": job.id, "config": job.body.get("config"), "created_at": job.created_wall}
+                for job in self.jobs.values()
+            ]
+            return {"batches": batches, "keboola_jobs": jobs}
 
     def stats(self) -> dict:
         with self.lock:

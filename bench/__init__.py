@@ -1,0 +1,1 @@
+"""The load benchmark behind `manage.py bench` (docs/BENCHMARKS.md)."""

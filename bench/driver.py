@@ -1,0 +1,364 @@
+"""The inside of a benchmark run: `python -m bench.driver <workdir>` (started by bench/run.py).
+
+Its environment already points at the throw-away database and broker. It migrates, starts the
+fake servers, the web server, the worker(s) and beat as separate processes (the same command
+lines as `manage.py start`), creates the jobs through the service layer, measures the API while
+the engine works, waits until every job has finished, then writes workdir/report.json.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teckochecker.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import close_old_connections, connection  # noqa: E402
+
+from bench import report as bench_report  # noqa: E402
+from bench.procs import Child, wait_until  # noqa: E402
+from polling.fakes.client import RemoteFake  # noqa: E402
+
+# How many batches a job watches (1-10) and how often: the mean is about 3.
+BATCH_COUNT_WEIGHTS = [30, 22, 16, 10, 7, 5, 4, 3, 2, 1]
+FAILED_BATCH_SHARE = 0.05
+CREATE_CHUNK = 100
+
+
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"bench [{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ApiClient:
+    """A keep-alive HTTP client for the API (stdlib: only the integrations import `requests`)."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, float, object]:
+        """(status, milliseconds, decoded JSON body); reconnects once if the server closed."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Token {self.token}", "Content-Type": "application/json"}
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            began = time.perf_counter()
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                raw = response.read()
+            except (http.client.HTTPException, ConnectionError):
+                self.close()
+                if attempt == 2:
+                    raise
+                continue
+            elapsed = (time.perf_counter() - began) * 1000
+            return response.status, elapsed, json.loads(raw) if raw else None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+@dataclass
+class Plan:
+    """One polling job the benchmark creates: its batches and when each turns terminal."""
+
+    index: int
+    batches: list[tuple[str, float, str]]  # (batch id, terminal at (wall clock), outcome)
+
+
+class Driver:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.config = json.loads((workdir / "config.json").read_text())
+        self.rng = random.Random(self.config["seed"])
+        self.children: list[Child] = []
+        self.env = dict(os.environ)
+        self.api_samples: dict[str, list[float]] = {}
+        self.api_errors: dict[str, int] = {}
+        self.api_job_ids: list[int] = []
+        self.job_ids: list[int] = []
+        self.stop_api = threading.Event()
+
+    # --- the stack --------------------------------------------------------------------------
+    def start_stack(self) -> None:
+        began = time.monotonic()
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("sync_schedules", stdout=io.StringIO())
+        log(f"migrated in {time.monotonic() - began:.1f}s")
+        connection.close()
+        fake = Child(
+            "fake servers",
+            [
+                sys.executable,
+                "manage.py",
+                "fakeservers",
+                "--port",
+                "0",
+                "--latency-ms",
+                str(self.config["latency_ms"]),
+            ],
+            self.workdir / "fake.log",
+        ).start(env=self.env, cwd=settings.BASE_DIR)
+        self.children.append(fake)
+        url = wait_until(lambda: self._fake_url(fake), timeout=30, what="the fake servers")
+        self.fake = RemoteFake(url, timeout=120)
+        self.env["OPENAI_BASE_URL"] = self.fake.openai_base_url
+        settings.OPENAI_BASE_URL = self.fake.openai_base_url
+
+        from teckochecker.management.commands.start import Command as Start
+
+        self.port = free_port()
+        web, worker, beat = Start().children(
+            host="127.0.0.1", port=self.port, no_beat=False, concurrency=self.config["concurrency"]
+        )
+        self.children.append(
+            Child("web", web.argv, self.workdir / "web.log").start(env=self.env, cwd=settings.BASE_DIR)
+        )
+        for i in range(1, self.config["workers"] + 1):
+            argv = [*worker.argv, "-n", f"bench-w{i}@%h"]
+            child = Child(f"worker {i}", argv, self.workdir / f"worker{i}.log")
+            self.children.append(child.start(env=self.env, cwd=settings.BASE_DIR))
+        self.children.append(
+            Child("beat", beat.argv, self.workdir / "beat.log").start(env=self.env, cwd=settings.BASE_DIR)
+        )
+        from teckochecker.management.commands.start import wait_for_http
+
+        if not wait_for_http("127.0.0.1", self.port, 60, alive=self._all_alive):
+            raise RuntimeError("the web server did not start")
+        for child in self.children:
+            if child.role.startswith("worker"):
+                wait_until(lambda c=child: "ready" in c.log_tail(200), timeout=60, what=f"{child.role}")
+        wait_until(self._all_alive, timeout=1, what="every process")
+        time.sleep(3)  # let beat load its schedule before measuring idle memory
+        for child in self.children:
+            child.mark_idle()
+        log(f"stack up: web on :{self.port}, {self.config['workers']} worker(s), beat, fakes at {url}")
+
+    def _fake_url(self, fake: Child) -> str | None:
+        match = re.search(r"listening on (http://\S+)", fake.log_tail(5))
+        if not fake.alive():
+            raise RuntimeError(f"the fake servers exited:\n{fake.log_tail()}")
+        return match.group(1) if match else None
+
+    def _all_alive(self) -> bool:
+        dead = [c for c in self.children if not c.alive()]
+        if dead:
+            raise RuntimeError(f"{dead[0].role} exited:\n{dead[0].log_tail()}")
+        return True
+
+    def stop_stack(self) -> None:
+        began = time.monotonic()
+        for child in self.children:  # all at once: the figures are already taken
+            child.terminate()
+        for child in self.children:
+            child.stop()
+        log(f"stopped every process in {time.monotonic() - began:.1f}s")
+
+    # --- the load ---------------------------------------------------------------------------
+    def setup_credentials(self) -> None:
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        from secrets_vault.services import secret_create
+
+        user = get_user_model().objects.create_user(username="bench", is_staff=True, is_superuser=True)
+        self.token = Token.objects.create(user=user).key
+        self.openai_secret = secret_create(name="bench-openai", type="openai", value="sk-bench").pk
+        self.keboola_secret = secret_create(name="bench-keboola", type="keboola", value="kbc-bench").pk
+
+    def plan_jobs(self, start: float) -> list[Plan]:
+        window, ramp = self.config["window"], self.config["ramp"]
+        plans = []
+        for index in range(self.config["jobs"]):
+            count = self.rng.choices(range(1, 11), weights=BATCH_COUNT_WEIGHTS)[0]
+            batches = []
+            for k in range(count):
+                outcome = "failed" if self.rng.random() < FAILED_BATCH_SHARE else "completed"
+                # Every job is active once the ramp is over; batches finish over the window after it.
+                batches.append(
+                    (f"batch_bench_{index}_{k}", start + ramp + self.rng.uniform(0, window), outcome)
+                )
+            plans.append(Plan(index, batches))
+        return plans
+
+    def create_jobs(self) -> None:
+        from polling.services import job_create
+
+        start = time.time()
+        plans = self.plan_jobs(start)
+        n, ramp = len(plans), self.config["ramp"]
+        for offset in range(0, n, CREATE_CHUNK):
+            chunk = plans[offset : offset + CREATE_CHUNK]
+            now = time.time()
+            self.fake.add_batches(
+                [
+                    {"id": batch_id, "finish_after": max(0.0, at - now), "outcome": outcome}
+                    for plan in chunk
+                    for batch_id, at, outcome in plan.batches
+                ]
+            )
+            for plan in chunk:
+                due = start + ramp * plan.index / n  # spread creation over the ramp
+                if due > time.time():
+                    time.sleep(due - time.time())
+                job = job_create(
+                    name=f"bench-{plan.index}",
+                    batch_ids=[b[0] for b in plan.batches],
+                    openai_secret_id=self.openai_secret,
+                    keboola_secret_id=self.keboola_secret,
+                    keboola_stack_url=self.fake.stack_url,
+                    keboola_component_id="kds-team.app-custom-python",
+                    keboola_configuration_id=f"bench-{plan.index}",
+                    poll_interval_seconds=self.config["interval"],
+                )
+                self.job_ids.append(job.pk)
+            if (offset // CREATE_CHUNK) % 10 == 9:
+                log(f"created {len(self.job_ids)}/{n} jobs")
+        self.ramp_seconds = time.time() - start
+        log(f"created {n} jobs in {self.ramp_seconds:.1f}s")
+
+    def api_load(self) -> None:
+        """Requests one after another while the engine works (a person or a script using the API)."""
+        client = ApiClient("127.0.0.1", self.port, self.token)
+        posts = 0
+        rng = random.Random(self.config["seed"] + 1)
+        endpoints = ["GET /api/jobs?limit=100", "GET /api/jobs/{id}", "GET /api/stats", "POST /api/jobs"]
+        step = 0
+        while not self.stop_api.is_set():
+            name = endpoints[step % len(endpoints)]
+            step += 1
+            body = None
+            if name.startswith("POST"):
+                if posts >= self.config["api_posts"]:
+                    continue
+                batch_id = f"batch_api_{posts}"
+                self.fake.add_batch(batch_id, finish_after=rng.uniform(0, self.config["interval"]))
+                body = {
+                    "name": f"api-{posts}",
+                    "batch_ids": [batch_id],
+                    "openai_secret_id": self.openai_secret,
+                    "keboola_secret_id": self.keboola_secret,
+                    "keboola_stack_url": self.fake.stack_url,
+                    "keboola_component_id": "kds-team.app-custom-python",
+                    "keboola_configuration_id": f"api-{posts}",
+                    "poll_interval_seconds": self.config["interval"],
+                }
+                posts += 1
+            method, path = name.split(" ", 1)
+            path = path.replace("{id}", str(rng.choice(self.job_ids)))
+            status, elapsed, payload = client.request(method, path, body)
+            if status >= 400:
+                self.api_errors[name] = self.api_errors.get(name, 0) + 1
+            else:
+                self.api_samples.setdefault(name, []).append(elapsed)
+                if method == "POST":
+                    self.api_job_ids.append(payload["id"])
+            self.stop_api.wait(0.05)
+        client.close()
+
+    def wait_until_finished(self, deadline: float) -> int:
+        from polling.models import FINISHED_STATUSES, PollingJob
+
+        while True:
+            close_old_connections()
+            ids = self.job_ids + self.api_job_ids
+            open_jobs = PollingJob.objects.filter(pk__in=ids).exclude(status__in=FINISHED_STATUSES).count()
+            if open_jobs == 0 or time.monotonic() > deadline:
+                return open_jobs
+            self._all_alive()
+            time.sleep(2)
+
+    # --- the whole run ----------------------------------------------------------------------
+    def run(self) -> dict:
+        began = time.time()
+        try:
+            self.start_stack()
+            self.setup_credentials()
+            deadline = time.monotonic() + self.config["timeout"]
+            api = threading.Thread(target=self.api_load, name="api-load", daemon=True)
+            self.create_jobs()
+            api.start()  # with every job stored
+            unfinished = self.wait_until_finished(deadline)
+            self.stop_api.set()
+            api.join(timeout=120)
+            # Let the last POSTed jobs finish too (they are few; bounded by the same deadline).
+            unfinished = self.wait_until_finished(deadline)
+            log(
+                f"all jobs finished after {time.time() - began:.0f}s"
+                if not unfinished
+                else f"{unfinished} jobs unfinished at the deadline"
+            )
+            processes = [f for child in self.children for f in child.figures()]
+            timings = self.fake.timings()
+            return bench_report.build(
+                config=self.config,
+                jobs=self._job_rows(),
+                timings=timings,
+                api_samples=self.api_samples,
+                api_errors=self.api_errors,
+                processes=processes,
+                run={
+                    "ramp_seconds": round(self.ramp_seconds, 1),
+                    "elapsed_seconds": round(time.time() - began, 1),
+                    "unfinished_jobs": unfinished,
+                },
+            )
+        finally:
+            self.stop_api.set()
+            self.stop_stack()
+
+    def _job_rows(self) -> list[dict]:
+        from polling.models import JobBatch, PollingJob
+
+        close_old_connections()
+        ids = self.job_ids + self.api_job_ids
+        rows = {
+            row["id"]: {**row, "batch_ids": []}
+            for row in PollingJob.objects.filter(pk__in=ids).values(
+                "id", "name", "status", "created_at", "keboola_job_id", "keboola_configuration_id"
+            )
+        }
+        for job_id, batch_id in JobBatch.objects.filter(job_id__in=ids).values_list("job_id", "batch_id"):
+            rows[job_id]["batch_ids"].append(batch_id)
+        for row in rows.values():
+            row["created_at"] = row["created_at"].timestamp()
+        return list(rows.values())
+
+
+def main() -> None:
+    workdir = Path(sys.argv[1])
+    report = Driver(workdir).run()
+    (workdir / "report.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

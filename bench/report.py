@@ -1,0 +1,217 @@
+"""Turn what a benchmark run recorded into figures, and print them.
+
+Definitions (docs/BENCHMARKS.md repeats them):
+- A *check* of a job is the group of OpenAI requests it makes at once (one per pending batch),
+  as the fake server logged them; its time is the first request's arrival.
+- *Poll lag* of a check = its time minus when it was due = the previous check + the interval.
+  The first check is due when the job is created; its lag is reported on its own.
+- *Trigger latency* = the Keboola POST's arrival minus the moment the job's last batch turned
+  terminal in the fake (or the job's creation, if later).
+- *Minimum OpenAI requests* of a batch = ceil(lifetime / interval) + 1, lifetime = from the
+  batch's first check until it turned terminal: what a poller exactly on schedule would need.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections import defaultdict
+from dataclasses import asdict
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0-100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values: list[float], points=(50, 95, 99), digits: int = 3) -> dict:
+    out: dict = {"count": len(values)}
+    for p in points:
+        value = percentile(values, p)
+        out[f"p{p}"] = None if value is None else round(value, digits)
+    out["max"] = round(max(values), digits) if values else None
+    return out
+
+
+def _checks(times: list[float], gap: float) -> list[float]:
+    """Start times of the checks in a job's sorted request times (requests closer than `gap`
+    belong to the same check)."""
+    starts: list[float] = []
+    last = None
+    for t in times:
+        if last is None or t - last > gap:
+            starts.append(t)
+        last = t
+    return starts
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo").read().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+    }
+
+
+def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> dict:
+    interval = config["interval"]
+    gap = min(1.0, interval / 3)
+    batches = timings["batches"]
+    by_config = defaultdict(list)
+    for kb in timings["keboola_jobs"]:
+        by_config[kb["config"]].append(kb)
+
+    lags, first_lags, trigger, excess = [], [], [], []
+    actual_total = minimum_total = 0
+    duplicates, missing = {}, []
+    finished = [j for j in jobs if j["status"] in ("completed", "completed_with_failures", "failed")]
+    finished_ids = {j["id"] for j in finished}
+    for job in jobs:
+        created = job["created_at"]
+        times = sorted(t for b in job["batch_ids"] for t in batches.get(b, {}).get("requests", []))
+        starts = _checks(times, gap)
+        if starts:
+            first_lags.append(starts[0] - created)
+            lags.extend(b - a - interval for a, b in zip(starts, starts[1:], strict=False))
+        terminals = [batches[b]["terminal_at"] for b in job["batch_ids"] if b in batches]
+        for b in job["batch_ids"]:
+            info = batches.get(b)
+            if info is None or info["terminal_at"] is None:
+                continue
+            # From the batch's first check: a late first check is poll lag, not a saved request.
+            first = min(info["requests"], default=created)
+            lifetime = info["terminal_at"] - first
+            least = math.ceil(lifetime / interval) + 1 if lifetime > 0 else 1
+            actual_total += len(info["requests"])
+            minimum_total += least
+            excess.append(len(info["requests"]) - least)
+        made = by_config.get(job["keboola_configuration_id"], [])
+        if len(made) > 1:
+            duplicates[str(job["id"])] = [m["id"] for m in made]
+        if job["id"] in finished_ids and job["status"] != "failed" and not made:
+            missing.append(job["id"])
+        if made and terminals and all(t is not None for t in terminals):
+            trigger.append(min(m["created_at"] for m in made) - max(max(terminals), created))
+    statuses = defaultdict(int)
+    for job in jobs:
+        statuses[job["status"]] += 1
+    return {
+        "config": config,
+        "machine": machine(),
+        "run": {**run, "jobs": len(jobs), "statuses": dict(statuses)},
+        "poll_lag_seconds": summary(lags),
+        "first_check_lag_seconds": summary(first_lags),
+        "trigger_latency_seconds": summary(trigger, points=(50, 95)),
+        "keboola_jobs": {
+            "finished_jobs": len(finished),
+            "exactly_one": sum(
+                1 for j in finished if len(by_config.get(j["keboola_configuration_id"], [])) == 1
+            ),
+            "duplicates": duplicates,
+            "missing": missing,
+        },
+        "openai_requests": {
+            "batches": len(excess),
+            "actual": actual_total,
+            "minimum": minimum_total,
+            "ratio": round(actual_total / minimum_total, 3) if minimum_total else None,
+            "extra_per_batch": summary([float(e) for e in excess], points=(50, 95), digits=1),
+        },
+        "api_latency_ms": {
+            name: {**summary(values, digits=1), "errors": api_errors.get(name, 0)}
+            for name, values in sorted(api_samples.items())
+        },
+        "processes": [asdict(p) for p in processes],
+    }
+
+
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}{unit}" if abs(value) < 10 else f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def render(report: dict, console=None) -> None:
+    """One table (Rich) of everything in the report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    c, r = report["config"], report["run"]
+    table = Table(
+        title=(
+            f"{r['jobs']} jobs · interval {c['interval']}s · window {c['window']:.0f}s · "
+            f"{c['db']} + {c['broker']} · latency {c['latency_ms']:.0f} ms · "
+            f"{c['workers']} worker(s) × {c['concurrency']}"
+        ),
+        show_lines=False,
+    )
+    table.add_column("measure")
+    table.add_column("count", justify="right")
+    for name in ("p50", "p95", "p99", "max"):
+        table.add_column(name, justify="right")
+
+    def row(label: str, s: dict, unit: str = "") -> None:
+        table.add_row(label, str(s["count"]), *(_fmt(s.get(k), unit) for k in ("p50", "p95", "p99", "max")))
+
+    row("poll lag (s)", report["poll_lag_seconds"])
+    row("first check lag (s)", report["first_check_lag_seconds"])
+    row("trigger latency (s)", report["trigger_latency_seconds"])
+    o = report["openai_requests"]
+    row(
+        f"OpenAI req/batch over min (total {o['actual']} vs {o['minimum']}, x{o['ratio']})",
+        o["extra_per_batch"],
+    )
+    for name, s in report["api_latency_ms"].items():
+        row(f"{name} (ms){' · ' + str(s['errors']) + ' errors' if s['errors'] else ''}", s)
+    k = report["keboola_jobs"]
+    table.add_section()
+    table.add_row(
+        "Keboola jobs: exactly one",
+        f"{k['exactly_one']}/{k['finished_jobs']}",
+        f"dup {len(k['duplicates'])}",
+        f"missing {len(k['missing'])}",
+        "",
+        "",
+    )
+    table.add_row(
+        "run",
+        str(r["jobs"]),
+        f"ramp {r['ramp_seconds']}s",
+        f"total {r['elapsed_seconds']}s",
+        f"unfinished {r['unfinished_jobs']}",
+        "",
+    )
+    table.add_section()
+    table.add_row("process (MB idle / peak, CPU s)", "pid", "idle RSS", "peak RSS", "CPU s", "")
+    for p in report["processes"]:
+        table.add_row(
+            p["role"],
+            str(p["pid"]),
+            _fmt(p["idle_rss_mb"]),
+            _fmt(p["peak_rss_mb"]),
+            _fmt(p["cpu_seconds"]),
+            "",
+        )
+    console.print(table)
+    if k["duplicates"]:
+        console.print(f"Duplicate Keboola jobs (polling job id → Keboola ids): {k['duplicates']}")
+    if k["missing"]:
+        console.print(f"Finished jobs without a Keboola job: {k['missing']}")

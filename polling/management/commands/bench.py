@@ -1,0 +1,67 @@
+"""`manage.py bench`: load the real stack with N jobs against the fakes and print the figures."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from bench.report import render
+from bench.run import BenchConfig, BenchFailed, run
+
+
+class Command(BaseCommand):
+    help = (
+        "Run web server, worker(s), beat and the fake OpenAI/Keboola servers as separate processes in "
+        "a throw-away database, create N jobs, wait until all have triggered, and report poll lag, "
+        "trigger latency, exactly-once, OpenAI requests, API latency, memory and CPU. "
+        "See docs/BENCHMARKS.md."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--jobs", type=int, default=100, help="Polling jobs to create (default 100).")
+        parser.add_argument("--interval", type=int, default=30, help="Poll interval in seconds (default 30).")
+        parser.add_argument(
+            "--window",
+            type=float,
+            help="Batches finish at random over this many seconds (default 3 intervals).",
+        )
+        parser.add_argument(
+            "--ramp", type=float, help="Create the jobs over this many seconds (default 1 interval)."
+        )
+        parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+        parser.add_argument("--broker", choices=["filesystem", "redis"], default="filesystem")
+        parser.add_argument("--latency-ms", type=float, default=50.0, help="Fake API latency (default 50).")
+        parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (default 1).")
+        parser.add_argument("--concurrency", type=int, default=8, help="Threads per worker (default 8).")
+        parser.add_argument(
+            "--timeout", type=float, help="Give up waiting for the jobs after this many seconds."
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print the report as JSON instead of a table."
+        )
+        parser.add_argument("--keep", action="store_true", help="Keep the work directory (process logs).")
+
+    def handle(self, *args, **options) -> None:
+        if options["jobs"] < 1 or options["interval"] < 1 or options["workers"] < 1:
+            raise CommandError("--jobs, --interval and --workers must be at least 1.")
+        config = BenchConfig(
+            jobs=options["jobs"],
+            interval=options["interval"],
+            window=options["window"],
+            ramp=options["ramp"],
+            db=options["db"],
+            broker=options["broker"],
+            latency_ms=options["latency_ms"],
+            workers=options["workers"],
+            concurrency=options["concurrency"],
+            timeout=options["timeout"],
+        )
+        try:
+            report = run(config, keep=options["keep"], echo=lambda m: self.stderr.write(m))
+        except BenchFailed as exc:
+            raise CommandError(str(exc)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(report, indent=2))
+        else:
+            render(report)
