@@ -55,7 +55,9 @@ def login_view(request: HttpRequest) -> JsonResponse:
     """Sign a staff user in with the Django session. CSRF-protected like every POST."""
     throttle_key = f"web-login-failures:{request.META.get('REMOTE_ADDR', '')}"
     if cache.get(throttle_key, 0) >= LOGIN_FAILURE_LIMIT:
-        response = JsonResponse({"detail": "Too many failed sign-ins. Try again in a few minutes."}, status=429)
+        response = JsonResponse(
+            {"detail": "Too many failed sign-ins. Try again in a few minutes."}, status=429
+        )
         response["Retry-After"] = str(LOGIN_LOCKOUT_SECONDS)
         return response
     username, password = _credentials(request)

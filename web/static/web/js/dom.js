@@ -159,6 +159,11 @@ export function showFormErrors(form, err) {
     const detail = err && (err.detail || err.message);
     general.textContent = unmatched.length ? unmatched.join(" ") : matched ? "" : detail || "Something went wrong.";
   }
+  const first = form.querySelector(".has-error, .form-error:not(:empty)");
+  if (first) {
+    first.scrollIntoView({ block: "nearest" });
+    first.querySelector("input, select, textarea")?.focus();
+  }
 }
 
 export function clearFormErrors(form) {

@@ -3,7 +3,9 @@ import { h } from "./dom.js";
 
 export const viewerTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
 
-const dateTime = new Intl.DateTimeFormat(undefined, {
+// "2026-01-22 10:15:00": ISO-like and terminal-like, in the viewer's time zone (sv-SE only picks
+// the digit layout, not the zone).
+const dateTime = new Intl.DateTimeFormat("sv-SE", {
   year: "numeric",
   month: "2-digit",
   day: "2-digit",
@@ -11,7 +13,7 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
   minute: "2-digit",
   second: "2-digit",
 });
-const timeOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const timeOnly = new Intl.DateTimeFormat("sv-SE", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 function parse(value) {
   if (!value) return null;
@@ -37,9 +39,9 @@ export function duration(totalSeconds) {
   s -= hh * 3600;
   const mm = Math.floor(s / 60);
   s -= mm * 60;
-  if (d) return `${d}d ${hh}h`;
-  if (hh) return `${hh}h ${mm}m`;
-  if (mm) return `${mm}m ${s}s`;
+  if (d) return hh ? `${d}d ${hh}h` : `${d}d`;
+  if (hh) return mm ? `${hh}h ${mm}m` : `${hh}h`;
+  if (mm) return s ? `${mm}m ${s}s` : `${mm}m`;
   return `${s}s`;
 }
 

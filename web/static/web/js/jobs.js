@@ -121,7 +121,11 @@ export function createJobsTab(panel, ctx) {
 
   function target(job) {
     if (job.action_type === "webhook") return h("span", { title: job.action_url || "" }, "webhook");
-    return h("span", { title: job.keboola_stack_url }, `keboola ${job.keboola_component_id}/${job.keboola_configuration_id}`);
+    return h(
+      "span",
+      { title: `${job.keboola_stack_url} · ${job.keboola_component_id} / ${job.keboola_configuration_id}` },
+      `keboola cfg ${job.keboola_configuration_id}`,
+    );
   }
 
   function row(job) {
@@ -135,7 +139,7 @@ export function createJobsTab(panel, ctx) {
       h("td", { class: "cell-target" }, target(job)),
       h("td", {}, duration(job.poll_interval_seconds)),
       h("td", {}, job.status === "active" ? countdown(job.next_check_at) : h("span", { class: "muted" }, "—")),
-      h("td", {}, formatDate(job.created_at)),
+      h("td", { class: "cell-date" }, formatDate(job.created_at)),
       h("td", { class: "actions" }, actionButtons(job, loadList)),
     );
   }

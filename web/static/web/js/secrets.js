@@ -48,7 +48,7 @@ export function createSecretsTab(panel, ctx) {
       { dataset: { secretId: secret.id } },
       h("td", { class: "cell-name" }, secret.name),
       h("td", {}, h("span", { class: `type-badge type-${secret.type}` }, secret.type)),
-      h("td", {}, formatDate(secret.created_at)),
+      h("td", { class: "cell-date" }, formatDate(secret.created_at)),
       h("td", {}, usedBy(secret.used_by)),
       h(
         "td",

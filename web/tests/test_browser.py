@@ -1,0 +1,339 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright against a live server."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from polling.models import JobBatch, JobStatus, PollingJob
+from polling.tests.factories import PollingJobFactory, PollingLogFactory
+from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOT = ROOT / "docs" / "screenshots" / "jobs-tab.png"
+PASSWORD = "a-strong-test-password"
+XSS = "<img src=x onerror=alert(1)>"
+STACK = "https://connection.eu-central-1.keboola.com"
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop running in this thread, which makes Django
+    # refuse ORM calls from the test itself; those calls are plain synchronous code, so allow them
+    # while the browser is up.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="Europe/Prague")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.dialogs = []
+    page.errors = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.base = live_server.url
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.wait_for_timeout(250)  # let the panel's fade-in finish
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    finally:
+        context.close()
+    assert page.errors == [], f"JavaScript errors: {page.errors}"
+
+
+def sign_in(page, hash_: str = "") -> None:
+    page.goto(f"{page.base}/web{hash_}")
+    page.fill("#login-username", "admin")
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#tabs:not([hidden])")
+
+
+def expect():
+    from playwright.sync_api import expect as _expect
+
+    return _expect
+
+
+def open_tab(page, name: str) -> None:
+    page.click(f".tab[data-tab={name}]")
+
+
+def add_secret(page, name: str, type_: str, value: str) -> None:
+    page.click("#add-secret")
+    page.fill("#secret-form [name=name]", name)
+    page.select_option("#secret-form [name=type]", type_)
+    page.fill("#secret-form [name=value]", value)
+    page.click("#secret-form button[type=submit]")
+    expect()(page.locator("#secrets-table td.cell-name", has_text=name)).to_be_visible()
+
+
+def test_login_form_then_manage_secrets_and_a_job(page, admin_user):
+    page.goto(f"{page.base}/web")
+    expect()(page.locator("#login-form")).to_be_visible()
+    page.fill("#login-username", "admin")
+    page.fill("#login-password", "wrong-password")
+    page.click("#login-form button[type=submit]")
+    expect()(page.locator("#login-error")).to_contain_text("Wrong username or password")
+    sign_in(page, "#secrets")
+
+    add_secret(page, "openai-prod", "openai", "sk-test-123")
+    add_secret(page, "keboola-prod", "keboola", "kbc-token-123")
+    assert "sk-test-123" not in page.content()
+
+    open_tab(page, "jobs")
+    page.click("#create-job")
+    form = page.locator("#job-form")
+    assert form.locator("[name=openai_secret_id] option:checked").text_content().startswith("openai-prod")
+    assert form.locator("[name=keboola_secret_id] option:checked").text_content().startswith("keboola-prod")
+    form.locator("[name=name]").fill("Nightly embeddings")
+    form.locator("[name=batch_ids]").fill("batch_aaa111\nbatch_bbb222\n\nbatch_ccc333\n")
+    form.locator("[name=keboola_stack_url]").fill(STACK)
+    form.locator("[name=keboola_component_id]").fill("kds-team.app-custom-python")
+    form.locator("[name=keboola_configuration_id]").fill("123456")
+    form.locator("[name=poll_interval_seconds]").fill("60")
+    form.locator("button[type=submit]").click()
+    expect()(page.locator("#modal")).not_to_be_visible()
+
+    row = page.locator("#jobs-table tr.job-row", has_text="Nightly embeddings")
+    expect()(row).to_be_visible()
+    expect()(row.locator(".badge").first).to_have_text("0/3")
+    expect()(row.locator(".dot-active")).to_have_count(1)
+    expect()(row.locator("time.countdown")).to_have_text(re.compile(r"^(in \d|due now)"))
+    job = PollingJob.objects.get(name="Nightly embeddings")
+
+    row.locator("a.job-name").click()
+    expect()(page.locator("#job-title")).to_have_text("Nightly embeddings")
+    expect()(page.locator("#batches-table tbody tr")).to_have_count(3)
+    expect()(page.locator("#job-log")).to_contain_text("Job created watching 3 batch(es).")
+
+    page.click("#job-detail [data-action=pause]")
+    expect()(page.locator("#job-detail .info-grid .status")).to_have_text(re.compile("paused"))
+    assert PollingJob.objects.get(pk=job.pk).status == JobStatus.PAUSED
+    page.click("#job-detail [data-action=resume]")
+    expect()(page.locator("#job-detail .info-grid .status")).to_have_text(re.compile("active"))
+
+    # A secret in use: the server's 409 message is shown, the secret stays.
+    open_tab(page, "secrets")
+    page.locator("#secrets-table tr", has_text="openai-prod").locator("button", has_text="delete").click()
+    page.click("#modal .btn-danger")
+    expect()(page.locator(".toast-error")).to_contain_text("is used by active or paused")
+    expect()(page.locator("#secrets-table td.cell-name", has_text="openai-prod")).to_be_visible()
+
+    page.fill("#console-input", f"job {job.pk}")
+    page.press("#console-input", "Enter")
+    expect()(page.locator("#job-title")).to_have_text("Nightly embeddings")
+    page.click("#job-detail [data-action=delete]")
+    expect()(page.locator("#modal .confirm-message")).to_contain_text("Nightly embeddings")
+    page.click("#modal .btn-danger")
+    expect()(page.locator("#jobs-list")).to_be_visible()
+    expect()(page.locator("#jobs-table")).to_contain_text("No jobs yet")
+    assert not PollingJob.objects.filter(pk=job.pk).exists()
+    assert page.dialogs == []
+
+
+def test_user_supplied_text_renders_literally(page, admin_user):
+    openai = OpenAISecretFactory(name=XSS)
+    job = PollingJobFactory(name=XSS, openai_secret=openai, batch_ids=["batch_x1"], last_error=XSS)
+    PollingLogFactory(job=job, message=XSS)
+    sign_in(page, "#jobs")
+
+    expect()(page.locator("#jobs-table a.job-name")).to_have_text(XSS)
+    page.locator("#jobs-table a.job-name").click()
+    expect()(page.locator("#job-title")).to_have_text(XSS)
+    expect()(page.locator("#job-last-error")).to_contain_text(XSS)
+    expect()(page.locator("#job-log")).to_contain_text(XSS)
+    open_tab(page, "secrets")
+    expect()(page.locator("#secrets-table td.cell-name").get_by_text(XSS, exact=True)).to_be_visible()
+    open_tab(page, "logs")
+    expect()(page.locator("#log-view")).to_contain_text(XSS)
+    assert page.locator("img[src=x]").count() == 0
+    page.wait_for_timeout(200)
+    assert page.dialogs == []
+
+
+def test_validation_errors_are_shown_next_to_their_fields(page, admin_user):
+    OpenAISecretFactory(name="openai-a")
+    KeboolaSecretFactory(name="keboola-a")
+    sign_in(page, "#jobs")
+    page.click("#create-job")
+    form = page.locator("#job-form")
+    form.locator("[name=name]").fill("bad batches")
+    form.locator("[name=batch_ids]").fill("abc")
+    form.locator("[name=keboola_stack_url]").fill(STACK)
+    form.locator("[name=keboola_component_id]").fill("comp")
+    form.locator("[name=keboola_configuration_id]").fill("1")
+    form.locator("button[type=submit]").click()
+    expect()(form.locator("[data-error-for=batch_ids]")).to_have_text(
+        "Invalid batch ID format: 'abc' (must start with 'batch_')"
+    )
+    expect()(form.locator("[data-field=batch_ids]")).to_have_class(re.compile("has-error"))
+    expect()(form.locator("[data-error-for=name]")).to_be_empty()
+
+    form.locator("[name=batch_ids]").fill("batch_ok1")
+    form.locator("[name=poll_interval_seconds]").fill("abc")
+    form.locator("button[type=submit]").click()
+    expect()(form.locator("[data-error-for=poll_interval_seconds]")).not_to_be_empty()
+    expect()(form.locator("[data-error-for=batch_ids]")).to_be_empty()
+    assert not PollingJob.objects.exists()
+    assert "[object Object]" not in page.content()
+
+
+def test_server_and_network_failures_are_shown_in_words(page, admin_user):
+    sign_in(page, "#secrets")
+    page.route(
+        re.compile(r".*/api/jobs\?.*"),
+        lambda route: route.fulfill(status=500, body="<h1>Server Error</h1>", content_type="text/html"),
+    )
+    open_tab(page, "jobs")
+    expect()(page.locator("#jobs-list .panel-status")).to_have_text("The server had an internal error.")
+    page.unroute(re.compile(r".*/api/jobs\?.*"))
+    page.route(re.compile(r".*/api/jobs\?.*"), lambda route: route.abort())
+    page.click("#jobs-list .toolbar button:has-text('refresh')")
+    expect()(page.locator("#jobs-list .panel-status")).to_contain_text("Cannot reach the server")
+    page.unroute(re.compile(r".*/api/jobs\?.*"))
+    page.route(
+        re.compile(r".*/api/jobs\?.*"),
+        lambda route: route.fulfill(
+            status=429, json={"detail": "Request was throttled."}, headers={"Retry-After": "7"}
+        ),
+    )
+    page.click("#jobs-list .toolbar button:has-text('refresh')")
+    expect()(page.locator("#jobs-list .panel-status")).to_have_text(
+        "Request was throttled. Try again in 7 s."
+    )
+    page.unroute(re.compile(r".*/api/jobs\?.*"))
+
+    page.fill("#console-input", "job 999999")
+    page.press("#console-input", "Enter")
+    expect()(page.locator("#job-detail .panel-status")).to_contain_text("not found")
+    assert "[object Object]" not in page.content()
+
+    # The session ends on the server: the next API answer (403) brings the login form back.
+    page.context.clear_cookies()
+    page.fill("#console-input", "refresh")
+    page.press("#console-input", "Enter")
+    expect()(page.locator("#login-form")).to_be_visible()
+
+
+def test_monitor_logs_system_tabs_and_theme(page, admin_user, settings):
+    job = PollingJobFactory(name="watched", batch_ids=["batch_m1", "batch_m2"])
+    PollingLogFactory(job=job, message="all quiet", level="info")
+    PollingLogFactory(job=job, message="slow down", level="warning")
+    sign_in(page, "#monitor")
+    expect()(page.locator("#health-cards")).to_contain_text("database")
+    expect()(page.locator("#health-cards")).to_contain_text("scheduler")
+    expect()(page.locator("#stats-cards .card").nth(1)).to_contain_text("1")
+    expect()(page.locator("#activity")).to_contain_text("slow down")
+
+    open_tab(page, "logs")
+    expect()(page.locator("#log-view .log-line")).to_have_count(2)
+    page.select_option("#log-level", "warning")
+    expect()(page.locator("#log-view .log-line")).to_have_count(1)
+    expect()(page.locator("#log-view .level-warning")).to_contain_text("slow down")
+    page.fill("#log-job", "abc")
+    page.press("#log-job", "Enter")
+    expect()(page.locator("#logs-panel-status, #panel-logs .panel-status")).to_contain_text("job id")
+
+    open_tab(page, "system")
+    expect()(page.locator("#system-version")).to_have_text(settings.VERSION)
+    expect()(page.locator("#system-config")).to_contain_text("poll interval")
+    for href in ("/docs", "/redoc", "/admin/"):
+        assert page.locator(f"#panel-system a[href='{href}']").count() == 1
+    assert settings.SECRET_KEY not in page.content()
+
+    page.fill("#console-input", "help")
+    page.press("#console-input", "Enter")
+    expect()(page.locator("#console-output")).to_contain_text("job <id>")
+    page.click("#theme-toggle")
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+    page.reload()
+    page.wait_for_selector("#tabs:not([hidden])")
+    assert page.evaluate("localStorage.getItem('teckochecker-theme')") == "light"
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+
+
+def _screenshot_jobs() -> None:
+    now = timezone.now()
+    openai = OpenAISecretFactory(name="openai-prod")
+    keboola = KeboolaSecretFactory(name="keboola-prod")
+    specs = [
+        (
+            "nightly-embeddings",
+            JobStatus.ACTIVE,
+            ["completed", "completed", "in_progress", "validating", "pending"],
+        ),
+        ("support-ticket-triage", JobStatus.ACTIVE, ["in_progress", "in_progress"]),
+        ("catalog-translations", JobStatus.PAUSED, ["completed", "in_progress", "pending"]),
+        ("weekly-summaries", JobStatus.COMPLETED, ["completed", "completed"]),
+        ("product-tagging", JobStatus.COMPLETED_WITH_FAILURES, ["completed", "failed", "expired"]),
+        ("invoice-extraction", JobStatus.FAILED, ["completed"]),
+    ]
+    for i, (name, status, batch_statuses) in enumerate(reversed(specs)):
+        ids = [f"batch_{name[:6]}{n}" for n in range(len(batch_statuses))]
+        job = PollingJobFactory(
+            name=name,
+            status=status,
+            openai_secret=openai,
+            keboola_secret=keboola,
+            keboola_configuration_id=str(901000 + i),
+            poll_interval_seconds=[60, 120, 300][i % 3],
+            next_check_at=now + timedelta(seconds=45 + 40 * i),
+            batch_ids=ids,
+        )
+        for batch_id, batch_status in zip(ids, batch_statuses, strict=True):
+            JobBatch.objects.filter(job=job, batch_id=batch_id).update(
+                status=batch_status,
+                request_total=200,
+                request_completed=200 if batch_status == "completed" else 80,
+                request_failed=200 if batch_status in ("failed", "expired") else 0,
+            )
+
+
+def test_jobs_tab_screenshot(page, admin_user):
+    _screenshot_jobs()
+    sign_in(page, "#jobs")
+    expect()(page.locator("#jobs-table tr.job-row")).to_have_count(6)
+    expect()(page.locator("#jobs-table tr.row-active .badge").first).to_have_text("2/5")
+    page.wait_for_timeout(300)  # let the fade-in finish
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1400, "height": 660})
+        page.wait_for_timeout(100)
+        page.screenshot(path=str(DOCS_SCREENSHOT))
