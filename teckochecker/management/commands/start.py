@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -108,27 +107,6 @@ def display_host(host: str) -> str:
     if host in {"", "0.0.0.0", "::"}:  # noqa: S104 (not a bind: the address to connect to)
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
-
-
-def forget_dead_local_beat() -> None:
-    """Drop the beat heartbeat left by a beat on this machine whose process is gone.
-
-    A cleanly stopped beat still looks alive for HEARTBEAT_STALE_SECONDS; without this, a
-    stop followed by a start within that window would be refused as a second beat.
-    """
-    try:
-        from polling.models import ServiceHeartbeat
-    except ImportError:
-        return
-    beat = ServiceHeartbeat.objects.filter(name="beat", hostname=socket.gethostname()).first()
-    if beat is None or beat.pid is None:
-        return
-    try:
-        cmdline = Path(f"/proc/{beat.pid}/cmdline").read_bytes()
-    except OSError:
-        cmdline = b""
-    if not (pid_alive(beat.pid) and b"beat" in cmdline):
-        ServiceHeartbeat.objects.filter(pk=beat.pk, pid=beat.pid).delete()
 
 
 @dataclass
@@ -276,7 +254,6 @@ class Command(BaseCommand):
             from polling.services.health import beat_alive_elsewhere
         except (ImportError, AttributeError):
             return  # the health service does not exist yet
-        forget_dead_local_beat()
         if beat_alive_elsewhere():
             raise CommandError(
                 "Another Celery beat is already running against this database; "
