@@ -67,11 +67,11 @@ def test_every_batch_status_is_a_valid_batch_object(fake_servers, status):
 def test_scripted_batch_progresses_with_rising_counts(fake_servers):
     fake_servers.add_batch(
         "batch_p",
-        script=[(0, "validating"), (0.1, "in_progress"), (0.6, "finalizing"), (0.7, "completed")],
+        script=[(0, "validating"), (0.5, "in_progress"), (1.5, "finalizing"), (1.8, "completed")],
         total=100,
     )
     seen = []
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 6
     while time.monotonic() < deadline:
         body = openai_get(fake_servers, "/batches/batch_p")[2]
         validate_openai_response("GET", "/batches/{batch_id}", 200, body)
@@ -99,9 +99,9 @@ def test_scripted_batch_progresses_with_rising_counts(fake_servers):
     ],
 )
 def test_finish_after_helper_reaches_the_outcome(fake_servers, outcome, stamp):
-    fake_servers.add_batch("batch_o", finish_after=0.2, outcome=outcome, total=10, failed_requests=2)
+    fake_servers.add_batch("batch_o", finish_after=0.6, outcome=outcome, total=10, failed_requests=2)
     assert openai_get(fake_servers, "/batches/batch_o")[2]["status"] == "validating"
-    time.sleep(0.25)
+    time.sleep(0.7)
     body = openai_get(fake_servers, "/batches/batch_o")[2]
     validate_openai_response("GET", "/batches/{batch_id}", 200, body)
     assert body["status"] == outcome and isinstance(body[stamp], int)
@@ -156,10 +156,10 @@ def test_create_job_answers_201_with_a_full_job(fake_servers):
 
 @pytest.mark.parametrize("outcome", ["success", "error"])
 def test_job_progresses_to_its_outcome(fake_servers, outcome):
-    fake_servers.configure_keboola(start_after=0.1, finish_after=0.3, outcome=outcome)
+    fake_servers.configure_keboola(start_after=0.4, finish_after=1.2, outcome=outcome)
     job = keboola(fake_servers, "/jobs", method="POST", body=JOB_BODY)[2]
     seen = []
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 6
     while time.monotonic() < deadline:
         code, _h, current = keboola(fake_servers, f"/jobs/{job['id']}")
         assert code == 200
@@ -243,10 +243,10 @@ def test_status_faults_answer_in_each_vendors_error_shape(fake_servers, kind):
 def test_timed_fault_lasts_for_its_seconds_and_target_limits_it(fake_servers):
     fake_servers.add_batch("batch_a")
     fake_servers.add_batch("batch_b")
-    fake_servers.fail("openai.retrieve", "500", seconds=0.3, target="batch_a")
+    fake_servers.fail("openai.retrieve", "500", seconds=1.5, target="batch_a")
     assert [openai_get(fake_servers, "/batches/batch_a")[0] for _ in range(3)] == [500, 500, 500]
     assert openai_get(fake_servers, "/batches/batch_b")[0] == 200
-    time.sleep(0.35)
+    time.sleep(1.6)
     assert openai_get(fake_servers, "/batches/batch_a")[0] == 200
 
 
