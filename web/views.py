@@ -83,6 +83,7 @@ def logout_view(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @never_cache
+@ensure_csrf_cookie  # so a page whose cookies were cleared can still sign in
 def session_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(_session_body(request))
 

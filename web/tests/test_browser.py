@@ -138,6 +138,15 @@ def test_login_form_then_manage_secrets_and_a_job(page, admin_user):
     expect()(row.locator("time.countdown")).to_have_text(re.compile(r"^(in \d|due now)"))
     job = PollingJob.objects.get(name="Nightly embeddings")
 
+    page.fill("#job-search", "zzz-nothing")
+    expect()(page.locator("#jobs-table")).to_contain_text("No job matches.")
+    page.fill("#job-search", "bbb222")  # a batch id matches too
+    expect()(row).to_be_visible()
+    page.select_option("#job-status-filter", "paused")
+    expect()(page.locator("#jobs-table")).to_contain_text("No job matches.")
+    page.select_option("#job-status-filter", "")
+    page.fill("#job-search", "")
+    expect()(page.locator("#jobs-list .panel-status")).to_have_text("1 job(s)")
     row.locator("a.job-name").click()
     expect()(page.locator("#job-title")).to_have_text("Nightly embeddings")
     expect()(page.locator("#batches-table tbody tr")).to_have_count(3)
@@ -148,6 +157,12 @@ def test_login_form_then_manage_secrets_and_a_job(page, admin_user):
     assert PollingJob.objects.get(pk=job.pk).status == JobStatus.PAUSED
     page.click("#job-detail [data-action=resume]")
     expect()(page.locator("#job-detail .info-grid .status")).to_have_text(re.compile("active"))
+
+    page.click("#job-detail [data-action=edit]")
+    page.fill("#job-form [name=poll_interval_seconds]", "90")
+    page.click("#job-form button[type=submit]")
+    expect()(page.locator("#job-detail .info-grid")).to_contain_text("1m 30s")
+    assert PollingJob.objects.get(pk=job.pk).poll_interval_seconds == 90
 
     # A secret in use: the server's 409 message is shown, the secret stays.
     open_tab(page, "secrets")
@@ -170,7 +185,14 @@ def test_login_form_then_manage_secrets_and_a_job(page, admin_user):
 
 def test_user_supplied_text_renders_literally(page, admin_user):
     openai = OpenAISecretFactory(name=XSS)
-    job = PollingJobFactory(name=XSS, openai_secret=openai, batch_ids=["batch_x1"], last_error=XSS)
+    job = PollingJobFactory(
+        name=XSS,
+        openai_secret=openai,
+        batch_ids=["batch_x1"],
+        last_error=XSS,
+        keboola_job_id="4242",
+        keboola_job_url="javascript:alert(2)",
+    )
     PollingLogFactory(job=job, message=XSS)
     sign_in(page, "#jobs")
 
@@ -179,6 +201,8 @@ def test_user_supplied_text_renders_literally(page, admin_user):
     expect()(page.locator("#job-title")).to_have_text(XSS)
     expect()(page.locator("#job-last-error")).to_contain_text(XSS)
     expect()(page.locator("#job-log")).to_contain_text(XSS)
+    expect()(page.locator("#job-detail .info-grid")).to_contain_text("job 4242")
+    assert page.locator("#keboola-job-link").count() == 0  # not an http(s) URL: no link
     open_tab(page, "secrets")
     expect()(page.locator("#secrets-table td.cell-name").get_by_text(XSS, exact=True)).to_be_visible()
     open_tab(page, "logs")
@@ -250,6 +274,11 @@ def test_server_and_network_failures_are_shown_in_words(page, admin_user):
     page.fill("#console-input", "refresh")
     page.press("#console-input", "Enter")
     expect()(page.locator("#login-form")).to_be_visible()
+    expect()(page.locator("#login-error")).to_contain_text("Sign in again")
+    page.fill("#login-username", "admin")
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    expect()(page.locator("#tabs")).to_be_visible()
 
 
 def test_monitor_logs_system_tabs_and_theme(page, admin_user, settings):
@@ -321,8 +350,8 @@ def _screenshot_jobs() -> None:
             JobBatch.objects.filter(job=job, batch_id=batch_id).update(
                 status=batch_status,
                 request_total=200,
-                request_completed=200 if batch_status == "completed" else 80,
-                request_failed=200 if batch_status in ("failed", "expired") else 0,
+                request_completed={"completed": 200, "failed": 120, "expired": 120}.get(batch_status, 80),
+                request_failed=80 if batch_status in ("failed", "expired") else 0,
             )
 
 
@@ -337,3 +366,17 @@ def test_jobs_tab_screenshot(page, admin_user):
         page.set_viewport_size({"width": 1400, "height": 660})
         page.wait_for_timeout(100)
         page.screenshot(path=str(DOCS_SCREENSHOT))
+
+    # The detail of a finished job: progress bars from request counts and the Keboola job link.
+    job = PollingJob.objects.get(name="product-tagging")
+    PollingJob.objects.filter(pk=job.pk).update(
+        keboola_job_id="777", keboola_job_url="https://connection.eu-central-1.keboola.com/jobs/777"
+    )
+    page.fill("#console-input", f"job {job.pk}")
+    page.press("#console-input", "Enter")
+    expect()(page.locator("#job-title")).to_have_text("product-tagging")
+    expect()(page.locator("#keboola-job-link")).to_have_attribute(
+        "href", "https://connection.eu-central-1.keboola.com/jobs/777"
+    )
+    expect()(page.locator("#batches-table .progress")).to_have_count(3)
+    expect()(page.locator("#batches-table tr", has_text="expired")).to_contain_text("200/200 (80 failed)")

@@ -97,6 +97,9 @@ export async function request(method, path, { body, query, okStatuses = [] } = {
     return data ?? {};
   }
   let detail = asText(data && typeof data === "object" ? data.detail : "");
+  if (!detail && response.status === 403 && /CSRF/i.test(text)) {
+    detail = "The security check (CSRF) failed. Reload the page and try again.";
+  }
   if (!detail) detail = STATUS_WORDS[response.status] || `The server answered HTTP ${response.status}.`;
   if (response.status === 429) {
     const retry = response.headers.get("Retry-After");

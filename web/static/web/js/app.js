@@ -1,5 +1,5 @@
 // Boot: sign-in, tabs (hash routing: #jobs, #jobs/12, #logs, ...), theme, command line.
-import { api, errorText, onAuthRequired } from "./api.js";
+import { api, csrfToken, errorText, onAuthRequired } from "./api.js";
 import { h, setupModal, closeModal } from "./dom.js";
 import { formatTime, tickCountdowns, viewerTimeZone } from "./format.js";
 import { createJobsTab } from "./jobs.js";
@@ -125,6 +125,7 @@ $("login-form").addEventListener("submit", async (event) => {
   const button = event.target.querySelector("button[type=submit]");
   button.disabled = true;
   try {
+    if (!csrfToken()) await api.session(); // sets a fresh CSRF cookie
     const result = await api.login($("login-username").value, $("login-password").value);
     print(`signed in as ${result.username}`);
     await signedIn(result.username);

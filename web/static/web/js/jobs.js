@@ -212,7 +212,8 @@ export function createJobsTab(panel, ctx) {
 
   // --- detail ---------------------------------------------------------------------------------
   function info(label, value) {
-    return [h("dt", {}, label), h("dd", {}, value ?? h("span", { class: "muted" }, "—"))];
+    const empty = value === null || value === undefined || value === "";
+    return [h("dt", {}, label), h("dd", {}, empty ? h("span", { class: "muted" }, "—") : value)];
   }
 
   function batchProgress(batch) {
