@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import path
 from rest_framework import exceptions, status
@@ -39,6 +41,12 @@ def exception_handler(exc, context):
         return Response(body, status=exc.status_code)
     if isinstance(exc, Http404):
         return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"The request body is larger than {limit} bytes (MAX_REQUEST_BYTES)."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -63,3 +71,13 @@ def api_path(route: str, view, name: str):
 def drop_slash_duplicates(endpoints):
     """drf-spectacular hook: document each endpoint once, in its slash-less form."""
     return [e for e in endpoints if not e[0].endswith("/")]
+
+
+def not_found(request, exception=None):
+    """handler404: a JSON `detail` for API paths (API.md: every error body has one)."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

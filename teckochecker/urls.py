@@ -13,3 +13,5 @@ urlpatterns = [
     path("", include("polling.urls")),
     path("", include("web.urls")),
 ]
+
+handler404 = "teckochecker.api.not_found"
