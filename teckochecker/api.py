@@ -73,6 +73,54 @@ def drop_slash_duplicates(endpoints):
     return [e for e in endpoints if not e[0].endswith("/")]
 
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string", "description": "A readable message."},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Validation errors per field (HTTP 400).",
+        },
+    },
+    "required": ["detail"],
+}
+_ERROR_TEXT = {
+    "400": "Invalid input (`errors` names each field).",
+    "401": "No credentials.",
+    "403": "Not a staff user, or a session write without its CSRF token.",
+    "404": "No such object.",
+    "409": "The object's state does not allow this.",
+    "413": "The request body is larger than MAX_REQUEST_BYTES.",
+    "415": "The body is not JSON.",
+    "429": "Rate limited; see `Retry-After`.",
+}
+
+
+def document_errors(result, generator, request, public):
+    """drf-spectacular hook: the error answers every operation can give, all shaped as `Error`.
+
+    Without them the schema promises only success codes, and a client (or schemathesis) cannot
+    tell a documented 400/404 from a surprise.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for route, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            codes = ["400", "429"]
+            if operation.get("security") != [{}]:  # [{}]: public (AllowAny, no authentication)
+                codes += ["401", "403"]
+            if "{" in route or method in ("post", "put", "patch"):  # the object, or one it names
+                codes.append("404")
+            if method in ("post", "put", "patch", "delete"):
+                codes.append("409")
+            if method in ("post", "put", "patch"):
+                codes += ["413", "415"]
+            for code in codes:
+                operation["responses"].setdefault(code, {"description": _ERROR_TEXT[code], **ref})
+    return result
+
+
 def not_found(request, exception=None):
     """handler404: a JSON `detail` for API paths (API.md: every error body has one)."""
     from django.http import JsonResponse
