@@ -1,4 +1,11 @@
-"""Beat's scheduler: django-celery-beat's, plus a heartbeat and a single-instance guard."""
+"""Beat's scheduler: django-celery-beat's, plus the job dispatcher, a heartbeat and a
+single-instance guard.
+
+The dispatcher (`polling.services.schedules.jobs_dispatch_due`) runs here, in beat's own loop,
+every `dispatch_every` seconds: one indexed query finds the due jobs, whatever their number,
+instead of one periodic task per job. Running it in beat (not as a task) keeps its rhythm
+independent of how full the worker queue is.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 class SingleBeatScheduler(DatabaseScheduler):
     heartbeat_every = 15.0
+    dispatch_every = 1.0
 
     def setup_schedule(self):
         from polling.services.health import beat_alive_elsewhere, heartbeat_mark_started
@@ -20,6 +28,7 @@ class SingleBeatScheduler(DatabaseScheduler):
             raise SystemExit("Another beat is already running against this database; only one may run.")
         heartbeat_mark_started(kind="beat")
         self._last_heartbeat = time.monotonic()
+        self._last_dispatch = 0.0
         super().setup_schedule()
 
     def tick(self, *args, **kwargs):
@@ -32,4 +41,21 @@ class SingleBeatScheduler(DatabaseScheduler):
             except Exception as exc:  # database restarting: beat keeps going, health shows it
                 logger.warning("beat heartbeat failed: %s", exc)
             self._last_heartbeat = now
-        return super().tick(*args, **kwargs)
+        if now - getattr(self, "_last_dispatch", 0) >= self.dispatch_every:
+            self._last_dispatch = now
+            self.dispatch()
+        interval = super().tick(*args, **kwargs)
+        until_dispatch = max(0.05, self._last_dispatch + self.dispatch_every - time.monotonic())
+        return min(interval, until_dispatch) if interval is not None else until_dispatch
+
+    def dispatch(self) -> int:
+        from django.db import close_old_connections
+
+        from polling.services.schedules import jobs_dispatch_due
+
+        try:
+            return jobs_dispatch_due()
+        except Exception as exc:  # database restarting: the next second tries again
+            logger.warning("dispatching due jobs failed: %s", exc)
+            close_old_connections()
+            return 0

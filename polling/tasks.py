@@ -14,6 +14,15 @@ def poll_job(job_id: int, force: bool = False) -> str:
     return job_poll(job_id=job_id, force=force).outcome
 
 
+@shared_task(name="polling.tasks.poll_jobs", acks_late=True, ignore_result=True)
+def poll_jobs(job_ids: list[int], dispatch_token: str) -> int:
+    """Check the due jobs the dispatcher sent together; returns how many were checked."""
+    checked = 0
+    for job_id in job_ids:
+        checked += job_poll(job_id=job_id, dispatch_token=dispatch_token).outcome != "skipped"
+    return checked
+
+
 @shared_task(name="polling.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
     heartbeat_record(kind="worker")

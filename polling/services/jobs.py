@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from polling.models import ActionType, JobBatch, JobStatus, LogLevel, PollingJob
 from polling.services.exceptions import JobNotFound, JobStateConflict
 from polling.services.logs import log_event
 from polling.services.notifications import notify
-from polling.services.schedules import enqueue_poll, schedule_remove, schedule_upsert
+from polling.services.schedules import enqueue_poll, schedule_upsert
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import NotFound, ValidationFailed, is_valid_id
 
@@ -171,9 +172,12 @@ def job_update(*, job: PollingJob, **changes: Any) -> PollingJob:
         before = {f: getattr(locked, f) for f in cleaned}
         for field, value in cleaned.items():
             setattr(locked, field, value)
-        locked.save(update_fields=[*cleaned, "updated_at"])
-        if "poll_interval_seconds" in cleaned:
-            schedule_upsert(job=locked)
+        fields = [*cleaned, "updated_at"]
+        if "poll_interval_seconds" in cleaned and locked.last_check_at and not locked.consecutive_failures:
+            # The next check follows the new interval from the last one (backoff keeps its delay).
+            locked.next_check_at = locked.last_check_at + timedelta(seconds=locked.poll_interval_seconds)
+            fields.append("next_check_at")
+        locked.save(update_fields=fields)
         changed = [f"{f}: {before[f]!s} → {cleaned[f]!s}" for f in cleaned if before[f] != cleaned[f]]
         if changed:
             log_event(job_id=locked.pk, status="updated", message="Updated " + "; ".join(changed))
@@ -221,9 +225,8 @@ def job_check_now(*, job: PollingJob) -> None:
 
 
 def job_delete(*, job: PollingJob) -> None:
-    """Delete the job, its batches, logs and periodic task together."""
+    """Delete the job with its batches and logs (the dispatcher simply no longer sees it)."""
     with transaction.atomic():
-        schedule_remove(job_id=job.pk)
         job.delete()
 
 

@@ -3,8 +3,10 @@
 Concurrency rules (see docs in README "How polling works"):
 - A worker first takes a lease on the job with a conditional UPDATE; a second worker (or a
   duplicate message) finds the lease taken and does nothing. A dead worker's lease expires.
-- A check that is not due yet (beat fired twice, a burst after a restart, backoff in force)
-  does nothing unless forced (create, resume, check now).
+- The dispatcher (schedules.py) hands due jobs over under a dispatch lease; only the message
+  carrying that token, or a forced check, may turn it into a poll lease.
+- A check that is not due yet (a duplicate message, backoff in force) does nothing unless
+  forced (create, resume, check now).
 - Every write at the end is conditional on still holding the lease.
 """
 
@@ -32,6 +34,7 @@ from polling.models import (
 )
 from polling.services.jobs import job_fail
 from polling.services.logs import log_event
+from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.trigger import TriggerOutcome, trigger_keboola
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secret_reveal
@@ -56,21 +59,29 @@ def backoff_seconds(*, interval: int, failures: int, retry_after: float | None =
     return delay
 
 
-def _claim(job: PollingJob, *, now) -> str | None:
+def _claim(job: PollingJob, *, now, force: bool, dispatch_token: str | None) -> str | None:
     token = uuid.uuid4().hex
-    claimed = (
-        PollingJob.objects.filter(pk=job.pk, status=JobStatus.ACTIVE)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS))
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if dispatch_token:
+        free |= Q(lease_token=dispatch_token)
+    if force:  # a forced check does not wait for a dispatched message still in the queue
+        free |= Q(lease_token__startswith=DISPATCH_PREFIX)
+    claimed = PollingJob.objects.filter(free, pk=job.pk, status=JobStatus.ACTIVE).update(
+        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS)
     )
     return token if claimed == 1 else None
 
 
-def _is_due(job: PollingJob, *, now) -> bool:
+def _is_due(job: PollingJob, *, now, dispatched: bool) -> bool:
     if job.next_check_at is None:
         return True
-    # Beat fires every interval from its own clock; accept a check up to half an interval
-    # early so queue delay never costs a whole interval. In backoff, wait for the full delay.
+    if dispatched:
+        # The dispatcher sends only due jobs, so "not due" means this message is a duplicate
+        # (redelivered after its job was already checked): no early extra check.
+        return job.next_check_at <= now
+    # A message without a dispatch token comes from the per-job periodic tasks of the first
+    # design (still queued during an upgrade): accept it up to half an interval early, as they
+    # did. In backoff, wait for the full delay.
     slack = 0 if job.consecutive_failures else job.poll_interval_seconds / 2
     return job.next_check_at <= now + timedelta(seconds=slack)
 
@@ -81,17 +92,20 @@ def _release(job_id: int, token: str, **fields) -> bool:
     return PollingJob.objects.filter(pk=job_id, lease_token=token).update(**fields) == 1
 
 
-def job_poll(*, job_id: int, force: bool = False) -> PollResult:
-    """Check one job now. Safe to call from any number of workers at once."""
+def job_poll(*, job_id: int, force: bool = False, dispatch_token: str | None = None) -> PollResult:
+    """Check one job now. Safe to call from any number of workers at once.
+
+    `dispatch_token`: the dispatcher's lease the job was sent under (polling.tasks.poll_jobs).
+    """
     now = timezone.now()
     job = PollingJob.objects.filter(pk=job_id).select_related("openai_secret").first()
     if job is None:
         return PollResult("skipped", "no such job")
     if job.status != JobStatus.ACTIVE:
         return PollResult("skipped", f"job is {job.status}")
-    if not force and not _is_due(job, now=now):
+    if not force and not _is_due(job, now=now, dispatched=dispatch_token is not None):
         return PollResult("skipped", "not due")
-    token = _claim(job, now=now)
+    token = _claim(job, now=now, force=force, dispatch_token=dispatch_token)
     if token is None:
         return PollResult("skipped", "another worker holds the job")
     try:

@@ -1,79 +1,139 @@
-"""Keep one django-celery-beat PeriodicTask per polling job, in step with the job.
+"""When jobs are checked: one dispatcher reads `PollingJob.next_check_at`, no task per job.
 
-Beat sends `polling.tasks.poll_job(job_id)` every poll interval while the job is active. The
-poll itself decides whether the job is due (backoff can push the next check out), so beat
-firing early or twice never causes an extra OpenAI request.
+Beat calls `jobs_dispatch_due` about once a second (polling/scheduler.py). It claims every due
+active job in bulk with a *dispatch lease* (a conditional UPDATE: only jobs nobody holds) and
+sends their ids to the workers in small chunks (`polling.tasks.poll_jobs`). A worker turns the
+dispatch lease into its own poll lease (polls.py), so:
+- a job is never in two dispatches at once, even across a beat restart (the lease is in the
+  database, not in beat's memory); a lost message only delays the job until the lease expires;
+- a check that is forced (create, resume, check now) takes over a dispatch lease, and the
+  dispatched message then finds the lease gone and does nothing;
+- backoff and pause need nothing here: a job in backoff is not due, a paused job not active.
+
+Why not one django-celery-beat PeriodicTask per job (the first design): beat reloads every
+PeriodicTask whenever any one changes, and each job changes its task when it is created, paused,
+resumed or finished. At 10,000 jobs beat spent its time reloading; see docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import uuid
+from datetime import timedelta
 
 from django.db import transaction
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from polling.models import JobStatus, PollingJob
 
 logger = logging.getLogger(__name__)
 
 POLL_TASK = "polling.tasks.poll_job"
+POLL_MANY_TASK = "polling.tasks.poll_jobs"
+# Per-job periodic tasks of the first design; `schedules_sync_all` removes any left over.
 NAME_PREFIX = "teckochecker.poll-job."
+# Dispatch lease tokens start with this; poll lease tokens are uuid4 hex, which never contains ":".
+DISPATCH_PREFIX = "d:"
+# Long enough for a message to wait in a busy queue, short enough that a lost one costs little.
+DISPATCH_LEASE_SECONDS = 120
+DISPATCH_CHUNK = 10  # jobs per poll_jobs task: fewer messages, still spread over the threads
+DISPATCH_LIMIT = 5000  # jobs per dispatcher run; the rest wait for the next second
 
 
 def schedule_name(job_id: int) -> str:
+    """The name a per-job periodic task had in the first design (for the cleanup)."""
     return f"{NAME_PREFIX}{job_id}"
 
 
-def _interval(seconds: int) -> IntervalSchedule:
-    found = (
-        IntervalSchedule.objects.filter(every=seconds, period=IntervalSchedule.SECONDS).order_by("id").first()
-    )
-    return found or IntervalSchedule.objects.create(every=seconds, period=IntervalSchedule.SECONDS)
+def is_dispatch_token(token: str) -> bool:
+    return token.startswith(DISPATCH_PREFIX)
 
 
-def schedule_upsert(*, job: PollingJob) -> PeriodicTask:
-    """Create or update the job's periodic task: enabled only while the job is active."""
-    task, _ = PeriodicTask.objects.update_or_create(
-        name=schedule_name(job.pk),
-        defaults={
-            "task": POLL_TASK,
-            "interval": _interval(job.poll_interval_seconds),
-            "args": json.dumps([job.pk]),
-            "enabled": job.status == JobStatus.ACTIVE,
-            "description": f"Poll job #{job.pk}",
-        },
-    )
-    return task
+def _lease_free(now) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
-def schedule_remove(*, job_id: int) -> None:
-    PeriodicTask.objects.filter(name=schedule_name(job_id)).delete()
+def schedule_upsert(*, job: PollingJob) -> None:
+    """Keep the job's schedule in step after a change: an active job needs a due time.
+
+    Every service that sets a job active also sets `next_check_at`; this repairs a row that lost
+    it (edited by hand, an old backup) so the dispatcher cannot overlook the job. No query when
+    nothing is wrong.
+    """
+    if job.status == JobStatus.ACTIVE and job.next_check_at is None:
+        job.next_check_at = timezone.now()
+        PollingJob.objects.filter(pk=job.pk, status=JobStatus.ACTIVE, next_check_at__isnull=True).update(
+            next_check_at=job.next_check_at
+        )
 
 
 def schedules_sync_all() -> dict[str, int]:
-    """Rebuild every job's periodic task and drop orphans. Idempotent; run on start and deploy."""
+    """Repair every job's schedule and drop leftovers. Idempotent; run on start and deploy.
+
+    "changed": active jobs without a due time (now due at once) plus finished or paused jobs still
+    holding a dispatch lease (released). "removed": per-job periodic tasks of the first design.
+    """
+    now = timezone.now()
     with transaction.atomic():
-        jobs = list(PollingJob.objects.only("id", "status", "poll_interval_seconds"))
-        existing = {t.name: t for t in PeriodicTask.objects.filter(name__startswith=NAME_PREFIX)}
-        wanted = {schedule_name(job.pk) for job in jobs}
-        orphans = [name for name in existing if name not in wanted]
-        PeriodicTask.objects.filter(name__in=orphans).delete()
-        changed = 0
-        for job in jobs:
-            task = existing.get(schedule_name(job.pk))
-            if (
-                task is None
-                or task.enabled != (job.status == JobStatus.ACTIVE)
-                or task.interval is None
-                or task.interval.every != job.poll_interval_seconds
-                or task.interval.period != IntervalSchedule.SECONDS
-                or task.task != POLL_TASK
-                or task.args != json.dumps([job.pk])
-            ):
-                schedule_upsert(job=job)
-                changed += 1
-    return {"jobs": len(jobs), "changed": changed, "removed": len(orphans)}
+        jobs = PollingJob.objects.count()
+        repaired = PollingJob.objects.filter(status=JobStatus.ACTIVE, next_check_at__isnull=True).update(
+            next_check_at=now
+        )
+        released = (
+            PollingJob.objects.exclude(status=JobStatus.ACTIVE)
+            .filter(lease_token__startswith=DISPATCH_PREFIX)
+            .update(lease_token="", lease_expires_at=None)
+        )
+        removed, _ = PeriodicTask.objects.filter(name__startswith=NAME_PREFIX).delete()
+    return {"jobs": jobs, "changed": repaired + released, "removed": removed}
+
+
+def schedules_overdue(*, grace_seconds: float = 60) -> int:
+    """Active jobs due more than `grace_seconds` ago that nobody holds (for `doctor`)."""
+    now = timezone.now()
+    return (
+        PollingJob.objects.filter(
+            status=JobStatus.ACTIVE, next_check_at__lt=now - timedelta(seconds=grace_seconds)
+        )
+        .filter(_lease_free(now))
+        .count()
+    )
+
+
+def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUNK) -> int:
+    """Claim the active jobs that are due and send them to the workers; returns how many."""
+    now = timezone.now()
+    due = Q(status=JobStatus.ACTIVE, next_check_at__lte=now) & _lease_free(now)
+    candidates = list(
+        PollingJob.objects.filter(due).order_by("next_check_at").values_list("pk", flat=True)[:limit]
+    )
+    if not candidates:
+        return 0
+    token = f"{DISPATCH_PREFIX}{uuid.uuid4().hex[:30]}"
+    # The same conditions again inside the UPDATE: a forced check may have run since the SELECT.
+    PollingJob.objects.filter(due, pk__in=candidates).update(
+        lease_token=token, lease_expires_at=now + timedelta(seconds=DISPATCH_LEASE_SECONDS)
+    )
+    claimed = list(
+        PollingJob.objects.filter(pk__in=candidates, lease_token=token)
+        .order_by("next_check_at")
+        .values_list("pk", flat=True)
+    )
+    from polling.tasks import poll_jobs
+
+    for start in range(0, len(claimed), chunk):
+        ids = claimed[start : start + chunk]
+        try:
+            poll_jobs.apply_async(args=[ids, token])
+        except Exception as exc:  # broker down: give the jobs back for the next run
+            logger.warning("could not send %d due job(s) to the workers: %s", len(ids), exc)
+            PollingJob.objects.filter(pk__in=claimed[start:], lease_token=token).update(
+                lease_token="", lease_expires_at=None
+            )
+            return start
+    return len(claimed)
 
 
 def enqueue_poll(*, job_id: int, force: bool = False) -> None:
@@ -84,7 +144,7 @@ def enqueue_poll(*, job_id: int, force: bool = False) -> None:
 
         try:
             poll_job.apply_async(args=[job_id], kwargs={"force": force})
-        except Exception as exc:  # broker down: beat's next tick still polls the job
+        except Exception as exc:  # broker down: the dispatcher still checks the job when due
             logger.warning("could not enqueue a check of job %s: %s", job_id, exc)
 
     transaction.on_commit(_send)

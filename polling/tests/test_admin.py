@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
 
 from polling.models import BatchStatus, JobStatus, PollingJob, PollingLog, ServiceHeartbeat
-from polling.services.schedules import schedule_name
 from polling.tests.factories import PollingJobFactory, PollingLogFactory
 from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
 
@@ -101,13 +102,13 @@ def add_data(**overrides) -> dict:
     }
 
 
-def test_add_creates_the_job_through_the_service(browser):
+def test_add_creates_the_job_through_the_service(browser, dispatch):
     response = browser.post(ADD, add_data())
     assert response.status_code == 302, response.content.decode()[:2000]
     job = PollingJob.objects.get()
     assert job.name == "From the admin"
     assert list(job.batches.values_list("batch_id", flat=True)) == ["batch_abc123", "batch_def456"]
-    assert PeriodicTask.objects.filter(name=schedule_name(job.pk), enabled=True).exists()
+    assert dispatch() == [job.pk]  # due at once
     assert job.logs.filter(status="created").exists()
 
 
@@ -179,13 +180,14 @@ def test_change_page_shows_batches_state_and_recent_logs(browser):
 
 
 def test_change_goes_through_the_service(browser):
-    job = PollingJobFactory(name="old", poll_interval_seconds=120)
+    checked = timezone.now() - timedelta(seconds=60)
+    job = PollingJobFactory(name="old", poll_interval_seconds=120, last_check_at=checked)
     response = browser.post(change_url(job), change_data(job, name="new", poll_interval_seconds=300))
     assert response.status_code == 302, response.content.decode()[:3000]
     job.refresh_from_db()
     assert (job.name, job.poll_interval_seconds) == ("new", 300)
     assert job.logs.filter(status="updated").exists()
-    assert PeriodicTask.objects.get(name=schedule_name(job.pk)).interval.every == 300
+    assert job.next_check_at == checked + timedelta(seconds=300)  # rescheduled
 
 
 def test_change_shows_validation_errors_and_writes_nothing(browser):
@@ -197,18 +199,16 @@ def test_change_shows_validation_errors_and_writes_nothing(browser):
     assert job.name == "old"
 
 
-def test_delete_goes_through_the_service(browser):
+def test_delete_goes_through_the_service(browser, dispatch):
     job = PollingJobFactory()
     PollingLogFactory(job=job)
-    browser.post(change_url(job), change_data(job, poll_interval_seconds=60))  # creates its schedule
-    assert PeriodicTask.objects.filter(name=schedule_name(job.pk)).exists()
     confirm = browser.get(reverse("admin:polling_pollingjob_delete", args=[job.pk]))
     assert confirm.status_code == 200 and "Are you sure" in confirm.content.decode()
     response = browser.post(reverse("admin:polling_pollingjob_delete", args=[job.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not PollingJob.objects.exists()
     assert not PollingLog.objects.exists()
-    assert not PeriodicTask.objects.filter(name=schedule_name(job.pk)).exists()
+    assert dispatch() == []
 
 
 # --- actions ---------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
+from datetime import timedelta
+
 import pytest
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
 
 from polling.models import JobBatch, JobStatus, PollingJob, PollingLog, TriggerState
-from polling.services.schedules import schedule_name
 from polling.tests.factories import PollingJobFactory, PollingLogFactory
 from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
 
@@ -30,7 +31,7 @@ def body(secrets):
     }
 
 
-def test_create_returns_the_job_with_batches_and_schedule(api, body):
+def test_create_returns_the_job_with_batches_and_schedule(api, body, dispatch):
     response = api.post(URL, body, format="json")
     assert response.status_code == 201, response.content
     job = response.json()
@@ -39,8 +40,8 @@ def test_create_returns_the_job_with_batches_and_schedule(api, body):
     assert job["batch_count"] == 3 and job["completed_count"] == 0 and job["failed_count"] == 0
     assert job["openai_secret_name"].startswith("openai-")
     assert job["created_at"].endswith("Z") or job["created_at"].endswith("+00:00")
-    task = PeriodicTask.objects.get(name=schedule_name(job["id"]))
-    assert task.enabled and task.interval.every == 120
+    assert job["poll_interval_seconds"] == 120
+    assert dispatch() == [job["id"]]  # due at once
     assert PollingLog.objects.filter(job_id=job["id"], status="created").exists()
 
 
@@ -97,10 +98,7 @@ def test_invalid_fields_are_400_and_write_nothing(api, body, field, value, setti
     response = api.post(URL, body, format="json")
     assert response.status_code == 400
     assert field in response.json()["errors"]
-    assert (
-        PollingJob.objects.count() == 0
-        and PeriodicTask.objects.filter(name__startswith="teckochecker").count() == 0
-    )
+    assert PollingJob.objects.count() == 0
 
 
 def test_local_stack_url_needs_the_setting(api, body, settings):
@@ -162,13 +160,17 @@ def test_detail_with_logs(api):
     assert api.get(f"{URL}/424242").status_code == 404
 
 
-def test_update_changes_fields_and_reschedules(api):
-    job = PollingJobFactory()
-    PeriodicTask.objects.all().delete()
+def test_update_changes_fields_and_reschedules(api, dispatch):
+    checked = timezone.now() - timedelta(seconds=200)
+    job = PollingJobFactory(last_check_at=checked, next_check_at=checked + timedelta(seconds=120))
+    assert dispatch() == [job.pk]  # due under the old interval of 120 s
+    PollingJob.objects.filter(pk=job.pk).update(lease_token="", lease_expires_at=None)
     response = api.put(f"{URL}/{job.pk}", {"name": "renamed", "poll_interval_seconds": 300}, format="json")
     assert response.status_code == 200
     assert response.json()["name"] == "renamed"
-    assert PeriodicTask.objects.get(name=schedule_name(job.pk)).interval.every == 300
+    job.refresh_from_db()
+    assert job.next_check_at == checked + timedelta(seconds=300)
+    assert dispatch() == []  # not due any more under the new one
 
 
 def test_update_rejects_null_and_bad_values(api, settings):
@@ -182,15 +184,15 @@ def test_update_rejects_null_and_bad_values(api, settings):
     assert job.name.startswith("job-")
 
 
-def test_pause_and_resume(api):
+def test_pause_and_resume(api, dispatch):
     job = PollingJobFactory()
     response = api.post(f"{URL}/{job.pk}/pause")
     assert response.status_code == 200 and response.json()["status"] == "paused"
-    assert not PeriodicTask.objects.get(name=schedule_name(job.pk)).enabled
+    assert dispatch() == []
     assert api.post(f"{URL}/{job.pk}/pause").status_code == 409
     response = api.post(f"{URL}/{job.pk}/resume")
     assert response.status_code == 200 and response.json()["status"] == "active"
-    assert PeriodicTask.objects.get(name=schedule_name(job.pk)).enabled
+    assert dispatch() == [job.pk]
     assert api.post(f"{URL}/{job.pk}/resume").status_code == 409
     assert api.post(f"{URL}/4242/pause").status_code == 404
 
@@ -206,14 +208,14 @@ def test_pause_rejects_a_completed_job(api):
     assert api.post(f"{URL}/{job.pk}/pause").status_code == 409
 
 
-def test_delete_removes_job_batches_logs_and_schedule(api, body):
+def test_delete_removes_job_batches_logs_and_schedule(api, body, dispatch):
     job_id = api.post(URL, body, format="json").json()["id"]
     response = api.delete(f"{URL}/{job_id}")
     assert response.json() == {"message": "Job 'Nightly' deleted successfully", "success": True}
     assert (
         not PollingJob.objects.exists() and not JobBatch.objects.exists() and not PollingLog.objects.exists()
     )
-    assert not PeriodicTask.objects.filter(name=schedule_name(job_id)).exists()
+    assert dispatch() == []
     assert api.delete(f"{URL}/{job_id}").status_code == 404
 
 

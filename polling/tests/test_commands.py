@@ -74,7 +74,7 @@ def test_create_prints_the_guide_line_and_stores_the_job(secrets, settings):
     assert list(job.batches.values_list("batch_id", flat=True)) == ["batch_abc123", "batch_def456"]
     assert (job.openai_secret, job.keboola_secret) == secrets
     assert job.poll_interval_seconds == 120
-    assert PeriodicTask.objects.filter(name=schedule_name(job.pk)).exists()
+    assert job.next_check_at <= timezone.now()  # due at once: the dispatcher sends it
 
 
 def test_create_uses_the_default_poll_interval(secrets, settings):
@@ -354,7 +354,7 @@ def test_doctor_passes_when_everything_is_in_place(settings, listening_port):
     assert "✓ Database" in out
     assert "✓ Migrations: all applied." in out
     assert "✓ FERNET_KEYS" in out
-    assert "✓ Periodic tasks: in step with 1 job(s)." in out
+    assert "✓ Schedules: in step with 1 job(s)." in out
     assert "✓ Worker" in out and "✓ Scheduler" in out
     assert f"✓ OpenAI: 127.0.0.1:{listening_port} reachable." in out
     assert "All checks passed." in out
@@ -363,16 +363,16 @@ def test_doctor_passes_when_everything_is_in_place(settings, listening_port):
 
 def test_doctor_fails_with_exit_1_and_names_the_failed_checks(settings):
     settings.OPENAI_BASE_URL = f"http://127.0.0.1:{closed_port()}/v1"
-    PollingJobFactory()  # no periodic task yet
+    PollingJobFactory(next_check_at=None)  # active, but the dispatcher would never see it
     out = io.StringIO()
     with pytest.raises(CommandError) as exc:
         call_command("doctor", stdout=out)
     text = out.getvalue()
-    assert "✗ Periodic tasks: 1 missing" in text
+    assert "✗ Schedules: 1 active job(s) without a due time" in text
     assert "✗ Worker: no fresh heartbeat" in text
     assert "✗ OpenAI: 127.0.0.1:" in text
     assert str(exc.value).startswith("4 of ")
-    assert "Periodic tasks, Worker, Scheduler, OpenAI" in str(exc.value)
+    assert "Schedules, Worker, Scheduler, OpenAI" in str(exc.value)
 
 
 def test_doctor_names_secrets_no_key_decrypts(settings):
@@ -396,14 +396,15 @@ def test_doctor_warns_about_debug(settings):
 
 
 def test_sync_schedules_prints_the_counts():
-    job = PollingJobFactory()
+    job = PollingJobFactory(next_check_at=None)
     every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.create(
         name=schedule_name(987654), task="polling.tasks.poll_job", interval=every_minute
     )
     out = run("sync_schedules")
-    assert out.strip() == "✓ Schedules in step with 1 job(s): 1 created or updated, 1 orphaned removed"
-    assert PeriodicTask.objects.filter(name=schedule_name(job.pk)).exists()
+    assert out.strip() == "✓ Schedules in step with 1 job(s): 1 repaired, 1 per-job periodic task(s) removed"
+    job.refresh_from_db()
+    assert job.next_check_at is not None and not PeriodicTask.objects.exists()
 
 
 # --- real processes --------------------------------------------------------------------------

@@ -312,3 +312,67 @@ def test_concurrent_polls_of_one_job_trigger_once(fake):
     assert len(fake.keboola_jobs()) == 1
     values = json.loads(fake.keboola_jobs()[0]["variables"]["batch_ids_failed"])
     assert values == ["batch_b"]
+
+
+# --- dispatched checks (the dispatcher's lease) ----------------------------------------------
+
+
+def _dispatched_token(dispatch, job):
+    assert dispatch() == [job.pk]
+    return dispatch.messages[0][1]
+
+
+def test_a_dispatched_check_polls_once_and_a_duplicate_message_does_nothing(fake, dispatch):
+    fake.set_batch("batch_d", status="in_progress")
+    job = make_job(fake, ["batch_d"])
+    token = _dispatched_token(dispatch, job)
+    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "checked"
+    job.refresh_from_db()
+    assert job.lease_token == "" and job.next_check_at > timezone.now()
+    # The same message delivered again (worker lost its ack): the job is not due, no request.
+    assert job_poll(job_id=job.pk, dispatch_token=token).detail == "not due"
+    assert fake.openai_requests_per_batch() == {"batch_d": 1}
+
+
+def test_only_the_dispatch_token_unlocks_a_dispatched_job(fake, dispatch):
+    fake.set_batch("batch_t", status="in_progress")
+    job = make_job(fake, ["batch_t"])
+    _dispatched_token(dispatch, job)
+    assert job_poll(job_id=job.pk).outcome == "skipped"  # an old-style message
+    assert job_poll(job_id=job.pk, dispatch_token="d:stale").outcome == "skipped"
+    assert fake.openai_requests_per_batch() == {}
+
+
+def test_a_forced_check_takes_over_a_dispatch_lease_and_the_message_then_does_nothing(fake, dispatch):
+    fake.set_batch("batch_f", status="in_progress")
+    job = make_job(fake, ["batch_f"])
+    token = _dispatched_token(dispatch, job)
+    assert job_poll(job_id=job.pk, force=True).outcome == "checked"  # "check now", resume
+    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
+    assert fake.openai_requests_per_batch() == {"batch_f": 1}
+
+
+def test_pause_wins_over_a_dispatched_message_and_resume_checks_at_once(fake, dispatch):
+    from polling.services import job_pause, job_resume
+
+    fake.add_batch("batch_p", outcome="completed")
+    job = make_job(fake, ["batch_p"])
+    token = _dispatched_token(dispatch, job)
+    job_pause(job=job)
+    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
+    assert fake.keboola_jobs() == []
+    job_resume(job=PollingJob.objects.get(pk=job.pk))
+    # The dispatch lease is still there; the forced check of resume is not blocked by it.
+    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 1
+
+
+def test_a_job_in_backoff_is_not_dispatched_before_its_delay(fake, dispatch):
+    fake.fail("openai.retrieve", "500")
+    fake.set_batch("batch_b", status="in_progress")
+    job = make_job(fake, ["batch_b"])
+    token = _dispatched_token(dispatch, job)
+    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "backoff"
+    job.refresh_from_db()
+    assert job.next_check_at > timezone.now() + timedelta(seconds=30)  # 60 s ± 20%
+    assert dispatch() == []

@@ -1,54 +1,82 @@
-import json
+"""The dispatcher: which jobs beat sends to the workers, and how it stays in step with them."""
+
+from datetime import timedelta
 
 import pytest
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from polling.models import JobStatus
+from polling.models import JobStatus, PollingJob
 from polling.services import job_delete, job_pause, job_resume, schedules_sync_all
-from polling.services.schedules import schedule_name
+from polling.services.schedules import DISPATCH_PREFIX, schedule_name
 from polling.tests.factories import PollingJobFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _tasks():
-    return {t.name: t for t in PeriodicTask.objects.filter(name__startswith="teckochecker.poll-job.")}
+def test_dispatch_sends_exactly_the_due_active_jobs_nobody_holds(dispatch):
+    now = timezone.now()
+    due = PollingJobFactory(next_check_at=now - timedelta(seconds=5))
+    also_due = PollingJobFactory(next_check_at=now)
+    PollingJobFactory(next_check_at=now + timedelta(seconds=30))  # not due (or in backoff)
+    PollingJobFactory(status=JobStatus.PAUSED, next_check_at=now)
+    PollingJobFactory(status=JobStatus.COMPLETED, next_check_at=now)
+    PollingJobFactory(next_check_at=now, lease_token="a" * 32, lease_expires_at=now + timedelta(minutes=5))
+
+    assert dispatch() == [due.pk, also_due.pk]  # the longest overdue first
+    ((ids, token),) = dispatch.messages
+    assert token.startswith(DISPATCH_PREFIX)
+    assert set(PollingJob.objects.filter(lease_token=token).values_list("id", flat=True)) == set(ids)
+    # Claimed in the database: the next second (or a restarted beat) sends them again never.
+    assert dispatch() == []
 
 
-def test_sync_creates_one_task_per_job_and_is_idempotent():
-    active = PollingJobFactory(poll_interval_seconds=45)
-    done = PollingJobFactory(status=JobStatus.COMPLETED)
-    first = schedules_sync_all()
-    assert first == {"jobs": 2, "changed": 2, "removed": 0}
-    tasks = _tasks()
-    assert set(tasks) == {schedule_name(active.pk), schedule_name(done.pk)}
-    assert tasks[schedule_name(active.pk)].enabled and tasks[schedule_name(active.pk)].interval.every == 45
-    assert json.loads(tasks[schedule_name(active.pk)].args) == [active.pk]
-    assert not tasks[schedule_name(done.pk)].enabled
-    assert schedules_sync_all() == {"jobs": 2, "changed": 0, "removed": 0}
-    assert len(_tasks()) == 2
+def test_dispatch_sends_chunks_and_respects_its_limit(dispatch):
+    jobs = [PollingJobFactory(next_check_at=timezone.now() - timedelta(seconds=60 - i)) for i in range(25)]
+    assert dispatch(chunk=10, limit=20) == [j.pk for j in jobs[:20]]
+    assert [len(ids) for ids, _ in dispatch.messages] == [10, 10]
+    assert dispatch(chunk=10, limit=20) == [j.pk for j in jobs[20:]]
 
 
-def test_sync_repairs_drift_and_removes_orphans():
+def test_an_expired_dispatch_lease_is_dispatched_again(dispatch):
     job = PollingJobFactory()
-    schedules_sync_all()
-    PeriodicTask.objects.filter(name=schedule_name(job.pk)).update(enabled=False)
-    PeriodicTask.objects.create(
-        name=schedule_name(999999),
-        task="polling.tasks.poll_job",
-        interval_id=PeriodicTask.objects.first().interval_id,
-    )
-    result = schedules_sync_all()
-    assert result["changed"] == 1 and result["removed"] == 1
-    assert _tasks()[schedule_name(job.pk)].enabled and len(_tasks()) == 1
+    assert dispatch() == [job.pk]
+    # The message was lost (broker restarted): the lease runs out and the job comes back.
+    PollingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert dispatch() == [job.pk]
 
 
-def test_pause_resume_delete_keep_the_task_in_step():
-    job = PollingJobFactory()
-    schedules_sync_all()
+def test_pause_resume_delete_keep_the_dispatcher_in_step(dispatch):
+    job = PollingJobFactory(next_check_at=timezone.now() - timedelta(seconds=1))
     job_pause(job=job)
-    assert not _tasks()[schedule_name(job.pk)].enabled
+    assert dispatch() == []
     job_resume(job=job)
-    assert _tasks()[schedule_name(job.pk)].enabled
-    job_delete(job=job)
-    assert _tasks() == {}
+    assert dispatch() == [job.pk]  # due at once (resume also queues a forced check)
+    other = PollingJobFactory()
+    job_delete(job=other)
+    assert dispatch() == []
+
+
+def test_sync_repairs_jobs_and_is_idempotent():
+    lost = PollingJobFactory(next_check_at=None)
+    PollingJobFactory(status=JobStatus.COMPLETED, next_check_at=None)
+    first = schedules_sync_all()
+    assert first == {"jobs": 2, "changed": 1, "removed": 0}
+    lost.refresh_from_db()
+    assert lost.next_check_at is not None and lost.next_check_at <= timezone.now()
+    assert schedules_sync_all() == {"jobs": 2, "changed": 0, "removed": 0}
+
+
+def test_sync_removes_per_job_tasks_and_releases_dispatch_leases_of_inactive_jobs():
+    job = PollingJobFactory(
+        status=JobStatus.PAUSED,
+        lease_token=f"{DISPATCH_PREFIX}x",
+        lease_expires_at=timezone.now() + timedelta(minutes=2),
+    )
+    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name=schedule_name(job.pk), task="polling.tasks.poll_job", interval=every)
+    PeriodicTask.objects.create(name="someone-else", task="polling.tasks.prune_logs", interval=every)
+    assert schedules_sync_all() == {"jobs": 1, "changed": 1, "removed": 1}
+    job.refresh_from_db()
+    assert job.lease_token == "" and job.lease_expires_at is None
+    assert list(PeriodicTask.objects.values_list("name", flat=True)) == ["someone-else"]

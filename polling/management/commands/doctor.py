@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -11,11 +10,11 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
 from polling.models import JobStatus, PollingJob
 from polling.services import health
-from polling.services.schedules import NAME_PREFIX, POLL_TASK, schedule_name
+from polling.services.schedules import NAME_PREFIX, schedules_overdue
 from secrets_vault import selectors as secret_selectors
 from teckochecker.cli import TeckoCommand, fmt_time
 from teckochecker.envconfig import looks_like_placeholder
@@ -131,38 +130,22 @@ class Command(TeckoCommand):
         )
 
     def check_schedules(self) -> Check:
-        jobs = {
-            pk: (status, interval)
-            for pk, status, interval in PollingJob.objects.values_list(
-                "id", "status", "poll_interval_seconds"
-            )
-        }
-        tasks = {
-            t.name: t
-            for t in PeriodicTask.objects.filter(name__startswith=NAME_PREFIX).select_related("interval")
-        }
-        missing, stale = 0, 0
-        for pk, (status, interval) in jobs.items():
-            task = tasks.get(schedule_name(pk))
-            if task is None:
-                missing += 1
-            elif (
-                task.task != POLL_TASK
-                or task.args != json.dumps([pk])
-                or task.enabled != (status == JobStatus.ACTIVE)
-                or task.interval is None
-                or task.interval.every != interval
-                or task.interval.period != IntervalSchedule.SECONDS
-            ):
-                stale += 1
-        orphans = len(set(tasks) - {schedule_name(pk) for pk in jobs})
-        if missing or stale or orphans:
+        jobs = PollingJob.objects.count()
+        undated = PollingJob.objects.filter(status=JobStatus.ACTIVE, next_check_at__isnull=True).count()
+        leftover = PeriodicTask.objects.filter(name__startswith=NAME_PREFIX).count()
+        overdue = schedules_overdue()
+        problems = []
+        if undated:
+            problems.append(f"{undated} active job(s) without a due time")
+        if leftover:
+            problems.append(f"{leftover} per-job periodic task(s) of an earlier version")
+        if problems:
+            return Check("Schedules", False, f"{', '.join(problems)}; run `manage.py sync_schedules`.")
+        if overdue:
             return Check(
-                "Periodic tasks",
-                False,
-                f"{missing} missing, {stale} out of date, {orphans} orphaned; run `manage.py sync_schedules`.",
+                "Schedules", False, f"{overdue} active job(s) overdue by over a minute; is beat running?"
             )
-        return Check("Periodic tasks", True, f"in step with {len(jobs)} job(s).")
+        return Check("Schedules", True, f"in step with {jobs} job(s).")
 
     def check_processes(self) -> list[Check]:
         live = health.liveness()

@@ -1,4 +1,4 @@
-"""`manage.py sync_schedules`: rebuild every job's periodic task (idempotent; run on deploy)."""
+"""`manage.py sync_schedules`: repair every job's schedule (idempotent; run on deploy)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from teckochecker.cli import TeckoCommand
 
 
 class Command(TeckoCommand):
-    help = "Create, fix or remove the periodic tasks so there is exactly one per job, matching the job."
+    help = (
+        "Give every active job a due time, release dispatch leases of inactive jobs, and remove the "
+        "per-job periodic tasks of earlier versions (beat's dispatcher reads the due times)."
+    )
 
     def handle(self, *args, **options) -> None:
         counts = schedules_sync_all()
         self.success(
-            f"✓ Schedules in step with {counts['jobs']} job(s): {counts['changed']} created or updated, "
-            f"{counts['removed']} orphaned removed"
+            f"✓ Schedules in step with {counts['jobs']} job(s): {counts['changed']} repaired, "
+            f"{counts['removed']} per-job periodic task(s) removed"
         )
