@@ -78,6 +78,7 @@ STATUS_PARAM = OpenApiParameter("status", str, enum=JobStatus.values, descriptio
 
 class JobListView(APIView):
     @extend_schema(
+        operation_id="api_jobs_list",
         summary="List polling jobs, newest first",
         parameters=[
             STATUS_PARAM,

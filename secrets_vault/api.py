@@ -42,7 +42,11 @@ MessageSerializer = inline_serializer(
 
 
 class SecretListView(APIView):
-    @extend_schema(responses={200: SecretListSerializer}, summary="List secrets (values never returned)")
+    @extend_schema(
+        operation_id="api_admin_secrets_list",
+        responses={200: SecretListSerializer},
+        summary="List secrets (values never returned)",
+    )
     def get(self, request):
         secrets = selectors.secret_list()
         return Response({"secrets": SecretSerializer(secrets, many=True).data, "total": len(secrets)})
