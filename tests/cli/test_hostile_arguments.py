@@ -1,0 +1,157 @@
+"""Every `manage.py` command with wrong, missing and hostile arguments, as a real process:
+one line on stderr starting with `Error:`, exit code 1, no traceback, nothing written.
+
+Add a row to CASES for a new command; commands that do not exist (yet) are skipped.
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import get_commands
+
+pytestmark = pytest.mark.slow
+
+HUGE = "9" * 40
+HOSTILE = ["$(touch /tmp/pwned)", "; rm -rf /", "`id`", "a\x1b[31mred", "tab\there", "nl\nline", "'\"", ""]
+
+# (command, argv) - all must fail cleanly.
+CASES = [
+    ("secret", ["frobnicate"]),
+    ("secret", []),
+    ("secret", ["add"]),
+    ("secret", ["add", "--name", "", "--type", "openai", "--value", "sk-x"]),
+    ("secret", ["add", "--name", "n", "--type", "nope", "--value", "sk-x"]),
+    ("secret", ["add", "--name", "bell\x07", "--type", "openai", "--value", ""]),
+    ("secret", ["delete", "no-such-secret", "--force"]),
+    *[("secret", ["delete", value, "--force"]) for value in HOSTILE],
+    ("job", ["frobnicate"]),
+    ("job", []),
+    ("job", ["create"]),
+    *[
+        ("job", [sub, value])
+        for sub in ("show", "pause", "resume", "delete")
+        for value in ("abc", "-1", "0", HUGE, "1.5")
+    ],
+    *[("job", ["show", value]) for value in HOSTILE],
+    ("job", ["show", "424242"]),
+    ("job", ["update", "1", "--name", "x"]),
+    ("job", ["list", "--status", "nope"]),
+    ("job", ["list", "--limit", HUGE]),
+    (
+        "job",
+        [
+            "create",
+            "--name",
+            "x",
+            "--batch-id",
+            "batch_a",
+            "--openai-secret",
+            HUGE,
+            "--keboola-secret",
+            "1",
+            "--keboola-stack-url",
+            "$(id)",
+            "--keboola-component-id",
+            "c",
+            "--keboola-config-id",
+            "1",
+        ],
+    ),  # fmt: skip
+    ("status", ["--bogus"]),
+    ("status", ["extra"]),
+    ("doctor", ["--bogus"]),
+    ("doctor", ["$(id)"]),
+    ("sync_schedules", ["--bogus"]),
+    ("sync_schedules", ["; ls"]),
+    ("init", ["--bogus"]),
+    ("init", ["`id`"]),
+    ("apitoken", ["--bogus"]),
+    ("apitoken", ["no-such-user\x1b[0m"]),
+    ("start", ["--bogus"]),
+    ("start", ["--port", "abc"]),
+    ("start", ["--port", HUGE]),
+    ("stop", ["--bogus"]),
+    ("fakeservers", ["--port", "abc"]),
+    ("fakeservers", ["--bogus"]),
+    ("demo", ["--bogus"]),
+    ("bench", ["--bogus"]),
+    ("bench", ["--jobs", "abc"]),
+]
+# Known bugs, reported: these commands do not use teckochecker.cli.TeckoCommand, so argparse
+# answers a bad argument with its multi-line usage and exit code 2 instead of one `Error:` line
+# and exit code 1. `start --port <huge>` also prints an OverflowError traceback after migrating.
+NOT_ON_TECKOCOMMAND = {"init", "apitoken", "start", "stop", "fakeservers", "demo"}
+IN_PROGRESS = {"bench"}  # being written right now; its final shape is not known
+
+
+def _param(command, argv):
+    marks = []
+    if command in NOT_ON_TECKOCOMMAND:
+        reason = f"manage.py {command} is not a TeckoCommand: argparse usage + exit 2 (reported)"
+        marks.append(pytest.mark.xfail(strict=True, reason=reason))
+    elif command in IN_PROGRESS:
+        marks.append(pytest.mark.xfail(strict=False, reason=f"manage.py {command} is still being written"))
+    return pytest.param(command, argv, marks=marks, id=f"{command} {' '.join(map(repr, argv))}")
+
+
+TABLES = [
+    "polling_pollingjob",
+    "polling_jobbatch",
+    "polling_pollinglog",
+    "secrets_vault_secret",
+    "auth_user",
+    "authtoken_token",
+    "django_celery_beat_periodictask",
+]
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    """A migrated SQLite file with one user, shared by every case (each checks nothing changed)."""
+    folder = tmp_path_factory.mktemp("cli")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "teckochecker.test_settings",
+        "DATABASE_URL": f"sqlite:///{folder / 'cli.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "DATA_DIR": str(folder / "data"),
+        "TECKOCHECKER_ENV_FILE": str(folder / "missing.env"),
+    }
+    run = [sys.executable, "manage.py"]
+    subprocess.run([*run, "migrate", "-v", "0"], env=env, cwd=settings.BASE_DIR, check=True, timeout=120)
+    script = "from django.contrib.auth.models import User; User.objects.create_user('ops', password='long-pass-1234')"
+    subprocess.run([*run, "shell", "-c", script], env=env, cwd=settings.BASE_DIR, check=True, timeout=60)
+    return env, folder / "cli.sqlite3"
+
+
+def _snapshot(path: Path) -> dict[str, list]:
+    with sqlite3.connect(path) as db:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES}  # noqa: S608
+
+
+@pytest.mark.parametrize(("command", "argv"), [_param(c, a) for c, a in CASES])
+def test_bad_arguments_fail_cleanly(database, command, argv):
+    if command not in get_commands():
+        pytest.skip(f"manage.py {command} does not exist yet")
+    env, path = database
+    before = _snapshot(path)
+    done = subprocess.run(
+        [sys.executable, "manage.py", command, *argv],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    stderr = done.stderr.strip()
+    assert done.returncode == 1, (done.returncode, stderr[-500:], done.stdout[-300:])
+    assert "Traceback" not in done.stderr + done.stdout
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("Error: "), stderr[-800:]
+    assert _snapshot(path) == before, "the command wrote to the database"
+    assert not Path("/tmp/pwned").exists()
