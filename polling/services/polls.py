@@ -8,6 +8,9 @@ Concurrency rules (see docs in README "How polling works"):
 - A check that is not due yet (a duplicate message, backoff in force) does nothing unless
   forced (create, resume, check now).
 - Every write at the end is conditional on still holding the lease.
+
+`polling.integrations.openai` (and with it the OpenAI SDK, about 23 MB) is imported where it
+is used: beat imports this module through the tasks but never polls.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from polling.integrations import openai as openai_api
 from polling.models import (
     TERMINAL_BATCH_STATUSES,
     JobBatch,
@@ -162,6 +164,8 @@ def _refresh_batches(job: PollingJob, pending: list[JobBatch], *, token: str, no
         job_fail(job_id=job.pk, reason=exc.detail)
         return PollResult("failed", "unreadable secret")
 
+    from polling.integrations import openai as openai_api
+
     results = openai_api.retrieve_batches(api_key=api_key, batch_ids=[b.batch_id for b in pending])
     changed: list[JobBatch] = []
     errors: list[tuple[JobBatch, openai_api.OpenAIError]] = []
@@ -220,6 +224,8 @@ def _apply_batch_info(batch: JobBatch, info) -> bool:
 
 def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollResult:
     """Back off on anything transient; fail after repeated bad-key / unknown-batch answers."""
+    from polling.integrations import openai as openai_api
+
     failures = job.consecutive_failures + 1
     permanent = [
         (b, e)
