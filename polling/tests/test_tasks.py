@@ -46,7 +46,9 @@ def test_poll_task_skips_a_job_not_due():
 def test_a_dead_beat_on_this_machine_does_not_block_a_restart():
     import socket
 
-    ServiceHeartbeat.objects.create(name="beat", kind="beat", hostname=socket.gethostname(), pid=2**22 + 12345)
+    ServiceHeartbeat.objects.create(
+        name="beat", kind="beat", hostname=socket.gethostname(), pid=2**22 + 12345
+    )
     assert beat_alive_elsewhere() is False
     import os
 
