@@ -218,7 +218,7 @@ def test_redis_restart_mid_run_worker_and_beat_reconnect(fake_openai_settings, r
             finish_batches(fleet)
             time.sleep(3)
             died = _replace_workers_killed_by_the_kombu_race(stack)
-            wait_until_finished(fleet, stack, timeout=120)
+            wait_until_finished(fleet, stack, timeout=180)
             recovered = time.monotonic() - up_at
             assert all(_alive(stack).values()), _alive(stack)
     finally:
@@ -293,7 +293,7 @@ def test_postgresql_restart_mid_run_worker_and_beat_reconnect(fake_openai_settin
         how = _postgres_outage(5)
         back_at = time.monotonic()
         finish_batches(fleet)
-        wait_until_finished(fleet, stack, timeout=120)
+        wait_until_finished(fleet, stack, timeout=180)
         recovered = time.monotonic() - back_at
         assert all(_alive(stack).values()), _alive(stack)
     assert_exactly_once(fleet)
