@@ -65,6 +65,7 @@ def machine() -> dict:
         "cpu_model": model,
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -153,7 +154,7 @@ def render(report: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(width=max(120, Console().width))
     c, r = report["config"], report["run"]
     table = Table(
         title=(
