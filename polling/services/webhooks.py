@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from polling.integrations import openai as openai_api
 from polling.models import JobStatus, PollingJob, WebhookDelivery
 from polling.services.schedules import enqueue_poll
 from secrets_vault.fields import UNREADABLE
@@ -32,6 +31,10 @@ class WebhookOutcome:
 
 
 def openai_webhook_receive(*, payload: bytes, headers: dict[str, str]) -> WebhookOutcome:
+    # Imported here: the OpenAI SDK costs ~30 MB and ~1.5 s, and the web process needs it only
+    # when a webhook arrives.
+    from polling.integrations import openai as openai_api
+
     secrets = [
         v
         for v in Secret.objects.filter(type=SecretType.OPENAI_WEBHOOK).values_list("value", flat=True)
