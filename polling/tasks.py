@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError, close_old_connections
 
 from polling.services import logs_prune
 from polling.services.health import heartbeat_record
@@ -14,12 +15,22 @@ def poll_job(job_id: int, force: bool = False) -> str:
     return job_poll(job_id=job_id, force=force).outcome
 
 
-@shared_task(name="polling.tasks.poll_jobs", acks_late=True, ignore_result=True)
-def poll_jobs(job_ids: list[int], dispatch_token: str) -> int:
-    """Check the due jobs the dispatcher sent together; returns how many were checked."""
-    checked = 0
+@shared_task(bind=True, name="polling.tasks.poll_jobs", acks_late=True, ignore_result=True, max_retries=30)
+def poll_jobs(self, job_ids: list[int], dispatch_token: str) -> int:
+    """Check the due jobs the dispatcher sent together; returns how many were checked.
+
+    A database that is restarting fails only the jobs it touched: those are retried in a few
+    seconds (their dispatch lease is still ours), instead of waiting for the lease to expire.
+    """
+    checked, failed = 0, []
     for job_id in job_ids:
-        checked += job_poll(job_id=job_id, dispatch_token=dispatch_token).outcome != "skipped"
+        try:
+            checked += job_poll(job_id=job_id, dispatch_token=dispatch_token).outcome != "skipped"
+        except DatabaseError:
+            close_old_connections()
+            failed.append(job_id)
+    if failed and self.request.retries < self.max_retries:
+        raise self.retry(args=[failed, dispatch_token], countdown=2)
     return checked
 
 

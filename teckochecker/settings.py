@@ -281,6 +281,9 @@ POLL_MAX_BACKOFF_SECONDS = env_int("POLL_MAX_BACKOFF_SECONDS", 1800, minimum=1)
 TRIGGER_MAX_ATTEMPTS = env_int("TRIGGER_MAX_ATTEMPTS", 6, minimum=1)
 # A worker holds a job for at most this long; a crashed worker's claim expires after it.
 POLL_LEASE_SECONDS = env_int("POLL_LEASE_SECONDS", 300, minimum=5)
+# How long a job handed to the workers stays reserved: long enough for a message to wait in a
+# busy queue, short enough that a lost message (broker or database restart) costs little.
+DISPATCH_LEASE_SECONDS = env_int("DISPATCH_LEASE_SECONDS", 60, minimum=5)
 # Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
 TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1)

@@ -21,6 +21,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -36,8 +37,6 @@ POLL_MANY_TASK = "polling.tasks.poll_jobs"
 NAME_PREFIX = "teckochecker.poll-job."
 # Dispatch lease tokens start with this; poll lease tokens are uuid4 hex, which never contains ":".
 DISPATCH_PREFIX = "d:"
-# Long enough for a message to wait in a busy queue, short enough that a lost one costs little.
-DISPATCH_LEASE_SECONDS = 120
 DISPATCH_CHUNK = 10  # jobs per poll_jobs task: fewer messages, still spread over the threads
 DISPATCH_LIMIT = 5000  # jobs per dispatcher run; the rest wait for the next second
 
@@ -114,7 +113,7 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
     token = f"{DISPATCH_PREFIX}{uuid.uuid4().hex[:30]}"
     # The same conditions again inside the UPDATE: a forced check may have run since the SELECT.
     PollingJob.objects.filter(due, pk__in=candidates).update(
-        lease_token=token, lease_expires_at=now + timedelta(seconds=DISPATCH_LEASE_SECONDS)
+        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
     )
     claimed = list(
         PollingJob.objects.filter(pk__in=candidates, lease_token=token)

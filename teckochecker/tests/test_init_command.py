@@ -169,5 +169,5 @@ def test_apitoken_for_an_unknown_user_exits_1(first_run):
     site, _ = first_run
     result = site.manage("apitoken", "create", "--user", "nobody")
     assert result.returncode == 1
-    assert result.stderr.strip() == "CommandError: No user named 'nobody'."
+    assert result.stderr.strip() == "Error: No user named 'nobody'."
     assert result.stdout == ""

@@ -36,8 +36,7 @@ FAST_ENV = {
     "OPENAI_TIMEOUT_SECONDS": "3",
     "TRIGGER_RECONCILE_MARGIN_SECONDS": "1",
     "CELERY_PREFETCH": "2",
-    # Not read yet: polling/services/schedules.py has DISPATCH_LEASE_SECONDS = 120 as a constant
-    # (docs/RELIABILITY.md, known bug 3). Once it is a setting, outages recover in seconds here.
+    # A lost dispatched message (broker or database restart) delays its jobs this long.
     "DISPATCH_LEASE_SECONDS": "10",
 }
 METRICS_FILE = Path(settings.BASE_DIR) / "test-artifacts" / "reliability-metrics.json"

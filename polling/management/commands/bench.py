@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from bench.report import render
 from bench.run import BenchConfig, BenchFailed, run
+from teckochecker.cli import TeckoCommand
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = (
         "Run web server, worker(s), beat and the fake OpenAI/Keboola servers as separate processes in "
         "a throw-away database, create N jobs, wait until all have triggered, and report poll lag, "

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from teckochecker.cli import TeckoCommand
 
 DEMO_FLAG = "TECKOCHECKER_DEMO_CHILD"
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = "Run a self-contained demo against local fake OpenAI and Keboola servers."
 
     def add_arguments(self, parser) -> None:

@@ -6,9 +6,10 @@ import ipaddress
 import signal
 import threading
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from polling.fakes.server import FakeServer
+from teckochecker.cli import TeckoCommand
 
 DEMO_BATCHES = [
     ("batch_demo_fast", 15, "completed", 50, 0),
@@ -19,7 +20,7 @@ DEMO_BATCHES = [
 ]
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = (
         "Run a local fake of OpenAI's Batch API and Keboola's Job Queue API on one port. "
         "Point OPENAI_BASE_URL at <url>/v1 and use <url> as the Keboola stack URL."

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
+from teckochecker.cli import TeckoCommand
 
-class Command(BaseCommand):
+
+class Command(TeckoCommand):
     help = "Create (print) or revoke the API token of a staff user."
 
     def add_arguments(self, parser) -> None:

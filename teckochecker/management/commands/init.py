@@ -18,8 +18,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.management.utils import get_random_secret_key
+
+from teckochecker.cli import TeckoCommand
 
 # manage.py sets this when it had to start `init` with development keys (see there).
 INIT_BOOTSTRAP_VAR = "TECKOCHECKER_INIT_BOOTSTRAP"
@@ -72,7 +74,7 @@ def write_private_file(path: Path, text: str) -> None:
         raise
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = (
         "Set up this checkout: write .env with fresh SECRET_KEY and FERNET_KEYS (never overwriting "
         "one without --force), apply migrations and create the admin user."

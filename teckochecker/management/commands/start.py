@@ -21,9 +21,11 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
+
+from teckochecker.cli import TeckoCommand
 
 STOP_GRACE_SECONDS = 20  # how long children get to finish their work after SIGTERM
 STARTUP_TIMEOUT_SECONDS = 60
@@ -116,7 +118,7 @@ class Child:
     process: subprocess.Popen | None = None
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = (
         "Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all of them. "
         "--daemon runs them in the background (stop with `python manage.py stop`)."
@@ -134,6 +136,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if not 1 <= options["port"] <= 65535:
+            raise CommandError("--port must be a port number (1-65535).")
         pid = running_pid()
         if pid is not None:
             raise CommandError(

@@ -7,12 +7,11 @@ import signal
 import sys
 import time
 
-from django.core.management.base import BaseCommand
-
+from teckochecker.cli import TeckoCommand
 from teckochecker.management.commands.start import STOP_GRACE_SECONDS, pid_alive, pid_file, running_pid
 
 
-class Command(BaseCommand):
+class Command(TeckoCommand):
     help = "Stop the web server, worker and beat started by `python manage.py start`."
     requires_system_checks = []  # stopping must work even when something else is misconfigured
 
