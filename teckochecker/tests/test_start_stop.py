@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -149,11 +150,43 @@ def test_stop_removes_a_stale_pid_file(site):
     assert not (run_dir / "teckochecker.pid").exists()
 
 
-def test_foreground_start_stops_everything_when_a_child_dies(site):
-    run_dir = site.run_dir
+def test_foreground_start_restarts_a_child_that_dies(site):
     port = free_port()
     supervisor = subprocess.Popen(
         [sys.executable, "manage.py", "start", "--port", str(port), "--no-beat"],
+        cwd=BASE_DIR,
+        env=site.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while get_or_none(f"http://127.0.0.1:{port}/admin/login/") != 200 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        is_worker = lambda p: b"celery\x00-A\x00teckochecker\x00worker" in cmdline(p)  # noqa: E731
+        worker = next(p for p in descendants(supervisor.pid) if is_worker(p))
+        os.kill(worker, 9)
+        deadline = time.monotonic() + 30
+        replacement = None
+        while replacement is None and time.monotonic() < deadline:
+            replacement = next((p for p in descendants(supervisor.pid) if is_worker(p) and p != worker), None)
+            time.sleep(0.3)
+        assert replacement is not None, "the worker was not restarted"
+        assert supervisor.poll() is None
+        assert get_or_none(f"http://127.0.0.1:{port}/admin/login/") == 200
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        _, stderr = supervisor.communicate(timeout=60)
+    assert "Celery worker exited" in stderr and "restarting it" in stderr
+
+
+def test_foreground_start_stops_everything_when_a_child_keeps_dying(site):
+    run_dir = site.run_dir
+    port = free_port()
+    supervisor = subprocess.Popen(
+        [sys.executable, "manage.py", "start", "--port", str(port), "--no-beat", "--max-restarts", "0"],
         cwd=BASE_DIR,
         env=site.env,
         stdout=subprocess.PIPE,

@@ -27,7 +27,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from teckochecker.cli import TeckoCommand
 
-STOP_GRACE_SECONDS = 20  # how long children get to finish their work after SIGTERM
+STOP_GRACE_SECONDS = 20
+RESTART_WINDOW_SECONDS = 600  # how long children get to finish their work after SIGTERM
 STARTUP_TIMEOUT_SECONDS = 60
 
 
@@ -132,10 +133,18 @@ class Command(TeckoCommand):
         parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
         parser.add_argument("--no-beat", action="store_true", help="Do not run Celery beat here.")
         parser.add_argument("--concurrency", type=int, default=8, help="Celery worker threads (default 8).")
+        parser.add_argument(
+            "--max-restarts",
+            type=int,
+            default=5,
+            help="Restart a child that exits up to this many times in 10 minutes (default 5; 0: stop all).",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if options["max_restarts"] < 0:
+            raise CommandError("--max-restarts must be 0 or more.")
         if not 1 <= options["port"] <= 65535:
             raise CommandError("--port must be a port number (1-65535).")
         pid = running_pid()
@@ -149,9 +158,12 @@ class Command(TeckoCommand):
             self.supervise(**options)
 
     # --- daemon -----------------------------------------------------------------------------
-    def start_daemon(self, *, host: str, port: int, no_beat: bool, concurrency: int, **_) -> None:
+    def start_daemon(
+        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, **_
+    ) -> None:
         argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "start"]
         argv += ["--host", host, "--port", str(port), "--concurrency", str(concurrency)]
+        argv += ["--max-restarts", str(max_restarts)]
         if no_beat:
             argv.append("--no-beat")
         log = log_file()
@@ -178,7 +190,9 @@ class Command(TeckoCommand):
         self.stdout.write("  Stop it with `python manage.py stop`.")
 
     # --- foreground supervisor --------------------------------------------------------------
-    def supervise(self, *, host: str, port: int, no_beat: bool, concurrency: int, **_) -> None:
+    def supervise(
+        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, **_
+    ) -> None:
         self.prepare_database()
         if not no_beat:
             self.refuse_second_beat()
@@ -213,6 +227,7 @@ class Command(TeckoCommand):
                     preexec_fn=_die_with_parent,
                     cwd=settings.BASE_DIR,
                 )
+            restarts: dict[str, list[float]] = {c.name: [] for c in children}
 
             def all_alive() -> bool:
                 return not stop_requested and all(c.process.poll() is None for c in children)
@@ -223,11 +238,29 @@ class Command(TeckoCommand):
             while not stop_requested:
                 dead = next((c for c in children if c.process.poll() is not None), None)
                 if dead is not None:
+                    # A child that dies now and then (e.g. a worker losing Redis during a restart)
+                    # is started again; one that keeps dying stops everything.
+                    now = time.monotonic()
+                    recent = [t for t in restarts[dead.name] if now - t < RESTART_WINDOW_SECONDS]
+                    if len(recent) >= max_restarts:
+                        self.stderr.write(
+                            f"✗ The {dead.name} exited (code {dead.process.returncode}); stopping the others."
+                        )
+                        exit_code = 1
+                        break
+                    restarts[dead.name] = [*recent, now]
                     self.stderr.write(
-                        f"✗ The {dead.name} exited (code {dead.process.returncode}); stopping the others."
+                        f"⚠ The {dead.name} exited (code {dead.process.returncode}); restarting it "
+                        f"({len(recent) + 1}/{max_restarts} in {RESTART_WINDOW_SECONDS // 60} minutes)."
                     )
-                    exit_code = 1
-                    break
+                    time.sleep(1)
+                    dead.process = subprocess.Popen(
+                        dead.argv,
+                        stdin=subprocess.DEVNULL,
+                        process_group=0,
+                        preexec_fn=_die_with_parent,
+                        cwd=settings.BASE_DIR,
+                    )
                 time.sleep(0.5)
         finally:
             self.stop_children(children)
