@@ -132,6 +132,7 @@ class Driver:
         url = wait_until(lambda: self._fake_url(fake), timeout=30, what="the fake servers")
         self.fake = RemoteFake(url, timeout=120)
         self.env["OPENAI_BASE_URL"] = self.fake.openai_base_url
+        self.env.setdefault("API_THROTTLE_WEBHOOK", "1000000/minute")  # one client sends every event
         settings.OPENAI_BASE_URL = self.fake.openai_base_url
 
         from teckochecker.management.commands.start import Command as Start
@@ -194,6 +195,13 @@ class Driver:
         self.token = Token.objects.create(user=user).key
         self.openai_secret = secret_create(name="bench-openai", type="openai", value="sk-bench").pk
         self.keboola_secret = secret_create(name="bench-keboola", type="keboola", value="kbc-bench").pk
+        if self.config.get("webhooks"):
+            from polling.fakes.webhooks import new_webhook_secret
+
+            whsec = new_webhook_secret()
+            secret_create(name="bench-openai-webhook", type="openai_webhook", value=whsec)
+            self.fake.send_webhooks(url=f"http://127.0.0.1:{self.port}/api/webhooks/openai", secret=whsec)
+            log("webhooks on: the fake signs and sends batch.* events to the web server")
 
     def plan_jobs(self, start: float) -> list[Plan]:
         window, ramp = self.config["window"], self.config["ramp"]
@@ -327,6 +335,7 @@ class Driver:
                 api_errors=self.api_errors,
                 processes=processes,
                 run={
+                    "webhooks": self._webhook_deliveries(),
                     "ramp_seconds": round(self.ramp_seconds, 1),
                     "elapsed_seconds": round(time.time() - began, 1),
                     "unfinished_jobs": unfinished,
@@ -335,6 +344,13 @@ class Driver:
         finally:
             self.stop_api.set()
             self.stop_stack()
+
+    def _webhook_deliveries(self) -> dict | None:
+        """How many signed webhooks the fake sent, and how many the web server accepted."""
+        if not self.config.get("webhooks"):
+            return None
+        sent = self.fake._call("GET", "webhooks")["sent"]
+        return {"sent": len(sent), "accepted": sum(1 for d in sent if d["status"] == 200)}
 
     def _job_rows(self) -> list[dict]:
         from polling.models import JobBatch, PollingJob

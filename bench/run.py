@@ -38,6 +38,7 @@ class BenchConfig:
     timeout: float | None = None
     api_posts: int | None = None  # POST /api/jobs samples (default: N / 10, 5 to 50)
     seed: int = 7
+    webhooks: bool = False  # the fake also sends signed OpenAI webhooks to the web server
 
     def resolved(self) -> BenchConfig:
         window = self.window if self.window is not None else 3 * self.interval

@@ -74,6 +74,9 @@ class RemoteFake:
     def configure_keboola(self, **options: object) -> dict:
         return self._call("POST", "keboola", options)
 
+    def send_webhooks(self, *, url: str, secret: str) -> None:
+        self._call("POST", "webhooks", {"url": url, "secret": secret})
+
     def set_latency(self, seconds: float) -> None:
         self._call("POST", "latency", {"ms": seconds * 1000})
 

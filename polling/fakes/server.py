@@ -365,6 +365,12 @@ class _Handler(BaseHTTPRequestHandler):
             return {"ok": True}
         if (method, name) == ("GET", "stats"):
             return state.stats()
+        if (method, name) == ("POST", "webhooks"):
+            sender = state.send_webhooks(url=body["url"], secret=body["secret"])
+            return {"ok": True, "url": sender.url}
+        if (method, name) == ("GET", "webhooks"):
+            sender = getattr(state, "_webhooks", None)
+            return {"sent": sender.sent if sender else []}
         if (method, name) == ("GET", "timings"):
             return state.timings()
         if (method, name) == ("POST", "reset"):

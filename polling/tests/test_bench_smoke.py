@@ -8,11 +8,21 @@ from bench.run import BenchConfig, run
 pytestmark = pytest.mark.slow
 
 
-def test_bench_smoke_run_reports_every_figure_and_one_keboola_job_per_job(settings):
+@pytest.mark.parametrize("webhooks", [False, True], ids=["polling", "webhooks"])
+def test_bench_smoke_run_reports_every_figure_and_one_keboola_job_per_job(settings, webhooks):
     # The configuration the suite runs on: SQLite + file broker, or PostgreSQL + Redis in CI.
     db = "postgres" if connection.vendor == "postgresql" else "sqlite"
     broker = "redis" if settings.CELERY_BROKER_URL.startswith("redis") else "filesystem"
-    report = run(BenchConfig(jobs=20, interval=2, window=3, ramp=1, db=db, broker=broker, timeout=60))
+    report = run(
+        BenchConfig(
+            jobs=20, interval=2, window=3, ramp=1, db=db, broker=broker, timeout=60, webhooks=webhooks
+        )
+    )
+    if webhooks:
+        deliveries = report["run"]["webhooks"]
+        assert deliveries["sent"] > 0 and deliveries["accepted"] == deliveries["sent"]
+    else:
+        assert report["run"]["webhooks"] is None
 
     assert report["config"]["db"] == db and report["config"]["broker"] == broker
     assert report["run"]["unfinished_jobs"] == 0

@@ -42,6 +42,11 @@ class Command(TeckoCommand):
             "--json", action="store_true", help="Print the report as JSON instead of a table."
         )
         parser.add_argument("--keep", action="store_true", help="Keep the work directory (process logs).")
+        parser.add_argument(
+            "--webhooks",
+            action="store_true",
+            help="The fake OpenAI also sends signed batch webhooks to /api/webhooks/openai.",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["jobs"] < 1 or options["interval"] < 1 or options["workers"] < 1:
@@ -57,6 +62,7 @@ class Command(TeckoCommand):
             workers=options["workers"],
             concurrency=options["concurrency"],
             timeout=options["timeout"],
+            webhooks=options["webhooks"],
         )
         try:
             report = run(config, keep=options["keep"], echo=lambda m: self.stderr.write(m))
