@@ -25,6 +25,7 @@ from polling.models import (
     PollingLog,
     ServiceHeartbeat,
 )
+from polling.services.jobs import UPDATABLE_FIELDS
 from secrets_vault.admin import ServiceForm
 from secrets_vault.models import Secret, SecretType
 from teckochecker.cli import fmt_time
@@ -90,16 +91,7 @@ class JobChangeForm(ServiceForm):
     action_url = forms.CharField(label="Webhook action URL", required=False)
     notify_emails = forms.CharField(label="Notify emails (comma-separated)", required=False)
     notify_webhook_url = forms.CharField(label="Notification webhook URL", required=False)
-    initial_from_instance = (
-        "name",
-        "keboola_stack_url",
-        "keboola_component_id",
-        "keboola_configuration_id",
-        "poll_interval_seconds",
-        "action_url",
-        "notify_emails",
-        "notify_webhook_url",
-    )
+    initial_from_instance = UPDATABLE_FIELDS  # the fields services.job_update accepts
 
     class Meta(ServiceForm.Meta):
         model = PollingJob

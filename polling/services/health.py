@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from polling.models import ServiceHeartbeat
+from teckochecker.processes import pid_alive
 
 PROCESS_STARTED = time.time()
 
@@ -40,18 +41,6 @@ def _fresh_cutoff():
     return timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
 
 
-def _pid_running(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def beat_alive_elsewhere() -> bool:
     """True when another beat (not this process) has been seen alive recently.
 
@@ -62,7 +51,7 @@ def beat_alive_elsewhere() -> bool:
     if beat is None:
         return False
     if beat.hostname == socket.gethostname():
-        return beat.pid != os.getpid() and _pid_running(beat.pid)
+        return beat.pid != os.getpid() and pid_alive(beat.pid)
     return True
 
 

@@ -26,6 +26,7 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
 from teckochecker.cli import TeckoCommand
+from teckochecker.processes import pid_alive
 
 STOP_GRACE_SECONDS = 20
 RESTART_WINDOW_SECONDS = 600  # how long children get to finish their work after SIGTERM
@@ -57,21 +58,6 @@ def running_pid() -> int | None:
         return pid
     path.unlink(missing_ok=True)
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def executable(name: str) -> list[str]:
