@@ -330,6 +330,15 @@ LOGGING = {
     # records what changed.
     "loggers": {
         name: {"level": env_choice("LIBRARY_LOG_LEVEL", "WARNING", {"DEBUG", "INFO", "WARNING", "ERROR"})}
-        for name in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "celery.app.trace")
+        for name in (
+            "httpx",
+            "httpx2",
+            "httpcore",
+            "openai",
+            "urllib3",
+            "celery.app.trace",  # "Task ... succeeded"
+            "celery.worker.strategy",  # "Task ... received"
+            "celery.beat",  # "Sending due task ..." every few seconds
+        )
     },
 }
