@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class WebhookSender:
         self._notified: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-webhooks", daemon=True)
+        # Several deliveries at once, as OpenAI sends them: one slow receiver answer must not
+        # hold back the events of other batches.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-webhook")
 
     def start(self) -> WebhookSender:
         with self.state.lock:  # batches already terminal when webhooks were turned on stay quiet
@@ -76,6 +80,7 @@ class WebhookSender:
 
     def stop(self) -> None:
         self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -87,7 +92,10 @@ class WebhookSender:
             for batch_id, status in due:
                 if status in TERMINAL:
                     self._notified.add(batch_id)
-                    self._deliver(batch_event(batch_id, status))
+                    try:
+                        self._pool.submit(self._deliver, batch_event(batch_id, status))
+                    except RuntimeError:  # stopped meanwhile
+                        return
 
     def _deliver(self, event: dict) -> None:
         body, headers = signed_delivery(event, self.secret)
