@@ -272,6 +272,8 @@ if not MIN_POLL_INTERVAL <= DEFAULT_POLL_INTERVAL <= MAX_POLL_INTERVAL:
 # Where the OpenAI SDK sends requests; empty means OpenAI itself. Demos point it at the fake.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
 OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
+# OpenAI reads in flight at once per worker process (one shared pool; see integrations/openai.py).
+OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 32, minimum=1, maximum=256)
 KEBOOLA_TIMEOUT_SECONDS = env_float("KEBOOLA_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 # Stack URLs on http://127.0.0.1 or localhost (the fake Keboola) are refused unless allowed.
 ALLOW_LOCAL_URLS = env_bool("ALLOW_LOCAL_URLS", DEBUG)

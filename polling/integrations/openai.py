@@ -3,6 +3,12 @@
 The only module that imports `openai`. Returns `BatchInfo`, raises `OpenAIError` subclasses whose
 messages are ours: never the API key, never OpenAI's error body (a 401 body echoes part of the key).
 The SDK does not retry (`max_retries=0`); callers retry by rescheduling.
+
+Reads go through one thread pool per process (`OPENAI_MAX_CONCURRENCY` requests in flight), so
+a worker checking many jobs at once neither starts threads per check nor floods OpenAI. The
+answer is read from the SDK's raw response (`with_raw_response`): the same request, errors and
+headers as `batches.retrieve`, without building a pydantic model per batch (about 40% of the
+CPU a read costs, measured in docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _CLIENT_CACHE_SIZE = 32
-_MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -117,24 +122,48 @@ def retrieve_batch(*, api_key: str, batch_id: str) -> BatchInfo:
     client = _clients.get(api_key)
     error: OpenAIError | None = None
     try:
-        batch = client.batches.retrieve(batch_id)
+        raw = client.batches.with_raw_response.retrieve(batch_id)
+        body = raw.http_response.json()
     except openai.APIError as exc:
         error = _translate(exc, batch_id)
+    except ValueError:  # not JSON
+        error = OpenAIRetryable("OpenAI returned an answer that could not be read.")
     if error is not None:
         # Raised outside the `except` so the SDK exception (and its body) is not chained.
         raise error
-    return _batch_info(batch_id, batch)
+    return _batch_info(batch_id, body)
 
 
 def retrieve_batches(*, api_key: str, batch_ids: list[str]) -> dict[str, BatchInfo | OpenAIError]:
     """Each batch's `BatchInfo`, or the `OpenAIError` that batch's request raised. Never raises
-    for one batch; requests run concurrently on a small thread pool."""
-    unique = list(dict.fromkeys(batch_ids))
+    for one batch; requests run concurrently on the shared pool."""
+    outcomes = retrieve_many([(api_key, batch_id) for batch_id in batch_ids])
+    return {batch_id: outcomes[(api_key, batch_id)] for batch_id in batch_ids}
+
+
+def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | OpenAIError]:
+    """Many (api_key, batch_id) reads at once, for the batches of several jobs: each pair's
+    `BatchInfo` or `OpenAIError`. Never raises for one read."""
+    unique = list(dict.fromkeys(reads))
     if len(unique) <= 1:
-        return {batch_id: _outcome(api_key, batch_id) for batch_id in unique}
-    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(unique)), thread_name_prefix="openai") as pool:
-        outcomes = pool.map(lambda batch_id: _outcome(api_key, batch_id), unique)
-        return dict(zip(unique, outcomes, strict=True))
+        return {read: _outcome(*read) for read in unique}
+    futures = [_pool().submit(_outcome, *read) for read in unique]
+    return {read: future.result() for read, future in zip(unique, futures, strict=True)}
+
+
+_pool_lock = threading.Lock()
+_shared_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's pool for OpenAI reads, created on first use (after a fork, too)."""
+    global _shared_pool
+    with _pool_lock:
+        if _shared_pool is None:
+            _shared_pool = ThreadPoolExecutor(
+                max_workers=settings.OPENAI_MAX_CONCURRENCY, thread_name_prefix="openai"
+            )
+        return _shared_pool
 
 
 def _outcome(api_key: str, batch_id: str) -> BatchInfo | OpenAIError:
@@ -198,20 +227,35 @@ def parse_retry_after(headers) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def _timestamp(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
-def _batch_info(batch_id: str, batch: openai.types.Batch) -> BatchInfo:
-    counts = batch.request_counts
-    finished = batch.completed_at or batch.failed_at or batch.expired_at or batch.cancelled_at
+def _count(counts: dict, name: str) -> int:
+    value = counts.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _batch_info(batch_id: str, body: object) -> BatchInfo:
+    """The fields we use of a Batch object (openai-batch-openapi.json), read defensively."""
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        raise OpenAIRetryable("OpenAI returned an answer that could not be read.")
+    counts = body.get("request_counts") if isinstance(body.get("request_counts"), dict) else {}
+    finished = next(
+        (body[k] for k in ("completed_at", "failed_at", "expired_at", "cancelled_at") if body.get(k)), None
+    )
     return BatchInfo(
-        batch_id=batch.id or batch_id,
-        status=str(batch.status),
-        request_total=counts.total if counts else 0,
-        request_completed=counts.completed if counts else 0,
-        request_failed=counts.failed if counts else 0,
-        created_at=_timestamp(batch.created_at),
+        batch_id=body.get("id") if isinstance(body.get("id"), str) and body.get("id") else batch_id,
+        status=body["status"],
+        request_total=_count(counts, "total"),
+        request_completed=_count(counts, "completed"),
+        request_failed=_count(counts, "failed"),
+        created_at=_timestamp(body.get("created_at")),
         finished_at=_timestamp(finished),
     )
 
@@ -231,9 +275,25 @@ class WebhookEvent:
     batch_id: str  # empty for events that are not about a batch
 
 
+_webhook_client_lock = threading.Lock()
+_webhook_client_instance: openai.OpenAI | None = None
+
+
+def _webhook_client() -> openai.OpenAI:
+    """One SDK client for verifying webhooks (it never sends a request): building a client per
+    event costs milliseconds of CPU (an HTTP client and its TLS context)."""
+    global _webhook_client_instance
+    with _webhook_client_lock:
+        if _webhook_client_instance is None:
+            _webhook_client_instance = openai.OpenAI(
+                api_key="unused-for-webhooks", base_url="http://127.0.0.1:9/v1"
+            )
+        return _webhook_client_instance
+
+
 def unwrap_webhook(*, payload: bytes, headers: dict[str, str], secrets: list[str]) -> WebhookEvent:
     """Verify a Standard Webhooks delivery with the SDK against any of `secrets` (whsec_...)."""
-    client = openai.OpenAI(api_key="unused-for-webhooks", base_url="http://127.0.0.1:9/v1")
+    client = _webhook_client()
     lowered = {k.lower(): v for k, v in headers.items()}
     event = None
     for secret in secrets:
