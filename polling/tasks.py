@@ -7,7 +7,7 @@ from django.db import DatabaseError, close_old_connections
 
 from polling.services import logs_prune
 from polling.services.health import heartbeat_record
-from polling.services.polls import job_poll
+from polling.services.polls import job_poll, jobs_poll
 
 
 @shared_task(name="polling.tasks.poll_job", acks_late=True, ignore_result=True)
@@ -19,19 +19,17 @@ def poll_job(job_id: int, force: bool = False) -> str:
 def poll_jobs(self, job_ids: list[int], dispatch_token: str) -> int:
     """Check the due jobs the dispatcher sent together; returns how many were checked.
 
-    A database that is restarting fails only the jobs it touched: those are retried in a few
-    seconds (their dispatch lease is still ours), instead of waiting for the lease to expire.
+    A database that is restarting fails the message: it is retried in a few seconds (jobs still
+    under the dispatch lease are claimed then; jobs already checked are no longer due).
     """
-    checked, failed = 0, []
-    for job_id in job_ids:
-        try:
-            checked += job_poll(job_id=job_id, dispatch_token=dispatch_token).outcome != "skipped"
-        except DatabaseError:
-            close_old_connections()
-            failed.append(job_id)
-    if failed and self.request.retries < self.max_retries:
-        raise self.retry(args=[failed, dispatch_token], countdown=2)
-    return checked
+    try:
+        results = jobs_poll(job_ids=job_ids, dispatch_token=dispatch_token)
+    except DatabaseError:
+        close_old_connections()
+        if self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(countdown=2) from None
+    return sum(1 for result in results.values() if result.outcome != "skipped")
 
 
 @shared_task(name="polling.tasks.worker_heartbeat", ignore_result=True)

@@ -157,6 +157,19 @@ def secret_reveal(*, secret: Secret) -> str:
     return value
 
 
+def secrets_reveal(*, secret_ids: set[int]) -> dict[int, str | SecretUnreadable]:
+    """Several decrypted values in one query, for the integrations only: each existing secret's
+    value, or the `SecretUnreadable` error to report. Missing ids are left out."""
+    values: dict[int, str | SecretUnreadable] = {}
+    for pk, name, value in Secret.objects.filter(pk__in=secret_ids).values_list("pk", "name", "value"):
+        values[pk] = (
+            SecretUnreadable(f"Secret '{name}' cannot be decrypted with the configured FERNET_KEYS.")
+            if value is UNREADABLE
+            else value
+        )
+    return values
+
+
 @dataclass
 class RotationResult:
     rotated: list[str] = field(default_factory=list)

@@ -21,6 +21,18 @@ def log_event(*, job_id: int, status: str, message: str, level: str = LogLevel.I
     return PollingLog.objects.create(job_id=job_id, status=status, level=level, message=message[:4000])
 
 
+def log_events(events: list[tuple[int, str, str, str]]) -> None:
+    """Record several (job_id, status, message, level) events with one INSERT."""
+    for job_id, status, message, level in events:
+        logger.log(_PY_LEVEL.get(level, logging.INFO), "job %s %s: %s", job_id, status, message)
+    PollingLog.objects.bulk_create(
+        [
+            PollingLog(job_id=job_id, status=status, level=level, message=message[:4000])
+            for job_id, status, message, level in events
+        ]
+    )
+
+
 def logs_prune(*, days: int | None = None) -> int:
     """Delete log entries older than LOG_RETENTION_DAYS; returns how many were deleted."""
     cutoff = timezone.now() - timedelta(days=days or settings.LOG_RETENTION_DAYS)

@@ -19,11 +19,10 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from polling.models import (
@@ -35,11 +34,11 @@ from polling.models import (
     TriggerState,
 )
 from polling.services.jobs import job_fail
-from polling.services.logs import log_event
+from polling.services.logs import log_event, log_events
 from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.trigger import TriggerOutcome, trigger_keboola
 from secrets_vault.exceptions import SecretUnreadable
-from secrets_vault.services import secret_reveal
+from secrets_vault.services import secrets_reveal
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def job_poll(*, job_id: int, force: bool = False, dispatch_token: str | None = N
     `dispatch_token`: the dispatcher's lease the job was sent under (polling.tasks.poll_jobs).
     """
     now = timezone.now()
-    job = PollingJob.objects.filter(pk=job_id).select_related("openai_secret").first()
+    job = PollingJob.objects.filter(pk=job_id).first()
     if job is None:
         return PollResult("skipped", "no such job")
     if job.status != JobStatus.ACTIVE:
@@ -110,101 +109,177 @@ def job_poll(*, job_id: int, force: bool = False, dispatch_token: str | None = N
     token = _claim(job, now=now, force=force, dispatch_token=dispatch_token)
     if token is None:
         return PollResult("skipped", "another worker holds the job")
+    return _check_claimed([job], token=token, now=now)[job_id]
+
+
+def jobs_poll(*, job_ids: list[int], dispatch_token: str) -> dict[int, PollResult]:
+    """Check the jobs one dispatch sent together (polling.tasks.poll_jobs).
+
+    The same rules as `job_poll` for each job, with a fixed number of queries for all of them:
+    one conditional UPDATE claims every job that is active, due, and free or still under
+    `dispatch_token`; their batches are read from OpenAI concurrently; the jobs where nothing
+    but the time of the check changed are released with one UPDATE per interval.
+    """
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    results = {
+        job_id: PollResult("skipped", "not due, not active or held by another worker") for job_id in job_ids
+    }
+    claimable = (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_token=dispatch_token)
+    ) & (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+    claimed = PollingJob.objects.filter(claimable, pk__in=job_ids, status=JobStatus.ACTIVE).update(
+        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS)
+    )
+    if claimed:
+        jobs = list(PollingJob.objects.filter(pk__in=job_ids, lease_token=token).order_by("pk"))
+        results.update(_check_claimed(jobs, token=token, now=now))
+    return results
+
+
+def _check_claimed(jobs: list[PollingJob], *, token: str, now) -> dict[int, PollResult]:
+    """Check jobs this worker holds under `token`; never leaves one of them held."""
+    results: dict[int, PollResult] = {}
     try:
-        return _poll_claimed(job, token=token, now=now)
+        _check_claimed_jobs(jobs, token=token, now=now, results=results)
     except Exception:
-        # Never leave the job stuck: release the lease and back off; the error goes to the log.
-        logger.exception("unexpected error while polling job %s", job_id)
-        failures = job.consecutive_failures + 1
-        delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
-        _release(job_id, token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay))
+        # Never leave a job stuck: release the lease and back off; the error goes to the log.
+        logger.exception("unexpected error while polling job(s) %s", ", ".join(str(j.pk) for j in jobs))
+        for job in jobs:
+            if job.pk in results:
+                continue
+            results[job.pk] = _unexpected_error(job, token=token, now=now)
+    return results
+
+
+def _unexpected_error(job: PollingJob, *, token: str, now) -> PollResult:
+    failures = job.consecutive_failures + 1
+    delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
+    if _release(job.pk, token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay)):
         log_event(
-            job_id=job_id,
+            job_id=job.pk,
             status="error",
             message=f"Unexpected error while checking; retrying in {delay:.0f}s.",
             level=LogLevel.ERROR,
         )
-        return PollResult("error", "unexpected error")
+    return PollResult("error", "unexpected error")
 
 
-def _poll_claimed(job: PollingJob, *, token: str, now) -> PollResult:
-    if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY):
-        # All batches were already terminal; finish the trigger without asking OpenAI again.
-        return _finish_with_trigger(job, token=token, now=now)
+def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dict[int, PollResult]) -> None:
+    batches_of: dict[int, list[JobBatch]] = {job.pk: [] for job in jobs}
+    for batch in JobBatch.objects.filter(job_id__in=batches_of).order_by("pk"):
+        batches_of[batch.job_id].append(batch)
 
-    batches = list(job.batches.all())
-    pending = [b for b in batches if b.status not in TERMINAL_BATCH_STATUSES]
-    if pending:
-        failed = _refresh_batches(job, pending, token=token, now=now)
-        if failed is not None:
-            return failed
-    if all(b.status in TERMINAL_BATCH_STATUSES for b in batches):
-        return _finish_with_trigger(job, token=token, now=now)
+    # Jobs whose action is half done, or whose batches are all terminal: straight to the trigger.
+    to_read: list[PollingJob] = []
+    for job in jobs:
+        batches = batches_of[job.pk]
+        if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or all(
+            b.status in TERMINAL_BATCH_STATUSES for b in batches
+        ):
+            results[job.pk] = _finish_with_trigger(job, token=token, now=now)
+        else:
+            to_read.append(job)
+    if not to_read:
+        return
 
-    _release(
-        job.pk,
-        token,
-        last_check_at=now,
-        next_check_at=now + timedelta(seconds=job.poll_interval_seconds),
-        consecutive_failures=0,
-        last_error="",
-    )
-    done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
-    return PollResult("checked", f"{done}/{len(batches)} batches terminal")
-
-
-def _refresh_batches(job: PollingJob, pending: list[JobBatch], *, token: str, now) -> PollResult | None:
-    """Ask OpenAI about each pending batch and store what changed; a PollResult means stop."""
-    if job.openai_secret is None:
-        job_fail(job_id=job.pk, reason="The job's OpenAI secret no longer exists.")
-        return PollResult("failed", "no secret")
-    try:
-        api_key = secret_reveal(secret=job.openai_secret)
-    except SecretUnreadable as exc:
-        job_fail(job_id=job.pk, reason=exc.detail)
-        return PollResult("failed", "unreadable secret")
-
+    keys = _api_keys(to_read, results)
+    reads = [
+        (keys[job.pk], b.batch_id)
+        for job in to_read
+        if job.pk in keys
+        for b in batches_of[job.pk]
+        if b.status not in TERMINAL_BATCH_STATUSES
+    ]
     from polling.integrations import openai as openai_api
 
-    results = openai_api.retrieve_batches(api_key=api_key, batch_ids=[b.batch_id for b in pending])
-    changed: list[JobBatch] = []
-    errors: list[tuple[JobBatch, openai_api.OpenAIError]] = []
-    for batch in pending:
-        result = results.get(batch.batch_id)
-        if isinstance(result, openai_api.BatchInfo):
-            if _apply_batch_info(batch, result):
-                changed.append(batch)
-        elif result is not None:
-            errors.append((batch, result))
+    answers = openai_api.retrieve_many(reads)
 
-    with transaction.atomic():
-        if changed:
-            JobBatch.objects.bulk_update(
-                changed,
-                [
-                    "status",
-                    "request_total",
-                    "request_completed",
-                    "request_failed",
-                    "completed_at",
-                    "updated_at",
-                ],
-            )
+    changed: list[JobBatch] = []
+    errors_of: dict[int, list] = {}
+    for job in to_read:
+        if job.pk not in keys:
+            continue
+        for batch in batches_of[job.pk]:
+            if batch.status in TERMINAL_BATCH_STATUSES:
+                continue
+            answer = answers[(keys[job.pk], batch.batch_id)]
+            if isinstance(answer, openai_api.BatchInfo):
+                if _apply_batch_info(batch, answer):
+                    changed.append(batch)
+            else:
+                errors_of.setdefault(job.pk, []).append((batch, answer))
+    _store_batches(changed)
+
+    checked: dict[int, datetime] = {}
+    for job in to_read:
+        if job.pk in results:
+            continue
+        batches = batches_of[job.pk]
+        if job.pk in errors_of:
+            results[job.pk] = _handle_openai_errors(job, errors_of[job.pk], token=token, now=now)
+        elif all(b.status in TERMINAL_BATCH_STATUSES for b in batches):
+            results[job.pk] = _finish_with_trigger(job, token=token, now=now)
+        else:
+            checked[job.pk] = next_due(job, now=now)
+            done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
+            results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
+    if checked:  # one UPDATE for every job where only the schedule moves
+        PollingJob.objects.filter(pk__in=checked, lease_token=token).update(
+            lease_token="",
+            lease_expires_at=None,
+            last_check_at=now,
+            next_check_at=Case(*(When(pk=pk, then=Value(due)) for pk, due in checked.items())),
+            consecutive_failures=0,
+            last_error="",
+        )
+
+
+def next_due(job: PollingJob, *, now: datetime) -> datetime:
+    """When a checked job is due again: one interval after this check was *due*, not after it
+    ran, so the moment the dispatcher and the queue take does not add up from check to check.
+    A check ahead of time (check now, resume) or more than an interval late starts from now."""
+    interval = timedelta(seconds=job.poll_interval_seconds)
+    if job.next_check_at is not None and now - interval < job.next_check_at <= now:
+        return job.next_check_at + interval
+    return now + interval
+
+
+def _api_keys(jobs: list[PollingJob], results: dict[int, PollResult]) -> dict[int, str]:
+    """Each job's OpenAI key, read in one query; a job without a usable key fails (in `results`)."""
+    values = secrets_reveal(secret_ids={job.openai_secret_id for job in jobs if job.openai_secret_id})
+    keys: dict[int, str] = {}
+    for job in jobs:
+        value = values.get(job.openai_secret_id) if job.openai_secret_id else None
+        if value is None:
+            job_fail(job_id=job.pk, reason="The job's OpenAI secret no longer exists.")
+            results[job.pk] = PollResult("failed", "no secret")
+        elif isinstance(value, SecretUnreadable):
+            job_fail(job_id=job.pk, reason=value.detail)
+            results[job.pk] = PollResult("failed", "unreadable secret")
+        else:
+            keys[job.pk] = value
+    return keys
+
+
+def _store_batches(changed: list[JobBatch]) -> None:
+    """Save what OpenAI reported (one statement), then log each batch whose status moved."""
+    if changed:
+        JobBatch.objects.bulk_update(
+            changed,
+            ["status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at"],
+        )
+    events = []
     for batch in changed:
         if getattr(batch, "_status_changed", False):
             counts = f"{batch.request_completed}/{batch.request_total} requests done"
             if batch.request_failed:
                 counts += f", {batch.request_failed} failed"
             level = LogLevel.WARNING if batch.status in ("failed", "expired", "cancelled") else LogLevel.INFO
-            log_event(
-                job_id=job.pk,
-                status="batch_status",
-                message=f"Batch {batch.batch_id}: {batch._old_status} → {batch.status} ({counts}).",
-                level=level,
-            )
-    if errors:
-        return _handle_openai_errors(job, errors, token=token, now=now)
-    return None
+            message = f"Batch {batch.batch_id}: {batch._old_status} → {batch.status} ({counts})."
+            events.append((batch.job_id, "batch_status", message, level))
+    if events:
+        log_events(events)
 
 
 def _apply_batch_info(batch: JobBatch, info) -> bool:

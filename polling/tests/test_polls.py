@@ -1,4 +1,5 @@
-"""One poll of one job, against the fake OpenAI and Keboola servers over real HTTP."""
+"""Checks of one job (`job_poll`) and of a dispatched chunk of jobs (`jobs_poll`), against the
+fake OpenAI and Keboola servers over real HTTP."""
 
 import json
 import threading
@@ -8,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from polling.models import JobStatus, PollingJob, PollingLog, TriggerState
-from polling.services.polls import job_poll
+from polling.services.polls import job_poll, jobs_poll
 from polling.tests.factories import PollingJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,14 +22,14 @@ def fake(fake_openai_settings, settings):
 
 
 def make_job(fake, batch_ids, **kwargs):
-    return PollingJobFactory(
-        batch_ids=batch_ids,
-        keboola_stack_url=fake.stack_url,
-        keboola_component_id="kds-team.app-custom-python",
-        keboola_configuration_id="123456",
-        poll_interval_seconds=60,
+    fields = {
+        "keboola_stack_url": fake.stack_url,
+        "keboola_component_id": "kds-team.app-custom-python",
+        "keboola_configuration_id": "123456",
+        "poll_interval_seconds": 60,
         **kwargs,
-    )
+    }
+    return PollingJobFactory(batch_ids=batch_ids, **fields)
 
 
 def test_all_terminal_triggers_keboola_once_with_the_exact_payload(fake):
@@ -322,44 +323,59 @@ def _dispatched_token(dispatch, job):
     return dispatch.messages[0][1]
 
 
-def test_a_dispatched_check_polls_once_and_a_duplicate_message_does_nothing(fake, dispatch):
+@pytest.fixture(params=["one", "chunk"])
+def dispatched_poll(request):
+    """A dispatched check through `job_poll` (one job) or `jobs_poll` (the worker's chunk path):
+    both must follow the same rules."""
+
+    def run(*, job_id, dispatch_token):
+        if request.param == "one":
+            return job_poll(job_id=job_id, dispatch_token=dispatch_token)
+        return jobs_poll(job_ids=[job_id], dispatch_token=dispatch_token)[job_id]
+
+    return run
+
+
+def test_a_dispatched_check_polls_once_and_a_duplicate_message_does_nothing(fake, dispatch, dispatched_poll):
     fake.set_batch("batch_d", status="in_progress")
     job = make_job(fake, ["batch_d"])
     token = _dispatched_token(dispatch, job)
-    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "checked"
+    assert dispatched_poll(job_id=job.pk, dispatch_token=token).outcome == "checked"
     job.refresh_from_db()
     assert job.lease_token == "" and job.next_check_at > timezone.now()
     # The same message delivered again (worker lost its ack): the job is not due, no request.
-    assert job_poll(job_id=job.pk, dispatch_token=token).detail == "not due"
+    assert dispatched_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
     assert fake.openai_requests_per_batch() == {"batch_d": 1}
 
 
-def test_only_the_dispatch_token_unlocks_a_dispatched_job(fake, dispatch):
+def test_only_the_dispatch_token_unlocks_a_dispatched_job(fake, dispatch, dispatched_poll):
     fake.set_batch("batch_t", status="in_progress")
     job = make_job(fake, ["batch_t"])
     _dispatched_token(dispatch, job)
     assert job_poll(job_id=job.pk).outcome == "skipped"  # an old-style message
-    assert job_poll(job_id=job.pk, dispatch_token="d:stale").outcome == "skipped"
+    assert dispatched_poll(job_id=job.pk, dispatch_token="d:stale").outcome == "skipped"
     assert fake.openai_requests_per_batch() == {}
 
 
-def test_a_forced_check_takes_over_a_dispatch_lease_and_the_message_then_does_nothing(fake, dispatch):
+def test_a_forced_check_takes_over_a_dispatch_lease_and_the_message_then_does_nothing(
+    fake, dispatch, dispatched_poll
+):
     fake.set_batch("batch_f", status="in_progress")
     job = make_job(fake, ["batch_f"])
     token = _dispatched_token(dispatch, job)
     assert job_poll(job_id=job.pk, force=True).outcome == "checked"  # "check now", resume
-    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
+    assert dispatched_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
     assert fake.openai_requests_per_batch() == {"batch_f": 1}
 
 
-def test_pause_wins_over_a_dispatched_message_and_resume_checks_at_once(fake, dispatch):
+def test_pause_wins_over_a_dispatched_message_and_resume_checks_at_once(fake, dispatch, dispatched_poll):
     from polling.services import job_pause, job_resume
 
     fake.add_batch("batch_p", outcome="completed")
     job = make_job(fake, ["batch_p"])
     token = _dispatched_token(dispatch, job)
     job_pause(job=job)
-    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
+    assert dispatched_poll(job_id=job.pk, dispatch_token=token).outcome == "skipped"
     assert fake.keboola_jobs() == []
     job_resume(job=PollingJob.objects.get(pk=job.pk))
     # The dispatch lease is still there; the forced check of resume is not blocked by it.
@@ -367,12 +383,135 @@ def test_pause_wins_over_a_dispatched_message_and_resume_checks_at_once(fake, di
     assert len(fake.keboola_jobs()) == 1
 
 
-def test_a_job_in_backoff_is_not_dispatched_before_its_delay(fake, dispatch):
+def test_a_job_in_backoff_is_not_dispatched_before_its_delay(fake, dispatch, dispatched_poll):
     fake.fail("openai.retrieve", "500")
     fake.set_batch("batch_b", status="in_progress")
     job = make_job(fake, ["batch_b"])
     token = _dispatched_token(dispatch, job)
-    assert job_poll(job_id=job.pk, dispatch_token=token).outcome == "backoff"
+    assert dispatched_poll(job_id=job.pk, dispatch_token=token).outcome == "backoff"
     job.refresh_from_db()
     assert job.next_check_at > timezone.now() + timedelta(seconds=30)  # 60 s ± 20%
     assert dispatch() == []
+
+
+# --- a dispatched chunk of several jobs -------------------------------------------------------
+
+
+def test_a_chunk_checks_each_job_by_its_own_state(fake, dispatch):
+    fake.set_batch("batch_run", status="in_progress")
+    fake.add_batch("batch_done", outcome="completed")
+    fake.add_batch("batch_bad", outcome="failed")
+    running = make_job(fake, ["batch_run"])
+    finished = make_job(fake, ["batch_done", "batch_bad"], keboola_configuration_id="cfg-finished")
+    paused = make_job(fake, ["batch_run"])
+    held = make_job(fake, ["batch_run"])
+    dispatch()
+    token = dispatch.messages[0][1]
+    was_due = PollingJob.objects.get(pk=running.pk).next_check_at
+    PollingJob.objects.filter(pk=paused.pk).update(status=JobStatus.PAUSED)
+    PollingJob.objects.filter(pk=held.pk).update(
+        lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+
+    results = jobs_poll(job_ids=[running.pk, finished.pk, paused.pk, held.pk], dispatch_token=token)
+
+    assert {pk: r.outcome for pk, r in results.items()} == {
+        running.pk: "checked",
+        finished.pk: "triggered",
+        paused.pk: "skipped",
+        held.pk: "skipped",
+    }
+    assert len(fake.keboola_jobs()) == 1 and fake.keboola_jobs()[0]["config"] == "cfg-finished"
+    running.refresh_from_db()
+    assert running.lease_token == "" and running.last_check_at is not None
+    # Due again one interval after it was due (not after it ran): delays do not add up.
+    assert running.next_check_at == was_due + timedelta(seconds=60)
+    assert running.batches.get().status == "in_progress"
+    held.refresh_from_db()
+    assert held.lease_token == "other"  # untouched
+    # The paused and held jobs were never read from OpenAI; the running one once.
+    assert fake.openai_requests_per_batch() == {"batch_run": 1, "batch_done": 1, "batch_bad": 1}
+    # The same message again: nothing is due any more.
+    again = jobs_poll(job_ids=[running.pk, finished.pk], dispatch_token=token)
+    assert {r.outcome for r in again.values()} == {"skipped"}
+    assert fake.openai_requests_per_batch()["batch_run"] == 1
+
+
+def test_one_jobs_openai_errors_do_not_hold_back_the_others(fake, dispatch):
+    from secrets_vault.tests.factories import OpenAISecretFactory
+
+    fake.set_batch("batch_ok", status="in_progress")
+    good = make_job(fake, ["batch_ok"])
+    # The same batch id read with another key, which OpenAI rejects: reads are keyed by both.
+    bad = make_job(fake, ["batch_ok"], openai_secret=OpenAISecretFactory(value="sk-other-key"))
+    fake.reject_openai_key("sk-other-key")
+    dispatch()
+    token = dispatch.messages[0][1]
+
+    results = jobs_poll(job_ids=[good.pk, bad.pk], dispatch_token=token)
+
+    assert results[good.pk].outcome == "checked"
+    assert results[bad.pk].outcome == "backoff"
+    bad.refresh_from_db()
+    assert bad.consecutive_failures == 1 and "HTTP 401" in bad.last_error
+    assert bad.lease_token == "" and bad.next_check_at > timezone.now() + timedelta(seconds=30)
+    good.refresh_from_db()
+    assert good.consecutive_failures == 0 and good.last_error == ""
+
+
+def test_a_chunk_makes_the_same_number_of_queries_for_one_job_or_ten(fake, dispatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(count: int) -> int:
+        PollingJob.objects.all().delete()
+        jobs = []
+        for i in range(count):
+            fake.set_batch(f"batch_q{count}_{i}", status="in_progress")
+            jobs.append(make_job(fake, [f"batch_q{count}_{i}"]))
+        dispatch()
+        token = dispatch.messages[0][1]
+        with CaptureQueriesContext(connection) as captured:
+            results = jobs_poll(job_ids=[j.pk for j in jobs], dispatch_token=token)
+        assert {r.outcome for r in results.values()} == {"checked"}
+        return len(captured)
+
+    assert queries_for(1) == queries_for(10)
+
+
+def test_an_unexpected_error_releases_every_job_of_the_chunk_with_backoff(fake, dispatch, monkeypatch):
+    from polling.integrations import openai as openai_api
+
+    fake.set_batch("batch_u1", status="in_progress")
+    fake.set_batch("batch_u2", status="in_progress")
+    jobs = [make_job(fake, ["batch_u1"]), make_job(fake, ["batch_u2"])]
+    dispatch()
+    token = dispatch.messages[0][1]
+
+    def broken(reads):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(openai_api, "retrieve_many", broken)
+    results = jobs_poll(job_ids=[j.pk for j in jobs], dispatch_token=token)
+
+    assert {r.outcome for r in results.values()} == {"error"}
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.lease_token == "" and job.consecutive_failures == 1
+        assert job.next_check_at > timezone.now() + timedelta(seconds=30)
+        assert PollingLog.objects.filter(job=job, status="error").count() == 1
+
+
+def test_the_next_check_keeps_the_cadence_unless_early_or_far_behind():
+    from polling.services.polls import next_due
+
+    now = timezone.now()
+    job = PollingJob(poll_interval_seconds=30)
+    job.next_check_at = now - timedelta(seconds=2)  # dispatched 2 s late
+    assert next_due(job, now=now) == now + timedelta(seconds=28)
+    job.next_check_at = now + timedelta(seconds=10)  # "check now" before it was due
+    assert next_due(job, now=now) == now + timedelta(seconds=30)
+    job.next_check_at = now - timedelta(seconds=45)  # more than an interval behind
+    assert next_due(job, now=now) == now + timedelta(seconds=30)
+    job.next_check_at = None
+    assert next_due(job, now=now) == now + timedelta(seconds=30)
