@@ -23,6 +23,7 @@ from polling.serializers import (
     LogWithJobSerializer,
     StatsSerializer,
     WebhookResultSerializer,
+    job_representation,
 )
 from polling.services.health import health_snapshot, uptime_seconds
 from polling.services.webhooks import openai_webhook_receive
@@ -59,6 +60,11 @@ def _bool_param(request, name: str) -> bool:
     return raw in ("true", "1")
 
 
+def _job(job_id: int) -> dict:
+    """A job on the wire (JobSerializer's shape, built from a plain row: see serializers)."""
+    return job_representation(selectors.job_row(job_id=job_id))
+
+
 JOB_EXAMPLE = OpenApiExample(
     "Three batches",
     request_only=True,
@@ -89,13 +95,13 @@ class JobListView(APIView):
         responses={200: JobListSerializer},
     )
     def get(self, request):
-        jobs, total = selectors.job_list(
+        rows, total = selectors.job_rows(
             status=_choice_param(request, "status", JobStatus.values),
             search=(request.query_params.get("search") or "")[:255] or None,
             limit=_int_param(request, "limit", None, 1, 1000),
             offset=_int_param(request, "offset", 0, 0, 10**9),
         )
-        return Response({"jobs": JobSerializer(jobs, many=True).data, "total": total})
+        return Response({"jobs": [job_representation(row) for row in rows], "total": total})
 
     @extend_schema(
         summary="Create a polling job; it is checked at once",
@@ -107,7 +113,7 @@ class JobListView(APIView):
         data = JobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.job_create(**data.validated_data)
-        return Response(JobSerializer(selectors.job_detail(job_id=job.pk)).data, status=http.HTTP_201_CREATED)
+        return Response(_job(job.pk), status=http.HTTP_201_CREATED)
 
 
 class JobDetailView(APIView):
@@ -122,10 +128,9 @@ class JobDetailView(APIView):
     def get(self, request, job_id: int):
         include_logs = _bool_param(request, "include_logs")
         log_limit = _int_param(request, "log_limit", 50, 1, 500)
-        job = selectors.job_detail(job_id=job_id)
-        data = JobSerializer(job).data
+        data = _job(job_id)
         if include_logs:
-            logs, _ = selectors.job_logs(job_id=job.pk, limit=log_limit)
+            logs, _ = selectors.job_logs(job_id=data["id"], limit=log_limit)
             data["logs"] = LogSerializer(logs, many=True).data
         return Response(data)
 
@@ -139,7 +144,7 @@ class JobDetailView(APIView):
         data = JobUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         services.job_update(job=job, **data.validated_data)
-        return Response(JobSerializer(selectors.job_detail(job_id=job.pk)).data)
+        return Response(_job(job.pk))
 
     patch = extend_schema(
         summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer}
@@ -156,7 +161,7 @@ class JobPauseView(APIView):
     @extend_schema(summary="Pause an active job", request=None, responses={200: JobSerializer})
     def post(self, request, job_id: int):
         services.job_pause(job=services.job_get(job_id=job_id))
-        return Response(JobSerializer(selectors.job_detail(job_id=job_id)).data)
+        return Response(_job(job_id))
 
 
 class JobResumeView(APIView):
@@ -165,7 +170,7 @@ class JobResumeView(APIView):
     )
     def post(self, request, job_id: int):
         services.job_resume(job=services.job_get(job_id=job_id))
-        return Response(JobSerializer(selectors.job_detail(job_id=job_id)).data)
+        return Response(_job(job_id))
 
 
 class JobLogsView(APIView):

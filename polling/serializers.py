@@ -23,23 +23,92 @@ class BatchSerializer(serializers.Serializer):
     request_counts = RequestCountsSerializer(source="*")
 
 
+_DATETIME = serializers.DateTimeField()  # unbound: formats like every DateTimeField here
+
+
 def _iso(value):
-    return serializers.DateTimeField().to_representation(value) if value else None
+    return _DATETIME.to_representation(value) if value else None
 
 
 def batch_representation(batch) -> dict:
     """The same dict BatchSerializer gives, without building a serializer per batch."""
+    return _batch_dict(
+        batch.id,
+        batch.batch_id,
+        batch.status,
+        batch.created_at,
+        batch.completed_at,
+        batch.request_total,
+        batch.request_completed,
+        batch.request_failed,
+    )
+
+
+def _batch_dict(id, batch_id, status, created_at, completed_at, total, completed, failed) -> dict:
     return {
-        "id": batch.id,
-        "batch_id": batch.batch_id,
-        "status": batch.status,
-        "created_at": _iso(batch.created_at),
-        "completed_at": _iso(batch.completed_at),
-        "request_counts": {
-            "total": batch.request_total,
-            "completed": batch.request_completed,
-            "failed": batch.request_failed,
-        },
+        "id": id,
+        "batch_id": batch_id,
+        "status": status,
+        "created_at": _iso(created_at),
+        "completed_at": _iso(completed_at),
+        "request_counts": {"total": total, "completed": completed, "failed": failed},
+    }
+
+
+def job_representation(row: dict) -> dict:
+    """The same dict JobSerializer gives, from a row of `selectors.job_rows` / `job_row`.
+
+    The job list and detail answer with this: building it from plain rows takes a fraction of
+    the time of model instances and serializer fields (docs/BENCHMARKS.md); test_serializers
+    proves the two are identical.
+    """
+    batches = row["batches"]
+    duration = row["keboola_job_duration_seconds"]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "batches": [
+            _batch_dict(
+                b["id"],
+                b["batch_id"],
+                b["status"],
+                b["created_at"],
+                b["completed_at"],
+                b["request_total"],
+                b["request_completed"],
+                b["request_failed"],
+            )
+            for b in batches
+        ],
+        "batch_count": len(batches),
+        "completed_count": sum(1 for b in batches if b["status"] == "completed"),
+        "failed_count": sum(1 for b in batches if b["status"] in FAILED_BATCH_STATUSES),
+        "openai_secret_id": row["openai_secret_id"],
+        "openai_secret_name": row["openai_secret_name"],
+        "keboola_secret_id": row["keboola_secret_id"],
+        "keboola_secret_name": row["keboola_secret_name"],
+        "keboola_stack_url": row["keboola_stack_url"],
+        "keboola_component_id": row["keboola_component_id"],
+        "keboola_configuration_id": row["keboola_configuration_id"],
+        "poll_interval_seconds": row["poll_interval_seconds"],
+        "last_check_at": _iso(row["last_check_at"]),
+        "next_check_at": _iso(row["next_check_at"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "completed_at": _iso(row["completed_at"]),
+        "keboola_job_id": row["keboola_job_id"] or None,
+        "keboola_job_url": row["keboola_job_url"] or None,
+        "keboola_job_status": row["keboola_job_status"],
+        "keboola_job_finished_at": _iso(row["keboola_job_finished_at"]),
+        "keboola_job_duration_seconds": None if duration is None else float(duration),
+        "action_type": row["action_type"],
+        "action_url": row["action_url"],
+        "action_secret_id": row["action_secret_id"],
+        "notify_emails": row["notify_emails"],
+        "notify_webhook_url": row["notify_webhook_url"],
+        "trigger_state": row["trigger_state"],
+        "last_error": row["last_error"],
     }
 
 
