@@ -5,6 +5,10 @@ import os
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teckochecker.settings")
+# Celery's Django fixup runs Django's system checks when a worker or beat starts; the URL checks
+# import the whole URLconf (DRF, drf-spectacular, the admin, the views): about 20 MB in every
+# Celery process for nothing they use. `manage.py start`, `migrate` and `check` run the checks.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("teckochecker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
