@@ -8,6 +8,7 @@ the engine works, waits until every job has finished, then writes workdir/report
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import io
 import json
@@ -37,7 +38,6 @@ from polling.fakes.client import RemoteFake  # noqa: E402
 # How many batches a job watches (1-10) and how often: the mean is about 3.
 BATCH_COUNT_WEIGHTS = [30, 22, 16, 10, 7, 5, 4, 3, 2, 1]
 FAILED_BATCH_SHARE = 0.05
-CREATE_CHUNK = 100
 
 
 STARTED = time.monotonic()
@@ -93,6 +93,7 @@ class Plan:
 
     index: int
     batches: list[tuple[str, float, str]]  # (batch id, terminal at (wall clock), outcome)
+    due: float  # the first check is due at this moment (wall clock)
 
 
 class Driver:
@@ -203,56 +204,118 @@ class Driver:
             self.fake.send_webhooks(url=f"http://127.0.0.1:{self.port}/api/webhooks/openai", secret=whsec)
             log("webhooks on: the fake signs and sends batch.* events to the web server")
 
-    def plan_jobs(self, start: float) -> list[Plan]:
-        window, ramp = self.config["window"], self.config["ramp"]
+    def plan_jobs(self) -> list[Plan]:
+        """Job i is first due `due` seconds after the start, spread over the ramp; its batches
+        turn terminal at random moments within the window that begins when the ramp ends."""
+        window, ramp, n = self.config["window"], self.config["ramp"], self.config["jobs"]
         plans = []
-        for index in range(self.config["jobs"]):
+        for index in range(n):
             count = self.rng.choices(range(1, 11), weights=BATCH_COUNT_WEIGHTS)[0]
             batches = []
             for k in range(count):
                 outcome = "failed" if self.rng.random() < FAILED_BATCH_SHARE else "completed"
-                # Every job is active once the ramp is over; batches finish over the window after it.
-                batches.append(
-                    (f"batch_bench_{index}_{k}", start + ramp + self.rng.uniform(0, window), outcome)
-                )
-            plans.append(Plan(index, batches))
+                batches.append((f"batch_bench_{index}_{k}", ramp + self.rng.uniform(0, window), outcome))
+            plans.append(Plan(index, batches, due=ramp * index / n))
         return plans
 
+    def _add_fake_batches(self, plans: list[Plan], start: float) -> None:
+        now = time.time()
+        self.fake.add_batches(
+            [
+                {"id": batch_id, "finish_after": max(0.0, start + at - now), "outcome": outcome}
+                for plan in plans
+                for batch_id, at, outcome in plan.batches
+            ]
+        )
+
     def create_jobs(self) -> None:
+        """Store the N jobs in bulk, as if they had been created one by one over the ramp.
+
+        The first job goes through `job_create` (the path of the API, admin and CLI, which
+        validates everything); the others are copies of its row with their own name,
+        configuration and batches, so every stored job looks exactly like a created one. They
+        are inserted not yet due, then given their due times (spread over the ramp) in one
+        transaction: the engine sees all N at once, as in a steady state, however long the
+        inserts took on a busy machine. POST /api/jobs during the run still creates jobs one by
+        one through the API.
+        """
+        from django.db import transaction
+
+        from polling.models import JobBatch, PollingJob, PollingLog
         from polling.services import job_create
 
-        start = time.time()
-        plans = self.plan_jobs(start)
-        n, ramp = len(plans), self.config["ramp"]
-        for offset in range(0, n, CREATE_CHUNK):
-            chunk = plans[offset : offset + CREATE_CHUNK]
-            now = time.time()
-            self.fake.add_batches(
+        began = time.time()
+        n, ramp = self.config["jobs"], self.config["ramp"]
+        plans = self.plan_jobs()
+        first = plans[0]
+        self._add_fake_batches([first], began)
+        template = job_create(
+            name="bench-0",
+            batch_ids=[b[0] for b in first.batches],
+            openai_secret_id=self.openai_secret,
+            keboola_secret_id=self.keboola_secret,
+            keboola_stack_url=self.fake.stack_url,
+            keboola_component_id="kds-team.app-custom-python",
+            keboola_configuration_id="bench-0",
+            poll_interval_seconds=self.config["interval"],
+        )
+        row = {
+            f.attname: getattr(template, f.attname)
+            for f in PollingJob._meta.concrete_fields
+            if not f.primary_key
+        }
+        far = datetime.datetime(2999, 1, 1, tzinfo=datetime.UTC)
+        copies = [
+            PollingJob(**{**row, "name": f"bench-{p.index}", "keboola_configuration_id": f"bench-{p.index}"})
+            for p in plans[1:]
+        ]
+        for job in copies:
+            job.next_check_at = far
+        with transaction.atomic():
+            copies = PollingJob.objects.bulk_create(copies, batch_size=1000)
+        ids = [job.pk for job in copies]
+        if any(pk is None for pk in ids):  # bulk_create sets pks on PostgreSQL and SQLite 3.35+
+            raise RuntimeError("bulk_create did not return primary keys")
+        log(f"stored {n} jobs in {time.time() - began:.1f}s; giving them their batches and due times")
+
+        start = time.time() + 2 + n / 4000  # the writes below end before the first copy is due
+        self._add_fake_batches(plans[1:], start)
+        with transaction.atomic():
+            JobBatch.objects.bulk_create(
                 [
-                    {"id": batch_id, "finish_after": max(0.0, at - now), "outcome": outcome}
-                    for plan in chunk
-                    for batch_id, at, outcome in plan.batches
-                ]
+                    JobBatch(job_id=pk, batch_id=batch_id, created_at=template.created_at)
+                    for pk, plan in zip(ids, plans[1:], strict=True)
+                    for batch_id, _, _ in plan.batches
+                ],
+                batch_size=2000,
             )
-            for plan in chunk:
-                due = start + ramp * plan.index / n  # spread creation over the ramp
-                if due > time.time():
-                    time.sleep(due - time.time())
-                job = job_create(
-                    name=f"bench-{plan.index}",
-                    batch_ids=[b[0] for b in plan.batches],
-                    openai_secret_id=self.openai_secret,
-                    keboola_secret_id=self.keboola_secret,
-                    keboola_stack_url=self.fake.stack_url,
-                    keboola_component_id="kds-team.app-custom-python",
-                    keboola_configuration_id=f"bench-{plan.index}",
-                    poll_interval_seconds=self.config["interval"],
-                )
-                self.job_ids.append(job.pk)
-            if (offset // CREATE_CHUNK) % 10 == 9:
-                log(f"created {len(self.job_ids)}/{n} jobs")
+            PollingLog.objects.bulk_create(
+                [
+                    PollingLog(
+                        job_id=pk,
+                        status="created",
+                        message=f"Job created watching {len(p.batches)} batch(es).",
+                    )
+                    for pk, p in zip(ids, plans[1:], strict=True)
+                ],
+                batch_size=2000,
+            )
+            # Due times in steps of 0.1 s: one UPDATE per step instead of one per job.
+            steps: dict[float, list[int]] = {}
+            for pk, plan in zip(ids, plans[1:], strict=True):
+                steps.setdefault(round(start + plan.due, 1), []).append(pk)
+            for due, step in steps.items():
+                when = datetime.datetime.fromtimestamp(due, datetime.UTC)
+                PollingJob.objects.filter(pk__in=step).update(created_at=when, next_check_at=when)
+        late = time.time() - start
+        self.job_ids = [template.pk, *ids]
+        self.create_seconds = time.time() - began
+        log(
+            f"{n} jobs stored in {self.create_seconds:.1f}s, due over the next {ramp:.0f}s"
+            + (f" (the first {late:.1f}s late)" if late > 0 else "")
+        )
+        time.sleep(max(0.0, start + ramp - time.time()))  # the API is measured with every job active
         self.ramp_seconds = time.time() - start
-        log(f"created {n} jobs in {self.ramp_seconds:.1f}s")
 
     def api_load(self) -> None:
         """Requests one after another while the engine works (a person or a script using the API)."""
@@ -337,6 +400,7 @@ class Driver:
                 run={
                     "webhooks": self._webhook_deliveries(),
                     "ramp_seconds": round(self.ramp_seconds, 1),
+                    "create_seconds": round(self.create_seconds, 1),
                     "elapsed_seconds": round(time.time() - began, 1),
                     "unfinished_jobs": unfinished,
                 },
