@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from polling.models import (
@@ -33,6 +33,7 @@ from polling.models import (
     PollingJob,
     TriggerState,
 )
+from polling.services.bulk import update_rows
 from polling.services.jobs import job_fail
 from polling.services.logs import log_event, log_events
 from polling.services.schedules import DISPATCH_PREFIX
@@ -224,15 +225,20 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
             checked[job.pk] = next_due(job, now=now)
             done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
-    if checked:  # one UPDATE for every job where only the schedule moves
-        PollingJob.objects.filter(pk__in=checked, lease_token=token).update(
-            lease_token="",
-            lease_expires_at=None,
-            last_check_at=now,
-            next_check_at=Case(*(When(pk=pk, then=Value(due)) for pk, due in checked.items())),
-            consecutive_failures=0,
-            last_error="",
-        )
+    # One round trip for every job where only the schedule moves (still only if ours).
+    update_rows(
+        PollingJob,
+        set_fields=(
+            "lease_token",
+            "lease_expires_at",
+            "last_check_at",
+            "next_check_at",
+            "consecutive_failures",
+            "last_error",
+        ),
+        where_fields=("id", "lease_token"),
+        rows=[("", None, now, due, 0, "", pk, token) for pk, due in checked.items()],
+    )
 
 
 def next_due(job: PollingJob, *, now: datetime) -> datetime:
@@ -264,11 +270,13 @@ def _api_keys(jobs: list[PollingJob], results: dict[int, PollResult]) -> dict[in
 
 def _store_batches(changed: list[JobBatch]) -> None:
     """Save what OpenAI reported (one statement), then log each batch whose status moved."""
-    if changed:
-        JobBatch.objects.bulk_update(
-            changed,
-            ["status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at"],
-        )
+    fields = ("status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at")
+    update_rows(
+        JobBatch,
+        set_fields=fields,
+        where_fields=("id",),
+        rows=[[getattr(b, f) for f in fields] + [b.pk] for b in changed],
+    )
     events = []
     for batch in changed:
         if getattr(batch, "_status_changed", False):
