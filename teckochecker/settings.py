@@ -288,6 +288,10 @@ POLL_LEASE_SECONDS = env_int("POLL_LEASE_SECONDS", 300, minimum=5)
 # How long a job handed to the workers stays reserved: long enough for a message to wait in a
 # busy queue, short enough that a lost message (broker or database restart) costs little.
 DISPATCH_LEASE_SECONDS = env_int("DISPATCH_LEASE_SECONDS", 60, minimum=5)
+# At most this many dispatched jobs wait for a worker at once. When the workers fall behind, due
+# jobs wait in the database (oldest first) instead of piling up in the broker, where their
+# dispatch lease would expire and they would be sent again.
+DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 1000, minimum=10)
 # Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
 TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1)

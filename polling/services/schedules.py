@@ -8,7 +8,9 @@ dispatch lease into its own poll lease (polls.py), so:
   database, not in beat's memory); a lost message only delays the job until the lease expires;
 - a check that is forced (create, resume, check now) takes over a dispatch lease, and the
   dispatched message then finds the lease gone and does nothing;
-- backoff and pause need nothing here: a job in backoff is not due, a paused job not active.
+- backoff and pause need nothing here: a job in backoff is not due, a paused job not active;
+- when the workers fall behind, at most DISPATCH_MAX_QUEUED dispatched jobs wait for them; the
+  other due jobs wait in the database, the longest-due first, so no lease expires in the queue.
 
 Why not one django-celery-beat PeriodicTask per job (the first design): beat reloads every
 PeriodicTask whenever any one changes, and each job changes its task when it is created, paused,
@@ -104,9 +106,16 @@ def schedules_overdue(*, grace_seconds: float = 60) -> int:
 def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUNK) -> int:
     """Claim the active jobs that are due and send them to the workers; returns how many."""
     now = timezone.now()
+    # Backpressure: jobs already dispatched and still waiting for a worker take up room.
+    queued = PollingJob.objects.filter(
+        status=JobStatus.ACTIVE, lease_token__startswith=DISPATCH_PREFIX, lease_expires_at__gte=now
+    ).count()
+    room = min(limit, settings.DISPATCH_MAX_QUEUED - queued)
+    if room <= 0:
+        return 0
     due = Q(status=JobStatus.ACTIVE, next_check_at__lte=now) & _lease_free(now)
     candidates = list(
-        PollingJob.objects.filter(due).order_by("next_check_at").values_list("pk", flat=True)[:limit]
+        PollingJob.objects.filter(due).order_by("next_check_at").values_list("pk", flat=True)[:room]
     )
     if not candidates:
         return 0

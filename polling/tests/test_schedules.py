@@ -38,6 +38,24 @@ def test_dispatch_sends_chunks_and_respects_its_limit(dispatch):
     assert dispatch(chunk=10, limit=20) == [j.pk for j in jobs[20:]]
 
 
+def test_when_workers_fall_behind_due_jobs_wait_in_the_database_longest_due_first(dispatch, settings):
+    settings.DISPATCH_MAX_QUEUED = 12
+    jobs = [PollingJobFactory(next_check_at=timezone.now() - timedelta(seconds=60 - i)) for i in range(20)]
+    assert dispatch() == [j.pk for j in jobs[:12]]
+    assert dispatch() == []  # the twelve still wait for a worker: nothing more is sent
+    # A worker checks five of them (its poll lease replaces the dispatch lease)...
+    PollingJob.objects.filter(pk__in=[j.pk for j in jobs[:5]]).update(
+        lease_token="worker", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    # ...which makes room for the five that have been due longest.
+    assert dispatch() == [j.pk for j in jobs[12:17]]
+    # Expired dispatch leases (lost messages) take no room.
+    PollingJob.objects.filter(lease_token__startswith="d:").update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert sorted(dispatch()) == sorted([j.pk for j in jobs[5:12]] + [j.pk for j in jobs[12:]])[:12]
+
+
 def test_an_expired_dispatch_lease_is_dispatched_again(dispatch):
     job = PollingJobFactory()
     assert dispatch() == [job.pk]
