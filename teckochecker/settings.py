@@ -288,6 +288,9 @@ POLL_LEASE_SECONDS = env_int("POLL_LEASE_SECONDS", 300, minimum=5)
 # How long a job handed to the workers stays reserved: long enough for a message to wait in a
 # busy queue, short enough that a lost message (broker or database restart) costs little.
 DISPATCH_LEASE_SECONDS = env_int("DISPATCH_LEASE_SECONDS", 60, minimum=5)
+# Celery workers lower their CPU priority by this much (0-19; 0 = unchanged): on a shared
+# machine the web server answers first and the checks take the CPU that is left.
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # At most this many dispatched jobs wait for a worker at once. When the workers fall behind, due
 # jobs wait in the database (oldest first) instead of piling up in the broker, where their
 # dispatch lease would expire and they would be sent again.

@@ -1,8 +1,10 @@
 """The real thing: Celery worker and beat processes, the real broker, the fakes over HTTP."""
 
 import json
+import os
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from polling.models import JobStatus, PollingJob
@@ -103,6 +105,11 @@ def test_two_workers_trigger_fifty_jobs_exactly_once(fake_openai_settings, reque
         wait_for(
             lambda: len(fake.openai_requests_per_batch()) == batch_total, timeout=60, message="first checks"
         )
+        # Workers run at a lower CPU priority (WORKER_NICE), every thread of them, so the API wins.
+        for role in ("worker1", "worker2"):
+            pid = stack.procs[role].pid
+            niceness = {os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+            assert niceness == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + settings.WORKER_NICE)}
         for batch in fake.list_batches():  # every batch finishes at the same moment
             fake.set_batch(batch["id"], status="completed")
         try:
