@@ -48,8 +48,11 @@ def _varied_jobs():
     return [plain, triggered, orphan, webhook]
 
 
-def test_the_fast_job_shape_matches_the_serializer_for_every_kind_of_job():
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Prague"])
+def test_the_fast_job_shape_matches_the_serializer_for_every_kind_of_job(settings, zone):
     from polling import selectors
+
+    settings.TIME_ZONE = zone
     from polling.serializers import JobSerializer, job_representation
 
     jobs = _varied_jobs()
