@@ -119,7 +119,7 @@ def jobs_poll(*, job_ids: list[int], dispatch_token: str) -> dict[int, PollResul
     The same rules as `job_poll` for each job, with a fixed number of queries for all of them:
     one conditional UPDATE claims every job that is active, due, and free or still under
     `dispatch_token`; their batches are read from OpenAI concurrently; the jobs where nothing
-    but the time of the check changed are released with one UPDATE per interval.
+    but the time of the check changed are released together (one pipelined UPDATE).
     """
     now = timezone.now()
     token = uuid.uuid4().hex
