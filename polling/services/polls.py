@@ -244,9 +244,11 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
 def next_due(job: PollingJob, *, now: datetime) -> datetime:
     """When a checked job is due again: one interval after this check was *due*, not after it
     ran, so the moment the dispatcher and the queue take does not add up from check to check.
-    A check ahead of time (check now, resume) or more than an interval late starts from now."""
+    A check ahead of time (check now, resume) or late by half an interval or more (a restart,
+    a backlog) starts the cadence again from now: two checks are never closer than half an
+    interval."""
     interval = timedelta(seconds=job.poll_interval_seconds)
-    if job.next_check_at is not None and now - interval < job.next_check_at <= now:
+    if job.next_check_at is not None and now - interval / 2 < job.next_check_at <= now:
         return job.next_check_at + interval
     return now + interval
 

@@ -503,6 +503,7 @@ def test_an_unexpected_error_releases_every_job_of_the_chunk_with_backoff(fake, 
 
 
 def test_the_next_check_keeps_the_cadence_unless_early_or_far_behind():
+    # Two checks of a job are never closer than half an interval (tests/reliability checks it live).
     from polling.services.polls import next_due
 
     now = timezone.now()
@@ -510,6 +511,8 @@ def test_the_next_check_keeps_the_cadence_unless_early_or_far_behind():
     job.next_check_at = now - timedelta(seconds=2)  # dispatched 2 s late
     assert next_due(job, now=now) == now + timedelta(seconds=28)
     job.next_check_at = now + timedelta(seconds=10)  # "check now" before it was due
+    assert next_due(job, now=now) == now + timedelta(seconds=30)
+    job.next_check_at = now - timedelta(seconds=20)  # far behind (a restart): never 10 s apart
     assert next_due(job, now=now) == now + timedelta(seconds=30)
     job.next_check_at = now - timedelta(seconds=45)  # more than an interval behind
     assert next_due(job, now=now) == now + timedelta(seconds=30)
