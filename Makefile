@@ -9,6 +9,20 @@ PIP_INSTALL := $(PYTHON) -m pip install -q --disable-pip-version-check
 # Same rule as settings.py: TECKOCHECKER_ENV_FILE, else .env next to manage.py.
 ENV_FILE := $(or $(TECKOCHECKER_ENV_FILE),.env)
 PYTEST_ARGS ?=
+# `make test` runs the suite in two phases (tests/phases.py): everything not marked `serial` on
+# TEST_WORKERS pytest-xdist workers (0: in one process), then the `serial` tests alone. Most slow
+# tests wait on the processes they start, so more workers than cores pays off. TEST_PHASES sets
+# the order; both phases always run, and the target fails as soon as one fails.
+TEST_WORKERS ?= 4
+TEST_PHASES ?= parallel serial
+ifneq ($(sort $(TEST_PHASES)),parallel serial)
+$(error TEST_PHASES must name the phases parallel and serial once each, in either order)
+endif
+# Bytecode caching stays on for the tests even where PYTHONDONTWRITEBYTECODE is set: the suite
+# starts ~200 Python processes, and every pytest process would otherwise compile again, assert
+# rewriting included, each plugin and test module (~7 s of CPU per process).
+pytest_phase = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest --phase $(1) \
+	$(if $(filter parallel,$(1)),-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 .PHONY: run stop test lint demo bench
 
@@ -25,7 +39,8 @@ stop: $(RUN_STAMP)
 
 ## test: the whole suite (PYTEST_ARGS passes options through, e.g. PYTEST_ARGS="-k init -x")
 test: $(DEV_STAMP)
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(call pytest_phase,$(word 1,$(TEST_PHASES)))
+	$(call pytest_phase,$(word 2,$(TEST_PHASES)))
 
 ## lint: ruff, configured in pyproject.toml
 lint: $(DEV_STAMP)

@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-pytest_plugins = ["polling.fakes.pytest_plugin"]
+pytest_plugins = ["polling.fakes.pytest_plugin", "tests.phases"]
 
 
 @pytest.fixture

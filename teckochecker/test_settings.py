@@ -17,8 +17,15 @@ os.environ.setdefault("API_THROTTLE_USER", "100000/minute")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/minute")
 os.environ.setdefault("OPENAI_TIMEOUT_SECONDS", "3")
 os.environ.setdefault("KEBOOLA_TIMEOUT_SECONDS", "3")
-# One queue per test run, so leftover messages of another run never reach our workers.
+# One queue per test run, so leftover messages of another run never reach our workers. A
+# pytest-xdist worker is a run of its own: it inherits the environment of the controller, which
+# loaded these settings (and chose a queue) first, so a queue chosen for another xdist worker id
+# is replaced. Processes the tests start (Celery, manage.py) keep their parent's queue.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if os.environ.get("TECKOCHECKER_TEST_QUEUE_FOR", _xdist_worker) != _xdist_worker:
+    os.environ.pop("CELERY_QUEUE", None)
 os.environ.setdefault("CELERY_QUEUE", f"teckochecker-test-{os.getpid()}")
+os.environ["TECKOCHECKER_TEST_QUEUE_FOR"] = _xdist_worker
 
 from teckochecker.settings import *  # noqa: E402,F403
 

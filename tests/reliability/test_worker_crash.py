@@ -18,7 +18,7 @@ from tests.reliability.harness import (
     wait_until_finished,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 
 def _held_leases(fleet) -> int:

@@ -1,0 +1,63 @@
+"""`make test` runs the suite in two phases: `--phase parallel` (everything not marked `serial`,
+spread over pytest-xdist workers), then `--phase serial` (the `serial` tests, one at a time, with
+nothing else running). Without `--phase` every test runs, as in a plain `pytest`.
+
+Each phase deselects the other phase's tests after the usual selection (`-k`, `-m`, paths), so
+the options of `make test PYTEST_ARGS=...` apply to both. A phase that ends up with no test is
+an error (pytest's exit code 5) unless the given options left tests for the other phase only:
+`make test PYTEST_ARGS="-k init"` selects no `serial` test, and that is no failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+PHASES = ("parallel", "serial")
+_counts = pytest.StashKey[tuple[int, int]]()  # (tests of this phase, tests of the other phase)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=PHASES,
+        default=None,
+        help="run only the tests of one phase of `make test`: 'serial' = marked serial, 'parallel' = the rest",
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m / --lf have deselected theirs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    phase = config.getoption("phase")
+    if phase is None:
+        return
+    want_serial = phase == "serial"
+    mine = [item for item in items if (item.get_closest_marker("serial") is not None) == want_serial]
+    other = [item for item in items if (item.get_closest_marker("serial") is not None) != want_serial]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = mine
+    config.stash[_counts] = (len(mine), len(other))
+    workeroutput = getattr(config, "workeroutput", None)  # an xdist worker: tell the controller
+    if workeroutput is not None:
+        workeroutput["phase_counts"] = config.stash[_counts]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # xdist controller: a worker finished
+    counts = getattr(node, "workeroutput", {}).get("phase_counts")
+    if counts is not None:
+        node.config.stash[_counts] = tuple(counts)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workeroutput") or exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    mine, other = session.config.stash.get(_counts, (0, 0))
+    if mine == 0 and other > 0:
+        phase = session.config.getoption("phase")
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"phase {phase}: the given options select none of its tests ({other} in the other phase)"
+            )
+        session.exitstatus = pytest.ExitCode.OK
