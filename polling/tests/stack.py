@@ -13,7 +13,15 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "processes"
+
+def configuration_name() -> str:
+    """`sqlite-filesystem` or `postgresql-redis`: the database and broker this run uses."""
+    return f"{connection.vendor}-{settings.CELERY_BROKER_URL.split(':', 1)[0]}"
+
+
+# One folder per configuration: CI runs the SQLite and the PostgreSQL suite at the same time, and
+# their processes of one test must not write (or delete) each other's logs.
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "processes" / configuration_name()
 
 
 def test_database_url() -> str:

@@ -8,6 +8,7 @@ ends with `assert_exactly_once` and `assert_no_canary_leaked`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import time
@@ -22,7 +23,7 @@ from django.db import connection
 
 from polling.models import FINISHED_STATUSES, JobBatch, JobStatus, PollingJob, PollingLog, TriggerState
 from polling.services import job_create
-from polling.tests.stack import ARTIFACTS, running_stack, wait_for
+from polling.tests.stack import ARTIFACTS, configuration_name, running_stack, wait_for
 from secrets_vault.services import secret_create
 
 JOBS = 200
@@ -234,15 +235,20 @@ def max_rate(times: list[float], start: float, end: float, window: float = 1.0) 
 
 
 def record_metrics(test: str, **numbers: object) -> None:
-    """Keep the measured numbers of the last run (docs/RELIABILITY.md quotes them)."""
+    """Keep the measured numbers of the last run (docs/RELIABILITY.md quotes them), one entry per
+    test and configuration. The two configurations may run at once (CI), hence the lock."""
     METRICS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(METRICS_FILE.read_text()) if METRICS_FILE.exists() else {}
-    data[test] = {
-        "database": connection.vendor,
-        "broker": settings.CELERY_BROKER_URL.split(":")[0],
-        **numbers,
-    }
-    METRICS_FILE.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with open(METRICS_FILE.with_name(METRICS_FILE.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(METRICS_FILE.read_text()) if METRICS_FILE.exists() else {}
+        data[f"{test} [{configuration_name()}]"] = {
+            "database": connection.vendor,
+            "broker": settings.CELERY_BROKER_URL.split(":")[0],
+            **numbers,
+        }
+        partial = METRICS_FILE.with_name(f"{METRICS_FILE.name}.{os.getpid()}")
+        partial.write_text(json.dumps(data, indent=2, sort_keys=True))
+        partial.replace(METRICS_FILE)
     print(f"\n{test}: {numbers}")
 
 
