@@ -67,11 +67,13 @@ def test_every_batch_status_is_a_valid_batch_object(fake_servers, status):
 def test_scripted_batch_progresses_with_rising_counts(fake_servers):
     fake_servers.add_batch(
         "batch_p",
-        script=[(0, "validating"), (0.5, "in_progress"), (1.5, "finalizing"), (1.8, "completed")],
+        # Seconds apart, not tenths: each state must be seen even when a loaded machine (the
+        # suite runs in parallel) takes most of a second to answer one request.
+        script=[(0, "validating"), (2, "in_progress"), (5, "finalizing"), (7, "completed")],
         total=100,
     )
     seen = []
-    deadline = time.monotonic() + 6
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         body = openai_get(fake_servers, "/batches/batch_p")[2]
         validate_openai_response("GET", "/batches/{batch_id}", 200, body)
@@ -99,9 +101,9 @@ def test_scripted_batch_progresses_with_rising_counts(fake_servers):
     ],
 )
 def test_finish_after_helper_reaches_the_outcome(fake_servers, outcome, stamp):
-    fake_servers.add_batch("batch_o", finish_after=0.6, outcome=outcome, total=10, failed_requests=2)
+    fake_servers.add_batch("batch_o", finish_after=2, outcome=outcome, total=10, failed_requests=2)
     assert openai_get(fake_servers, "/batches/batch_o")[2]["status"] == "validating"
-    time.sleep(0.7)
+    time.sleep(2.1)
     body = openai_get(fake_servers, "/batches/batch_o")[2]
     validate_openai_response("GET", "/batches/{batch_id}", 200, body)
     assert body["status"] == outcome and isinstance(body[stamp], int)
@@ -156,10 +158,11 @@ def test_create_job_answers_201_with_a_full_job(fake_servers):
 
 @pytest.mark.parametrize("outcome", ["success", "error"])
 def test_job_progresses_to_its_outcome(fake_servers, outcome):
-    fake_servers.configure_keboola(start_after=0.4, finish_after=1.2, outcome=outcome)
+    # Seconds apart, so each state is seen on a loaded machine too.
+    fake_servers.configure_keboola(start_after=2, finish_after=5, outcome=outcome)
     job = keboola(fake_servers, "/jobs", method="POST", body=JOB_BODY)[2]
     seen = []
-    deadline = time.monotonic() + 6
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         code, _h, current = keboola(fake_servers, f"/jobs/{job['id']}")
         assert code == 200
