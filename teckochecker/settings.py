@@ -239,6 +239,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.5,
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # the file broker has no broadcast channel
+    CELERY_BROKER_TRANSPORT = "teckochecker.broker:Transport"  # atomic writes (see broker.py)
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A task whose worker died is redelivered after this many seconds (acks late).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
