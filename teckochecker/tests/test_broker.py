@@ -10,7 +10,11 @@ from teckochecker import broker
 def test_a_message_is_invisible_to_workers_until_completely_written(tmp_path, monkeypatch):
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+    }
     seen_before_rename = []
     real_replace = os.replace
 
