@@ -101,7 +101,7 @@ class WebhookSender:
         body, headers = signed_delivery(event, self.secret)
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback receiver)
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback receiver)
                 code = response.status
         except Exception as exc:  # the receiver being down is the point of polling as a safety net
             code = getattr(exc, "code", None) or type(exc).__name__
