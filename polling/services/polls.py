@@ -331,7 +331,7 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
         job.pk,
         token,
         last_check_at=now,
-        next_check_at=now + timedelta(seconds=delay),
+        next_check_at=timezone.now() + timedelta(seconds=delay),  # from the answer, not the claim
         consecutive_failures=failures,
         last_error=reason,
     )
