@@ -17,16 +17,22 @@ def _with_relations(qs: QuerySet[PollingJob]) -> QuerySet[PollingJob]:
     )
 
 
-def job_list(
-    *, status: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
-) -> tuple[list[PollingJob], int]:
-    """Jobs newest first, filtered; returns (page, total matching)."""
+def _filtered(*, status: str | None, search: str | None) -> QuerySet[PollingJob]:
+    """Jobs in `status` whose name or a batch id contains `search` (both optional)."""
     qs = PollingJob.objects.all()
     if status:
         qs = qs.filter(status=status)
     if search:
         term = search.strip()
         qs = qs.filter(Q(name__icontains=term) | Q(batches__batch_id__icontains=term)).distinct()
+    return qs
+
+
+def job_list(
+    *, status: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[list[PollingJob], int]:
+    """Jobs newest first, filtered; returns (page, total matching)."""
+    qs = _filtered(status=status, search=search)
     total = qs.count()
     page = qs.order_by("-created_at", "-id")
     page = page[offset : offset + limit] if limit is not None else page[offset:]
@@ -81,12 +87,7 @@ def job_rows(
     """`job_list` as plain rows for the API: no model instances, four queries whatever the page
     size (count, page, batches, secret names). Each row has JOB_ROW_FIELDS, `batches` (rows of
     BATCH_ROW_FIELDS, oldest first) and `openai_secret_name` / `keboola_secret_name`."""
-    qs = PollingJob.objects.all()
-    if status:
-        qs = qs.filter(status=status)
-    if search:
-        term = search.strip()
-        qs = qs.filter(Q(name__icontains=term) | Q(batches__batch_id__icontains=term)).distinct()
+    qs = _filtered(status=status, search=search)
     total = qs.count()
     page = qs.order_by("-created_at", "-id").values(*JOB_ROW_FIELDS)
     rows = list(page[offset : offset + limit] if limit is not None else page[offset:])
