@@ -19,6 +19,7 @@ COPY --chown=teckochecker:teckochecker manage.py pyproject.toml ./
 COPY --chown=teckochecker:teckochecker teckochecker/ teckochecker/
 COPY --chown=teckochecker:teckochecker secrets_vault/ secrets_vault/
 COPY --chown=teckochecker:teckochecker polling/ polling/
+COPY --chown=teckochecker:teckochecker scripts/ scripts/
 COPY --chown=teckochecker:teckochecker web/ web/
 RUN mkdir -p "$DATA_DIR" && chown teckochecker:teckochecker "$DATA_DIR"
 

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "teckochecker",
     "secrets_vault",
     "polling",
+    "scripts",
     "web",
 ]
 
@@ -296,6 +297,24 @@ WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # jobs wait in the database (oldest first) instead of piling up in the broker, where their
 # dispatch lease would expire and they would be sent again.
 DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 1000, minimum=10)
+# --- Scripts --------------------------------------------------------------------------------
+# Users' scripts: each has a folder under SCRIPTS_DIR with its environment and run directories.
+SCRIPTS_DIR = Path(env_str("SCRIPTS_DIR", str(DATA_DIR / "scripts"))).resolve()
+# Script runs have their own queue and worker, so a slow script never delays polling.
+SCRIPTS_QUEUE = env_str("SCRIPTS_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-scripts")
+SCRIPTS_CONCURRENCY = env_int("SCRIPTS_CONCURRENCY", 2, minimum=1, maximum=64)
+# Runs go through bubblewrap. Off is only for a trusted single-user machine (README, Scripts).
+SCRIPTS_SANDBOX = env_bool("SCRIPTS_SANDBOX", True)
+# Defaults of a new script's limits.
+SCRIPTS_DEFAULT_TIMEOUT_SECONDS = env_int("SCRIPTS_DEFAULT_TIMEOUT_SECONDS", 300, minimum=1, maximum=86400)
+SCRIPTS_DEFAULT_MEMORY_MB = env_int("SCRIPTS_DEFAULT_MEMORY_MB", 512, minimum=32, maximum=65536)
+SCRIPTS_DEFAULT_CPU_SECONDS = env_int("SCRIPTS_DEFAULT_CPU_SECONDS", 300, minimum=1, maximum=86400)
+# Output kept per run (stdout and stderr together); the rest is cut with a mark.
+SCRIPTS_OUTPUT_MAX_BYTES = env_int("SCRIPTS_OUTPUT_MAX_BYTES", 1024 * 1024, minimum=1024)
+# Run history kept per script: runs older than the days, and beyond the count, are deleted.
+SCRIPTS_HISTORY_DAYS = env_int("SCRIPTS_HISTORY_DAYS", 30, minimum=1)
+SCRIPTS_HISTORY_MAX_RUNS = env_int("SCRIPTS_HISTORY_MAX_RUNS", 200, minimum=1)
+
 # Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
 TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1)
