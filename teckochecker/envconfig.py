@@ -6,7 +6,9 @@ stops start-up with a clear sentence instead of a confusing error much later.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -76,9 +78,46 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     raise ConfigError(f"{name} must be one of {', '.join(sorted(choices))} (got {value!r}).")
 
 
-PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "your-", "xxx")
+# Values that templates and our own .env.example put where a key belongs. Whole values are
+# compared: a generated key is random text and may contain "xXx" or "your-" by chance.
+PLACEHOLDER_VALUES = frozenset(
+    {
+        "",
+        "change-me",
+        "changeme",
+        "change_me",
+        "change-this",
+        "placeholder",
+        "replace-me",
+        "secret",
+        "todo",
+        "xxx",
+        "your-key",
+        "your-key-here",
+        "your-secret-key",
+        "your-secret-key-here",
+        "your-fernet-key",
+        "your-fernet-key-here",
+    }
+)
+
+_FERNET_KEY = re.compile(r"[A-Za-z0-9_-]{43}=")
 
 
 def looks_like_placeholder(value: str) -> bool:
-    lowered = value.lower()
-    return not value or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    return value.strip().strip("'\"").lower() in PLACEHOLDER_VALUES
+
+
+def is_fernet_key(value: str) -> bool:
+    """A Fernet key is 32 bytes in URL-safe base64: 43 characters and one '=' of padding."""
+    if not _FERNET_KEY.fullmatch(value):
+        return False
+    return len(base64.urlsafe_b64decode(value)) == 32
+
+
+def fernet_keys_problem(keys: list[str]) -> str | None:
+    """Why FERNET_KEYS cannot be used as given (a sentence), or None when every entry is a key."""
+    for position, key in enumerate(keys, start=1):
+        if not is_fernet_key(key):
+            return f"FERNET_KEYS entry {position} is not a valid Fernet key (32 bytes in URL-safe base64, 44 characters)."
+    return None

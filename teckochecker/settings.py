@@ -22,6 +22,7 @@ from teckochecker.envconfig import (
     env_int,
     env_list,
     env_str,
+    fernet_keys_problem,
     looks_like_placeholder,
 )
 
@@ -59,6 +60,8 @@ if not FERNET_KEYS or any(looks_like_placeholder(k) for k in FERNET_KEYS):
         raise ConfigError(f"FERNET_KEYS is missing or a placeholder; DEBUG is off. {_KEY_HELP}")
     warnings.warn("FERNET_KEYS is not set: using an insecure development key.", stacklevel=1)
     FERNET_KEYS = [_DEV_FERNET_KEY]
+elif _problem := fernet_keys_problem(FERNET_KEYS):
+    raise ConfigError(f"{_problem} {_KEY_HELP}")
 
 # --- HTTP -----------------------------------------------------------------------------------
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])

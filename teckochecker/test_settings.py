@@ -10,7 +10,7 @@ os.environ["TECKOCHECKER_ENV_FILE"] = "none"
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("HTTPS_ONLY", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789")
-os.environ.setdefault("FERNET_KEYS", "dGVzdC1mZXJuZXQta2V5LWZvci10aGUtdGVzdC1zdWl0ZQ==")
+os.environ.setdefault("FERNET_KEYS", "dGVzdC1mZXJuZXQta2V5LWZvci10aGUtc3VpdGUtMzI=")
 os.environ.setdefault("ALLOW_LOCAL_URLS", "true")
 os.environ.setdefault("MIN_POLL_INTERVAL", "1")
 os.environ.setdefault("API_THROTTLE_USER", "100000/minute")

@@ -171,3 +171,19 @@ def test_apitoken_for_an_unknown_user_exits_1(first_run):
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: No user named 'nobody'."
     assert result.stdout == ""
+
+
+def test_init_writes_nothing_when_the_new_file_would_not_load(monkeypatch, tmp_path):
+    from teckochecker.management.commands import init
+
+    target = tmp_path / "conf" / ".env"
+    broken = init.render_env_file().replace("FERNET_KEYS='", "FERNET_KEYS='not-a-key,", 1)
+    monkeypatch.setattr(init, "env_file_path", lambda: target)
+    monkeypatch.setattr(init, "render_env_file", lambda: broken)
+    command = init.Command(stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="FERNET_KEYS entry 1 is not a valid Fernet key") as raised:
+        command.write_env(force=False)
+    assert "nothing was written" in str(raised.value)
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind
+    assert "✓" not in command.stdout.getvalue()

@@ -6,6 +6,7 @@ the settings module in-process with a patched environment, which is much faster.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import runpy
@@ -21,7 +22,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 SETTINGS_FILE = BASE_DIR / "teckochecker" / "settings.py"
 GOOD_KEYS = {
     "SECRET_KEY": "a-real-looking-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "FERNET_KEYS": "dGVzdC1mZXJuZXQta2V5LWZvci10aGUtdGVzdC1zdWl0ZQ==",
+    "FERNET_KEYS": "dGVzdC1mZXJuZXQta2V5LWZvci10aGUtc3VpdGUtMzI=",
 }
 # Everything settings.py reads; the test environment sets several of them.
 SETTINGS_VARIABLES = sorted(
@@ -158,3 +159,46 @@ def test_env_example_keys_are_placeholders_production_refuses(monkeypatch, tmp_p
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is missing or a placeholder"):
         runpy.run_path(str(SETTINGS_FILE))
+
+
+@pytest.mark.parametrize(
+    ("keys", "position"),
+    [
+        ("not-a-key", 1),
+        (f"{GOOD_KEYS['FERNET_KEYS']},not-a-key", 2),
+        (GOOD_KEYS["FERNET_KEYS"][:-2] + "=", 1),  # one character short
+        (base64.b64encode(b"\xfb" * 32).decode(), 1),  # standard base64 ('+', '/'), not URL-safe
+        ("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", 1),  # base64, but 30 bytes
+    ],
+)
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_each_fernet_key_must_be_a_fernet_key(monkeypatch, tmp_path, keys, position, debug):
+    with pytest.raises(
+        ImproperlyConfigured, match=f"^FERNET_KEYS entry {position} is not a valid Fernet key"
+    ):
+        load_settings(monkeypatch, tmp_path, DEBUG=debug, **{**GOOD_KEYS, "FERNET_KEYS": keys})
+
+
+def test_every_key_init_can_generate_loads(monkeypatch, tmp_path):
+    """Random keys contain any text: 'xXx' or 'your-' inside one once failed 1 install in 500."""
+    from cryptography.fernet import Fernet
+    from django.core.management.utils import get_random_secret_key
+
+    from teckochecker.envconfig import fernet_keys_problem, looks_like_placeholder
+
+    fernet_keys = [Fernet.generate_key().decode() for _ in range(20_000)]
+    secret_keys = [get_random_secret_key() for _ in range(20_000)]
+    assert fernet_keys_problem(fernet_keys) is None
+    assert not [k for k in fernet_keys + secret_keys if looks_like_placeholder(k)]
+    # The keys that used to fail, through the settings module itself.
+    unlucky = [k for k in fernet_keys if any(m in k.lower() for m in ("xxx", "your-", "change"))]
+    assert unlucky, "20,000 keys without one 'xxx' inside: the generator changed"
+    for key in unlucky[:20]:
+        loaded = load_settings(monkeypatch, tmp_path, SECRET_KEY=f"{secret_keys[0]}xXx", FERNET_KEYS=key)
+        assert loaded["FERNET_KEYS"] == [key]
+
+
+@pytest.mark.parametrize("value", ["Change-Me", " change-me ", "'your-secret-key'", "XXX", "placeholder"])
+def test_known_placeholders_are_refused_whatever_their_case(monkeypatch, tmp_path, value):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is missing or a placeholder"):
+        load_settings(monkeypatch, tmp_path, **{**GOOD_KEYS, "SECRET_KEY": value})

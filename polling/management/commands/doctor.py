@@ -82,7 +82,10 @@ class Command(TeckoCommand):
                     ("SECRET_KEY", [settings.SECRET_KEY]),
                     ("FERNET_KEYS", settings.FERNET_KEYS),
                 )
-                if not values or any(looks_like_placeholder(v) or "insecure" in v.lower() for v in values)
+                if not values
+                or any(
+                    looks_like_placeholder(v) or v.startswith("insecure-development-only-") for v in values
+                )
             ]
             if bad:
                 checks.append(

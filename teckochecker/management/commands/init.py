@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.core.management.utils import get_random_secret_key
+from dotenv import dotenv_values
 
 from teckochecker.cli import TeckoCommand
 
@@ -60,14 +62,52 @@ def render_env_file() -> str:
     )
 
 
-def write_private_file(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, readable by its owner only (mode 0600)."""
+_PROVE_SETTINGS = """
+import sys
+try:
+    import django
+    django.setup()
+except Exception as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def prove_env_file_loads(path: Path) -> None:
+    """Load the settings from `path` in a fresh interpreter, as `start` will, with none of the
+    file's variables taken from this environment. Raises CommandError with the settings' own
+    message when they do not load, so init never reports success for a file that fails later."""
+    defined = set(dotenv_values(path))
+    env = {k: v for k, v in os.environ.items() if k not in defined and k != INIT_BOOTSTRAP_VAR}
+    env.update(TECKOCHECKER_ENV_FILE=str(path), DJANGO_SETTINGS_MODULE="teckochecker.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", _PROVE_SETTINGS],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if result.returncode:
+        reason = (
+            result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "it exited with an error"
+        )
+        raise CommandError(f"The generated settings do not load, so nothing was written: {reason}")
+
+
+def write_private_file(path: Path, text: str, *, prove: Callable[[Path], None] | None = None) -> None:
+    """Replace `path` atomically with `text`, readable by its owner only (mode 0600). `prove`
+    checks the new file under its temporary name first; if it raises, `path` is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".env-", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, 0o600)
+        if prove is not None:
+            prove(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -129,7 +169,7 @@ class Command(TeckoCommand):
                     f"Replacing {path}: secrets stored with the old FERNET_KEYS can no longer be read."
                 )
             )
-        write_private_file(path, render_env_file())
+        write_private_file(path, render_env_file(), prove=prove_env_file_loads)
         self.stdout.write(self.style.SUCCESS(f"✓ Wrote {path} with fresh keys (mode 0600)"))
         return True
 
