@@ -11,17 +11,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db import transaction
-from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from polling.models import JobStatus
 from secrets_vault import services
 from secrets_vault.exceptions import SecretInUse
 from secrets_vault.models import Secret, SecretType
+from secrets_vault.usage import SecretUsers, registered
 from teckochecker.errors import DomainError
-
-IN_USE = [JobStatus.ACTIVE, JobStatus.PAUSED]
 
 
 class ServiceForm(forms.ModelForm):
@@ -104,7 +101,7 @@ class SecretForm(ServiceForm):
 class SecretAdmin(admin.ModelAdmin):
     form = SecretForm
     fields = ("name", "type", "value")
-    list_display = ("name", "type", "created_at", "jobs_using")
+    list_display = ("name", "type", "created_at")
     list_filter = ("type",)
     search_fields = ("name",)
     ordering = ("-created_at", "-id")
@@ -112,19 +109,12 @@ class SecretAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Never load (or decrypt) values in the admin; count users in the same query.
-        return (
-            super()
-            .get_queryset(request)
-            .defer("value")
-            .annotate(
-                jobs_count=Count("openai_jobs", filter=Q(openai_jobs__status__in=IN_USE), distinct=True)
-                + Count("keboola_jobs", filter=Q(keboola_jobs__status__in=IN_USE), distinct=True)
-            )
-        )
+        counts = {f"{users.name}_count": users.count() for users in registered()}
+        return super().get_queryset(request).defer("value").annotate(**counts)
 
-    @admin.display(description="Active/paused jobs using it", ordering="jobs_count")
-    def jobs_using(self, obj: Secret) -> int:
-        return obj.jobs_count
+    def get_list_display(self, request):
+        """One column per app that registered its users of secrets (`secrets_vault.usage`)."""
+        return (*self.list_display, *(_users_column(users) for users in registered()))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return self.form  # fields are the form's own; see ServiceForm
@@ -161,3 +151,12 @@ class SecretAdmin(admin.ModelAdmin):
         except SecretInUse as exc:
             self.message_user(request, f"Nothing was deleted: {exc.detail}", messages.ERROR)
             return None
+
+
+def _users_column(users: SecretUsers):
+    @admin.display(description=users.title, ordering=f"{users.name}_count")
+    def column(obj: Secret) -> int:
+        return getattr(obj, f"{users.name}_count")
+
+    column.__name__ = f"{users.name}_using"  # the column's CSS class, field-<name>_using
+    return column

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from django.db.models import Q
-
-from polling.models import JobStatus
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret
-
-IN_USE = [JobStatus.ACTIVE, JobStatus.PAUSED]
+from secrets_vault.usage import secret_uses
 
 
 def secret_list() -> list[Secret]:
-    """All secrets, newest first, each with `used_by` (ids of active/paused jobs using it).
+    """All secrets, newest first, each with `used_by` (who uses it: for jobs, the ids of active
+    or paused jobs; see `secrets_vault.usage`).
 
     Values are deferred: listing never decrypts anything.
     """
@@ -25,21 +22,9 @@ def secret_detail(secret: Secret) -> Secret:
 
 
 def _attach_usage(secrets: list[Secret]) -> None:
-    from polling.models import PollingJob
-
-    by_secret: dict[int, set[int]] = {s.pk: set() for s in secrets}
-    if by_secret:
-        rows = (
-            PollingJob.objects.filter(status__in=IN_USE)
-            .filter(Q(openai_secret_id__in=by_secret) | Q(keboola_secret_id__in=by_secret))
-            .values_list("id", "openai_secret_id", "keboola_secret_id")
-        )
-        for job_id, openai_id, keboola_id in rows:
-            for sid in (openai_id, keboola_id):
-                if sid in by_secret:
-                    by_secret[sid].add(job_id)
+    uses = secret_uses([s.pk for s in secrets])
     for s in secrets:
-        s.used_by = sorted(by_secret[s.pk])
+        s.used_by = [user for use in uses[s.pk] for user in use.users]
 
 
 def unreadable_secret_ids() -> set[int]:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from secrets_vault.exceptions import SecretInUse, SecretNameTaken, SecretNotFound, SecretUnreadable
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret, SecretType
+from secrets_vault.usage import blocking_users
 from teckochecker.errors import ValidationFailed, is_valid_id
 
 MAX_VALUE_LENGTH = 10_000
@@ -108,8 +109,9 @@ def secret_update(
         fields.append("name")
     if type is not None:
         new_type = clean_secret_type(type)
-        if new_type != secret.type and _jobs_using(secret).exists():
-            raise SecretInUse("The type of a secret that jobs use cannot change.")
+        if new_type != secret.type and (blocking := blocking_users(secret.pk)):
+            users = " or ".join(registration.name for registration, _ in blocking)
+            raise SecretInUse(f"The type of a secret that {users} use cannot change.")
         secret.type = new_type
         fields.append("type")
     if value:
@@ -123,27 +125,15 @@ def secret_update(
     return secret
 
 
-def _jobs_using(secret: Secret):
-    from polling.models import JobStatus, PollingJob
-
-    return PollingJob.objects.filter(
-        status__in=[JobStatus.ACTIVE, JobStatus.PAUSED],
-    ).filter(openai_secret=secret) | PollingJob.objects.filter(
-        status__in=[JobStatus.ACTIVE, JobStatus.PAUSED], keboola_secret=secret
-    )
-
-
 def secret_delete(*, secret: Secret) -> None:
-    """Delete a secret no active or paused job uses. Finished jobs keep their history."""
+    """Delete a secret that no registered user blocks (`secrets_vault.usage`): for jobs, none
+    active or paused; finished jobs keep their history."""
     with transaction.atomic():
-        job_ids = sorted(_jobs_using(secret).values_list("id", flat=True).distinct())
-        if job_ids:
-            ids = ", ".join(str(i) for i in job_ids)
-            noun = "job" if len(job_ids) == 1 else "jobs"
-            raise SecretInUse(
-                f"Secret '{secret.name}' is used by active or paused {noun} {ids}; "
-                "delete or finish those jobs first."
-            )
+        blocking = blocking_users(secret.pk)
+        if blocking:
+            who = " and ".join(use.description for _, use in blocking)
+            advice = "; ".join(dict.fromkeys(use.advice for _, use in blocking))
+            raise SecretInUse(f"Secret '{secret.name}' is used by {who}; {advice}.")
         secret.delete()
 
 
