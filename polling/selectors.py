@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from polling.models import JobBatch, JobStatus, PollingJob, PollingLog
 from secrets_vault.models import Secret
 from teckochecker.errors import is_valid_id
-
-
-def _with_relations(qs: QuerySet[PollingJob]) -> QuerySet[PollingJob]:
-    return (
-        qs.select_related("openai_secret", "keboola_secret")
-        .defer("openai_secret__value", "keboola_secret__value")
-        .prefetch_related(Prefetch("batches", queryset=JobBatch.objects.order_by("id")))
-    )
 
 
 def _filtered(*, status: str | None, search: str | None) -> QuerySet[PollingJob]:
@@ -28,18 +20,7 @@ def _filtered(*, status: str | None, search: str | None) -> QuerySet[PollingJob]
     return qs
 
 
-def job_list(
-    *, status: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
-) -> tuple[list[PollingJob], int]:
-    """Jobs newest first, filtered; returns (page, total matching)."""
-    qs = _filtered(status=status, search=search)
-    total = qs.count()
-    page = qs.order_by("-created_at", "-id")
-    page = page[offset : offset + limit] if limit is not None else page[offset:]
-    return list(_with_relations(page)), total
-
-
-# The job columns the API shows (serializers.job_representation); secrets come by name.
+# The job columns a job's wire shape needs (serializers.job_representation); secrets come by name.
 JOB_ROW_FIELDS = (
     "id",
     "name",
@@ -84,9 +65,13 @@ BATCH_ROW_FIELDS = (
 def job_rows(
     *, status: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
 ) -> tuple[list[dict], int]:
-    """`job_list` as plain rows for the API: no model instances, four queries whatever the page
-    size (count, page, batches, secret names). Each row has JOB_ROW_FIELDS, `batches` (rows of
-    BATCH_ROW_FIELDS, oldest first) and `openai_secret_name` / `keboola_secret_name`."""
+    """Jobs newest first, filtered; returns (page, total matching).
+
+    The one read of jobs for the API and the CLI. Plain rows, no model instances: four queries
+    whatever the page size (count, page, batches, secret names). Each row has JOB_ROW_FIELDS,
+    `batches` (rows of BATCH_ROW_FIELDS, oldest first) and `openai_secret_name` /
+    `keboola_secret_name`.
+    """
     qs = _filtered(status=status, search=search)
     total = qs.count()
     page = qs.order_by("-created_at", "-id").values(*JOB_ROW_FIELDS)
@@ -118,13 +103,6 @@ def _with_batches_and_names(rows: list[dict]) -> list[dict]:
         row["openai_secret_name"] = names.get(row["openai_secret_id"])
         row["keboola_secret_name"] = names.get(row["keboola_secret_id"])
     return rows
-
-
-def job_detail(*, job_id: int) -> PollingJob:
-    from polling.services import job_get
-
-    job = job_get(job_id=job_id)
-    return _with_relations(PollingJob.objects.filter(pk=job.pk)).get()
 
 
 def job_logs(*, job_id: int, limit: int = 50, offset: int = 0) -> tuple[list[PollingLog], int]:

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from polling.models import FAILED_BATCH_STATUSES, JobStatus
-
-
-class RequestCountsSerializer(serializers.Serializer):
-    total = serializers.IntegerField(source="request_total")
-    completed = serializers.IntegerField(source="request_completed")
-    failed = serializers.IntegerField(source="request_failed")
-
-
-class BatchSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    batch_id = serializers.CharField()
-    status = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    completed_at = serializers.DateTimeField(allow_null=True)
-    request_counts = RequestCountsSerializer(source="*")
-
 
 _DATETIME = serializers.DateTimeField()  # unbound: formats like every DateTimeField here
 
@@ -32,8 +15,8 @@ _DATETIME = serializers.DateTimeField()  # unbound: formats like every DateTimeF
 def _iso(value, tz=None):
     """What DateTimeField.to_representation gives for an aware datetime, several times faster:
     DRF looks the current time zone up again for every value (half of the job list's
-    rendering time); callers with many values pass `tz` once. test_serializers compares both
-    on every kind of job, in UTC and in another zone."""
+    rendering time); callers with many values pass `tz` once. test_serializers compares both,
+    in UTC and in another zone."""
     if not value:
         return None
     if api_settings.DATETIME_FORMAT.lower() != ISO_8601 or not settings.USE_TZ or value.tzinfo is None:
@@ -42,37 +25,27 @@ def _iso(value, tz=None):
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def batch_representation(batch) -> dict:
-    """The same dict BatchSerializer gives, without building a serializer per batch."""
-    return _batch_dict(
-        batch.id,
-        batch.batch_id,
-        batch.status,
-        batch.created_at,
-        batch.completed_at,
-        batch.request_total,
-        batch.request_completed,
-        batch.request_failed,
-    )
-
-
-def _batch_dict(id, batch_id, status, created_at, completed_at, total, completed, failed, tz=None) -> dict:
+def _batch_dict(batch: dict, tz) -> dict:
     return {
-        "id": id,
-        "batch_id": batch_id,
-        "status": status,
-        "created_at": _iso(created_at, tz),
-        "completed_at": _iso(completed_at, tz),
-        "request_counts": {"total": total, "completed": completed, "failed": failed},
+        "id": batch["id"],
+        "batch_id": batch["batch_id"],
+        "status": batch["status"],
+        "created_at": _iso(batch["created_at"], tz),
+        "completed_at": _iso(batch["completed_at"], tz),
+        "request_counts": {
+            "total": batch["request_total"],
+            "completed": batch["request_completed"],
+            "failed": batch["request_failed"],
+        },
     }
 
 
 def job_representation(row: dict) -> dict:
-    """The same dict JobSerializer gives, from a row of `selectors.job_rows` / `job_row`.
+    """A job on the wire (API and `job ... --json`), from a row of `selectors.job_rows` / `job_row`.
 
-    The job list and detail answer with this: building it from plain rows takes a fraction of
-    the time of model instances and serializer fields (docs/BENCHMARKS.md); test_serializers
-    proves the two are identical.
+    Built by hand from plain rows: a fraction of the time of model instances and serializer
+    fields (docs/BENCHMARKS.md). `JobSerializer` documents this shape in the schema, and
+    test_serializers validates real answers against the served schema.
     """
     batches = row["batches"]
     duration = row["keboola_job_duration_seconds"]
@@ -81,20 +54,7 @@ def job_representation(row: dict) -> dict:
         "id": row["id"],
         "name": row["name"],
         "status": row["status"],
-        "batches": [
-            _batch_dict(
-                b["id"],
-                b["batch_id"],
-                b["status"],
-                b["created_at"],
-                b["completed_at"],
-                b["request_total"],
-                b["request_completed"],
-                b["request_failed"],
-                tz,
-            )
-            for b in batches
-        ],
+        "batches": [_batch_dict(b, tz) for b in batches],
         "batch_count": len(batches),
         "completed_count": sum(1 for b in batches if b["status"] == "completed"),
         "failed_count": sum(1 for b in batches if b["status"] in FAILED_BATCH_STATUSES),
@@ -139,18 +99,38 @@ class LogWithJobSerializer(LogSerializer):
     job_name = serializers.CharField(source="job.name")
 
 
+# Documentation only. The API and the CLI build jobs with `job_representation`; these
+# serializers describe that shape for the OpenAPI schema and never serialize anything.
+# test_serializers validates real answers against the served schema, so the two cannot drift.
+
+
+class RequestCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    batch_id = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    request_counts = RequestCountsSerializer()
+
+
 class JobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=JobStatus.choices)
-    batches = serializers.SerializerMethodField()
-    batch_count = serializers.SerializerMethodField()
-    completed_count = serializers.SerializerMethodField()
-    failed_count = serializers.SerializerMethodField(help_text="failed + cancelled + expired")
+    batches = BatchSerializer(many=True, read_only=True)
+    batch_count = serializers.IntegerField(read_only=True)
+    completed_count = serializers.IntegerField(read_only=True)
+    failed_count = serializers.IntegerField(read_only=True, help_text="failed + cancelled + expired")
     openai_secret_id = serializers.IntegerField(allow_null=True)
-    openai_secret_name = serializers.SerializerMethodField()
+    openai_secret_name = serializers.CharField(allow_null=True, read_only=True)
     keboola_secret_id = serializers.IntegerField(allow_null=True)
-    keboola_secret_name = serializers.SerializerMethodField()
+    keboola_secret_name = serializers.CharField(allow_null=True, read_only=True)
     keboola_stack_url = serializers.CharField()
     keboola_component_id = serializers.CharField()
     keboola_configuration_id = serializers.CharField()
@@ -160,8 +140,8 @@ class JobSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
-    keboola_job_id = serializers.SerializerMethodField()
-    keboola_job_url = serializers.SerializerMethodField()
+    keboola_job_id = serializers.CharField(allow_null=True, read_only=True)
+    keboola_job_url = serializers.CharField(allow_null=True, read_only=True)
     keboola_job_status = serializers.CharField(
         allow_blank=True, help_text="The triggered Keboola job's status, followed until it finishes."
     )
@@ -174,36 +154,6 @@ class JobSerializer(serializers.Serializer):
     notify_webhook_url = serializers.CharField(allow_blank=True)
     trigger_state = serializers.CharField()
     last_error = serializers.CharField(allow_blank=True)
-
-    def _batches(self, job):
-        return list(job.batches.all())  # prefetched by the selectors: no query per job
-
-    @extend_schema_field(BatchSerializer(many=True))
-    def get_batches(self, job) -> list[dict]:
-        # Built by hand: a nested serializer per job was most of the list endpoint's time.
-        # test_serializers proves it is identical to BatchSerializer's output.
-        return [batch_representation(b) for b in self._batches(job)]
-
-    def get_batch_count(self, job) -> int:
-        return len(self._batches(job))
-
-    def get_completed_count(self, job) -> int:
-        return sum(1 for b in self._batches(job) if b.status == "completed")
-
-    def get_failed_count(self, job) -> int:
-        return sum(1 for b in self._batches(job) if b.status in FAILED_BATCH_STATUSES)
-
-    def get_openai_secret_name(self, job) -> str | None:
-        return job.openai_secret.name if job.openai_secret_id else None
-
-    def get_keboola_secret_name(self, job) -> str | None:
-        return job.keboola_secret.name if job.keboola_secret_id else None
-
-    def get_keboola_job_id(self, job) -> str | None:
-        return job.keboola_job_id or None
-
-    def get_keboola_job_url(self, job) -> str | None:
-        return job.keboola_job_url or None
 
 
 class JobWithLogsSerializer(JobSerializer):

@@ -1,24 +1,19 @@
+import io
+import json
+from datetime import UTC, datetime
+
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
+from jsonschema import ValidationError
+from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+from rest_framework import serializers
 
 from polling.models import JobBatch
-from polling.serializers import BatchSerializer, batch_representation
-from polling.tests.factories import PollingJobFactory
+from polling.serializers import _iso
+from polling.tests.factories import PollingJobFactory, PollingLogFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def test_hand_built_batch_matches_the_serializer():
-    job = PollingJobFactory(batch_ids=["batch_a", "batch_b"])
-    JobBatch.objects.filter(batch_id="batch_b").update(
-        status="completed",
-        request_total=10,
-        request_completed=9,
-        request_failed=1,
-        completed_at=timezone.now(),
-    )
-    for batch in job.batches.all():
-        assert batch_representation(batch) == BatchSerializer(batch).data
 
 
 def _varied_jobs():
@@ -48,21 +43,95 @@ def _varied_jobs():
     return [plain, triggered, orphan, webhook]
 
 
+def _strict(node):
+    """The schema with `additionalProperties: false` on every object that lists its properties,
+    so an answer with a key the schema does not document fails too."""
+    if isinstance(node, dict):
+        node = {key: _strict(value) for key, value in node.items()}
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_strict(value) for value in node]
+    return node
+
+
+@pytest.fixture
+def served_schema(api):
+    response = api.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return _strict(response.json())
+
+
+def _validate(schema: dict, body, ref: dict) -> None:
+    """Raise unless `body` is exactly what `ref` (a schema inside the served one) documents."""
+    OAS30ReadValidator(
+        {**ref, "components": schema["components"]}, format_checker=oas30_format_checker
+    ).validate(body)
+
+
+def _answer_schema(schema: dict, path: str, method: str, code: int) -> dict:
+    return schema["paths"][path][method]["responses"][str(code)]["content"]["application/json"]["schema"]
+
+
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Prague"])
-def test_the_fast_job_shape_matches_the_serializer_for_every_kind_of_job(settings, zone):
-    from polling import selectors
-
+def test_the_schema_documents_every_job_answer_exactly(api, served_schema, settings, zone):
     settings.TIME_ZONE = zone
-    from polling.serializers import JobSerializer, job_representation
-
     jobs = _varied_jobs()
+    PollingLogFactory(job=jobs[0])
+
+    def check(response, path, method, code=200):
+        assert response.status_code == code, response.content
+        _validate(served_schema, response.json(), _answer_schema(served_schema, path, method, code))
+        return response.json()
+
+    listed = check(api.get("/api/jobs"), "/api/jobs", "get")
+    assert len(listed["jobs"]) == len(jobs)
+    check(api.get("/api/jobs", {"limit": 2, "offset": 1}), "/api/jobs", "get")
     for job in jobs:
-        expected = JobSerializer(selectors.job_detail(job_id=job.pk)).data
-        assert job_representation(selectors.job_row(job_id=job.pk)) == expected
-    rows, total = selectors.job_rows(limit=3, offset=1)
-    page, page_total = selectors.job_list(limit=3, offset=1)
-    assert total == page_total == len(jobs)
-    assert [job_representation(r) for r in rows] == JobSerializer(page, many=True).data
+        check(api.get(f"/api/jobs/{job.pk}"), "/api/jobs/{job_id}", "get")
+        shown = check(api.get(f"/api/jobs/{job.pk}", {"include_logs": "true"}), "/api/jobs/{job_id}", "get")
+        assert "logs" in shown
+    check(api.post(f"/api/jobs/{jobs[0].pk}/pause"), "/api/jobs/{job_id}/pause", "post")
+    check(api.post(f"/api/jobs/{jobs[0].pk}/resume"), "/api/jobs/{job_id}/resume", "post")
+    check(api.put(f"/api/jobs/{jobs[0].pk}", {"name": "x"}, format="json"), "/api/jobs/{job_id}", "put")
+
+
+def test_the_schema_would_catch_an_undocumented_or_missing_key(api, served_schema):
+    job = api.get(f"/api/jobs/{PollingJobFactory().pk}").json()
+    ref = _answer_schema(served_schema, "/api/jobs/{job_id}", "get", 200)
+    _validate(served_schema, job, ref)
+    with pytest.raises(ValidationError, match="extra"):
+        _validate(served_schema, {**job, "extra": 1}, ref)
+    with pytest.raises(ValidationError, match="trigger_state"):
+        _validate(served_schema, {k: v for k, v in job.items() if k != "trigger_state"}, ref)
+
+
+def test_the_cli_json_is_the_documented_job_shape(served_schema):
+    jobs = _varied_jobs()
+    PollingLogFactory(job=jobs[0])
+
+    def cli(*args) -> dict:
+        out = io.StringIO()
+        call_command("job", *args, "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    _validate(served_schema, cli("list"), {"$ref": "#/components/schemas/JobList"})
+    for job in jobs:
+        _validate(served_schema, cli("show", str(job.pk)), {"$ref": "#/components/schemas/JobWithLogs"})
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Prague"])
+def test_fast_times_are_formatted_like_drf(settings, zone):
+    settings.TIME_ZONE = zone
+    field = serializers.DateTimeField()
+    for value in (
+        datetime(2025, 1, 22, 9, 15, tzinfo=UTC),
+        datetime(2025, 7, 1, 23, 59, 59, 123456, tzinfo=UTC),
+        timezone.now(),
+    ):
+        assert _iso(value) == field.to_representation(value)
+    assert _iso(None) is None
 
 
 def test_the_job_rows_take_the_same_queries_for_one_job_or_many(django_assert_max_num_queries):

@@ -7,8 +7,8 @@ from rich.text import Text
 
 from polling import selectors, services
 from polling import validation as v
-from polling.models import FAILED_BATCH_STATUSES, KEBOOLA_FAILED_STATUSES, ActionType, BatchStatus, JobStatus
-from polling.serializers import JobListSerializer, JobSerializer, LogSerializer
+from polling.models import KEBOOLA_FAILED_STATUSES, ActionType, JobStatus
+from polling.serializers import LogSerializer, job_representation
 from secrets_vault.services import secret_get_by_name
 from teckochecker.cli import (
     TeckoCommand,
@@ -36,12 +36,10 @@ UPDATE_OPTIONS = {
 }
 
 
-def batch_progress(job) -> str:
-    batches = list(job.batches.all())  # prefetched by the selectors
-    done = sum(1 for b in batches if b.status == BatchStatus.COMPLETED)
-    failed = sum(1 for b in batches if b.status in FAILED_BATCH_STATUSES)
-    text = f"{done}/{len(batches)} completed"
-    return f"{text}, {failed} failed" if failed else text
+def batch_progress(shape: dict) -> str:
+    """`3/5 completed, 1 failed` from a job's wire shape (`job_representation`)."""
+    text = f"{shape['completed_count']}/{shape['batch_count']} completed"
+    return f"{text}, {shape['failed_count']} failed" if shape["failed_count"] else text
 
 
 class Command(TeckoCommand):
@@ -153,81 +151,87 @@ class Command(TeckoCommand):
         )
         self.success(f"✓ Polling job '{job.name}' created successfully (ID: {job.pk})")
 
+    # Tables and --json read the same rows as the API (selectors.job_rows / job_row): the JSON
+    # is the API's job shape, the tables show the rows' times in TIME_ZONE.
     def list(self, *, status: str | None, as_json: bool, **_) -> None:
-        jobs, total = selectors.job_list(status=status)
+        rows, total = selectors.job_rows(status=status)
+        shapes = [job_representation(row) for row in rows]
         if as_json:
-            self.write_json(JobListSerializer({"jobs": jobs, "total": total}).data)
+            self.write_json({"jobs": shapes, "total": total})
             return
-        if not jobs:
+        if not rows:
             self.stdout.write(
                 "No polling jobs found." if status is None else f"No {status} polling jobs found."
             )
             return
         t = table("Polling Jobs", ["ID", "Name", "Status", "Batches", "Interval", "Last Check", "Next Check"])
-        for job in jobs:
+        for row, shape in zip(rows, shapes, strict=True):
             t.add_row(
-                cell(job.pk),
-                cell(job.name),
-                cell(fmt_job_status(job.status)),
-                cell(batch_progress(job)),
-                cell(f"{job.poll_interval_seconds}s"),
-                cell(fmt_time(job.last_check_at, "Never")),
-                cell(fmt_time(job.next_check_at)),
+                cell(row["id"]),
+                cell(row["name"]),
+                cell(fmt_job_status(row["status"])),
+                cell(batch_progress(shape)),
+                cell(f"{row['poll_interval_seconds']}s"),
+                cell(fmt_time(row["last_check_at"], "Never")),
+                cell(fmt_time(row["next_check_at"])),
             )
         self.render(t)
 
     def show(self, *, id: int, as_json: bool, **_) -> None:
-        job = selectors.job_detail(job_id=id)
-        logs, _total = selectors.job_logs(job_id=job.pk, limit=RECENT_LOGS)
+        job = selectors.job_row(job_id=id)
+        shape = job_representation(job)
+        logs, _total = selectors.job_logs(job_id=job["id"], limit=RECENT_LOGS)
         if as_json:
-            self.write_json({**JobSerializer(job).data, "logs": LogSerializer(logs, many=True).data})
+            self.write_json({**shape, "logs": LogSerializer(logs, many=True).data})
             return
-        batches = list(job.batches.all())
-        rows = [("ID", job.pk), ("Name", job.name), ("Status", fmt_job_status(job.status))]
+        batches = job["batches"]
+        rows = [("ID", job["id"]), ("Name", job["name"]), ("Status", fmt_job_status(job["status"]))]
         if len(batches) == 1:
-            rows.append(("Batch ID", batches[0].batch_id))
+            rows.append(("Batch ID", batches[0]["batch_id"]))
         rows += [
-            ("Batches", batch_progress(job)),
-            ("OpenAI Secret", job.openai_secret.name if job.openai_secret_id else "(deleted)"),
-            ("Keboola Secret", job.keboola_secret.name if job.keboola_secret_id else "(deleted)"),
-            ("Keboola Stack", job.keboola_stack_url),
-            ("Component ID", job.keboola_component_id),
-            ("Configuration ID", job.keboola_configuration_id),
-            ("Poll Interval", f"{job.poll_interval_seconds} seconds"),
-            ("Last Check", fmt_time(job.last_check_at, "Never")),
-            ("Next Check", fmt_time(job.next_check_at)),
-            ("Created At", fmt_time(job.created_at)),
+            ("Batches", batch_progress(shape)),
+            ("OpenAI Secret", job["openai_secret_name"] or "(deleted)"),
+            ("Keboola Secret", job["keboola_secret_name"] or "(deleted)"),
+            ("Keboola Stack", job["keboola_stack_url"]),
+            ("Component ID", job["keboola_component_id"]),
+            ("Configuration ID", job["keboola_configuration_id"]),
+            ("Poll Interval", f"{job['poll_interval_seconds']} seconds"),
+            ("Last Check", fmt_time(job["last_check_at"], "Never")),
+            ("Next Check", fmt_time(job["next_check_at"])),
+            ("Created At", fmt_time(job["created_at"])),
         ]
-        if job.completed_at:
-            rows.append(("Completed At", fmt_time(job.completed_at)))
-        if job.keboola_job_id:
-            rows.append(("Keboola Job", job.keboola_job_id))
-        if job.keboola_job_url:
-            rows.append(("Keboola Job URL", job.keboola_job_url))
-        if job.keboola_job_status:
-            outcome = job.keboola_job_status
-            if job.keboola_job_duration_seconds is not None:
-                outcome += f" ({job.keboola_job_duration_seconds:.0f} s)"
-            style = "red" if job.keboola_job_status in KEBOOLA_FAILED_STATUSES else None
+        if job["completed_at"]:
+            rows.append(("Completed At", fmt_time(job["completed_at"])))
+        if job["keboola_job_id"]:
+            rows.append(("Keboola Job", job["keboola_job_id"]))
+        if job["keboola_job_url"]:
+            rows.append(("Keboola Job URL", job["keboola_job_url"]))
+        if job["keboola_job_status"]:
+            outcome = job["keboola_job_status"]
+            if job["keboola_job_duration_seconds"] is not None:
+                outcome += f" ({job['keboola_job_duration_seconds']:.0f} s)"
+            style = "red" if job["keboola_job_status"] in KEBOOLA_FAILED_STATUSES else None
             rows.append(("Keboola Job Status", Text(outcome, style=style or "")))
-        if job.action_type != ActionType.KEBOOLA:
-            rows.append(("Action", f"{job.action_type} → {job.action_url}"))
-        if job.notify_emails or job.notify_webhook_url:
-            rows.append(("Notify", ", ".join(filter(None, [job.notify_emails, job.notify_webhook_url]))))
-        if job.last_error:
-            rows.append(("Last Error", Text(job.last_error, style="red")))
+        if job["action_type"] != ActionType.KEBOOLA:
+            rows.append(("Action", f"{job['action_type']} → {job['action_url']}"))
+        if job["notify_emails"] or job["notify_webhook_url"]:
+            rows.append(
+                ("Notify", ", ".join(filter(None, [job["notify_emails"], job["notify_webhook_url"]])))
+            )
+        if job["last_error"]:
+            rows.append(("Last Error", Text(job["last_error"], style="red")))
         output = [details_table("Polling Job Details", rows)]
 
         batch_table = table("Batch Status", ["Batch ID", "Status", "Requests", "Completed At"])
         for b in batches:
-            requests = f"{b.request_completed}/{b.request_total}" if b.request_total else "-"
-            if b.request_failed:
-                requests += f" ({b.request_failed} failed)"
+            requests = f"{b['request_completed']}/{b['request_total']}" if b["request_total"] else "-"
+            if b["request_failed"]:
+                requests += f" ({b['request_failed']} failed)"
             batch_table.add_row(
-                cell(b.batch_id),
-                cell(fmt_batch_status(b.status)),
+                cell(b["batch_id"]),
+                cell(fmt_batch_status(b["status"])),
                 cell(requests),
-                cell(fmt_time(b.completed_at)),
+                cell(fmt_time(b["completed_at"])),
             )
         output.append(batch_table)
 
