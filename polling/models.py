@@ -53,7 +53,6 @@ class ActionType(models.TextChoices):
     WEBHOOK = "webhook", "POST to a webhook URL"
 
 
-KEBOOLA_FINISHED_STATUSES = {"success", "warning", "error", "terminated", "cancelled"}
 KEBOOLA_FAILED_STATUSES = {"error", "terminated", "cancelled"}
 
 

@@ -134,13 +134,6 @@ def retrieve_batch(*, api_key: str, batch_id: str) -> BatchInfo:
     return _batch_info(batch_id, body)
 
 
-def retrieve_batches(*, api_key: str, batch_ids: list[str]) -> dict[str, BatchInfo | OpenAIError]:
-    """Each batch's `BatchInfo`, or the `OpenAIError` that batch's request raised. Never raises
-    for one batch; requests run concurrently on the shared pool."""
-    outcomes = retrieve_many([(api_key, batch_id) for batch_id in batch_ids])
-    return {batch_id: outcomes[(api_key, batch_id)] for batch_id in batch_ids}
-
-
 def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | OpenAIError]:
     """Many (api_key, batch_id) reads at once, for the batches of several jobs: each pair's
     `BatchInfo` or `OpenAIError`. Never raises for one read."""

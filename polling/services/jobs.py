@@ -14,7 +14,7 @@ from polling.models import ActionType, JobBatch, JobStatus, LogLevel, PollingJob
 from polling.services.exceptions import JobNotFound, JobStateConflict
 from polling.services.logs import log_event
 from polling.services.notifications import notify
-from polling.services.schedules import enqueue_poll, schedule_upsert
+from polling.services.schedules import enqueue_poll
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import NotFound, ValidationFailed, is_valid_id
 
@@ -150,7 +150,6 @@ def job_create(
             next_check_at=now,
         )
         JobBatch.objects.bulk_create([JobBatch(job=job, batch_id=b, created_at=now) for b in ids])
-        schedule_upsert(job=job)
         log_event(job_id=job.pk, status="created", message=f"Job created watching {len(ids)} batch(es).")
         enqueue_poll(job_id=job.pk, force=True)
     return job
@@ -196,7 +195,6 @@ def job_pause(*, job: PollingJob) -> PollingJob:
             if current.status == JobStatus.ACTIVE:
                 raise JobStateConflict(f"Job {job.pk} is triggering Keboola right now and cannot be paused.")
             raise JobStateConflict(f"Job {job.pk} is {current.status}; only an active job can be paused.")
-        schedule_upsert(job=current)
         log_event(job_id=job.pk, status="paused", message="Job paused.")
     return current
 
@@ -210,7 +208,6 @@ def job_resume(*, job: PollingJob) -> PollingJob:
         current = job_get(job_id=job.pk)
         if not updated:
             raise JobStateConflict(f"Job {job.pk} is {current.status}; only a paused job can be resumed.")
-        schedule_upsert(job=current)
         log_event(job_id=job.pk, status="resumed", message="Job resumed; checking now.")
         enqueue_poll(job_id=job.pk, force=True)
     return current
@@ -246,7 +243,6 @@ def job_fail(*, job_id: int, reason: str) -> bool:
             updated_at=now,
         )
         if updated:
-            schedule_upsert(job=job_get(job_id=job_id))
             log_event(job_id=job_id, status="failed", message=reason, level=LogLevel.ERROR)
             notify(job_id=job_id, event="failed")
     return bool(updated)

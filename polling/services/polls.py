@@ -6,7 +6,7 @@ Concurrency rules (see docs in README "How polling works"):
 - The dispatcher (schedules.py) hands due jobs over under a dispatch lease; only the message
   carrying that token, or a forced check, may turn it into a poll lease.
 - A check that is not due yet (a duplicate message, backoff in force) does nothing unless
-  forced (create, resume, check now).
+  forced (create, resume, check now, a webhook).
 - Every write at the end is conditional on still holding the lease.
 
 `polling.integrations.openai` (and with it the OpenAI SDK, about 23 MB) is imported where it
@@ -37,7 +37,7 @@ from polling.services.bulk import update_rows
 from polling.services.jobs import job_fail
 from polling.services.logs import log_event, log_events
 from polling.services.schedules import DISPATCH_PREFIX
-from polling.services.trigger import TriggerOutcome, trigger_keboola
+from polling.services.trigger import TriggerOutcome, action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
 
@@ -61,11 +61,9 @@ def backoff_seconds(*, interval: int, failures: int, retry_after: float | None =
     return delay
 
 
-def _claim(job: PollingJob, *, now, force: bool, dispatch_token: str | None) -> str | None:
+def _claim(job: PollingJob, *, now, force: bool) -> str | None:
     token = uuid.uuid4().hex
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    if dispatch_token:
-        free |= Q(lease_token=dispatch_token)
     if force:  # a forced check does not wait for a dispatched message still in the queue
         free |= Q(lease_token__startswith=DISPATCH_PREFIX)
     claimed = PollingJob.objects.filter(free, pk=job.pk, status=JobStatus.ACTIVE).update(
@@ -74,18 +72,8 @@ def _claim(job: PollingJob, *, now, force: bool, dispatch_token: str | None) -> 
     return token if claimed == 1 else None
 
 
-def _is_due(job: PollingJob, *, now, dispatched: bool) -> bool:
-    if job.next_check_at is None:
-        return True
-    if dispatched:
-        # The dispatcher sends only due jobs, so "not due" means this message is a duplicate
-        # (redelivered after its job was already checked): no early extra check.
-        return job.next_check_at <= now
-    # A message without a dispatch token comes from the per-job periodic tasks of the first
-    # design (still queued during an upgrade): accept it up to half an interval early, as they
-    # did. In backoff, wait for the full delay.
-    slack = 0 if job.consecutive_failures else job.poll_interval_seconds / 2
-    return job.next_check_at <= now + timedelta(seconds=slack)
+def _is_due(job: PollingJob, *, now) -> bool:
+    return job.next_check_at is None or job.next_check_at <= now
 
 
 def _release(job_id: int, token: str, **fields) -> bool:
@@ -94,20 +82,18 @@ def _release(job_id: int, token: str, **fields) -> bool:
     return PollingJob.objects.filter(pk=job_id, lease_token=token).update(**fields) == 1
 
 
-def job_poll(*, job_id: int, force: bool = False, dispatch_token: str | None = None) -> PollResult:
-    """Check one job now. Safe to call from any number of workers at once.
-
-    `dispatch_token`: the dispatcher's lease the job was sent under (polling.tasks.poll_jobs).
-    """
+def job_poll(*, job_id: int, force: bool = False) -> PollResult:
+    """Check one job now if it is due (or `force`: create, resume, check now, a webhook).
+    Safe to call from any number of workers at once."""
     now = timezone.now()
     job = PollingJob.objects.filter(pk=job_id).first()
     if job is None:
         return PollResult("skipped", "no such job")
     if job.status != JobStatus.ACTIVE:
         return PollResult("skipped", f"job is {job.status}")
-    if not force and not _is_due(job, now=now, dispatched=dispatch_token is not None):
+    if not force and not _is_due(job, now=now):
         return PollResult("skipped", "not due")
-    token = _claim(job, now=now, force=force, dispatch_token=dispatch_token)
+    token = _claim(job, now=now, force=force)
     if token is None:
         return PollResult("skipped", "another worker holds the job")
     return _check_claimed([job], token=token, now=now)[job_id]
@@ -345,5 +331,5 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
 
 
 def _finish_with_trigger(job: PollingJob, *, token: str, now) -> PollResult:
-    outcome: TriggerOutcome = trigger_keboola(job_id=job.pk, lease_token=token)
+    outcome: TriggerOutcome = action_run(job_id=job.pk, lease_token=token)
     return PollResult(outcome.state, outcome.detail)

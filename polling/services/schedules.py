@@ -12,9 +12,9 @@ dispatch lease into its own poll lease (polls.py), so:
 - when the workers fall behind, at most DISPATCH_MAX_QUEUED dispatched jobs wait for them; the
   other due jobs wait in the database, the longest-due first, so no lease expires in the queue.
 
-Why not one django-celery-beat PeriodicTask per job (the first design): beat reloads every
-PeriodicTask whenever any one changes, and each job changes its task when it is created, paused,
-resumed or finished. At 10,000 jobs beat spent its time reloading; see docs/BENCHMARKS.md.
+Why not one django-celery-beat PeriodicTask per job: beat reloads every PeriodicTask whenever
+any one changes, and each job would change its task when it is created, paused, resumed or
+finished. At 10,000 jobs beat would spend its time reloading; see docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,54 +27,26 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from polling.models import JobStatus, PollingJob
 
 logger = logging.getLogger(__name__)
 
-POLL_TASK = "polling.tasks.poll_job"
-POLL_MANY_TASK = "polling.tasks.poll_jobs"
-# Per-job periodic tasks of the first design; `schedules_sync_all` removes any left over.
-NAME_PREFIX = "teckochecker.poll-job."
 # Dispatch lease tokens start with this; poll lease tokens are uuid4 hex, which never contains ":".
 DISPATCH_PREFIX = "d:"
 DISPATCH_CHUNK = 10  # jobs per poll_jobs task: fewer messages, still spread over the threads
 DISPATCH_LIMIT = 5000  # jobs per dispatcher run; the rest wait for the next second
 
 
-def schedule_name(job_id: int) -> str:
-    """The name a per-job periodic task had in the first design (for the cleanup)."""
-    return f"{NAME_PREFIX}{job_id}"
-
-
-def is_dispatch_token(token: str) -> bool:
-    return token.startswith(DISPATCH_PREFIX)
-
-
 def _lease_free(now) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
-def schedule_upsert(*, job: PollingJob) -> None:
-    """Keep the job's schedule in step after a change: an active job needs a due time.
-
-    Every service that sets a job active also sets `next_check_at`; this repairs a row that lost
-    it (edited by hand, an old backup) so the dispatcher cannot overlook the job. No query when
-    nothing is wrong.
-    """
-    if job.status == JobStatus.ACTIVE and job.next_check_at is None:
-        job.next_check_at = timezone.now()
-        PollingJob.objects.filter(pk=job.pk, status=JobStatus.ACTIVE, next_check_at__isnull=True).update(
-            next_check_at=job.next_check_at
-        )
-
-
 def schedules_sync_all() -> dict[str, int]:
-    """Repair every job's schedule and drop leftovers. Idempotent; run on start and deploy.
+    """Repair every job's schedule. Idempotent; run on start and deploy.
 
-    "changed": active jobs without a due time (now due at once) plus finished or paused jobs still
-    holding a dispatch lease (released). "removed": per-job periodic tasks of the first design.
+    "changed": active jobs without a due time (a row edited by hand or restored from a backup;
+    now due at once) plus finished or paused jobs still holding a dispatch lease (released).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -87,8 +59,7 @@ def schedules_sync_all() -> dict[str, int]:
             .filter(lease_token__startswith=DISPATCH_PREFIX)
             .update(lease_token="", lease_expires_at=None)
         )
-        removed, _ = PeriodicTask.objects.filter(name__startswith=NAME_PREFIX).delete()
-    return {"jobs": jobs, "changed": repaired + released, "removed": removed}
+    return {"jobs": jobs, "changed": repaired + released}
 
 
 def schedules_overdue(*, grace_seconds: float = 60) -> int:

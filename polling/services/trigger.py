@@ -37,7 +37,6 @@ from polling.models import FAILED_BATCH_STATUSES, ActionType, JobStatus, LogLeve
 from polling.services.jobs import job_fail
 from polling.services.logs import log_event
 from polling.services.notifications import notify
-from polling.services.schedules import schedule_upsert
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secret_reveal
 
@@ -66,13 +65,6 @@ def trigger_metadata(job: PollingJob) -> TriggerMetadata:
     )
 
 
-def trigger_payload(job: PollingJob) -> dict:
-    """The exact Keboola request body for this job (API.md, "Keboola trigger")."""
-    from polling.actions.keboola import KeboolaAction
-
-    return KeboolaAction().payload(job, trigger_metadata(job))
-
-
 def _release(job_id: int, token: str, **fields) -> bool:
     return (
         PollingJob.objects.filter(pk=job_id, lease_token=token).update(
@@ -92,8 +84,9 @@ def _action_secret(job: PollingJob, action) -> str | None:
     return secret_reveal(secret=secret)
 
 
-def trigger_keboola(*, job_id: int, lease_token: str) -> TriggerOutcome:
-    """Run the job's action once (the name stays: Keboola is the action almost every job has)."""
+def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
+    """Run the job's action (a Keboola job, a webhook) exactly once, or move it towards that:
+    reconcile an unconfirmed attempt, schedule a retry, or fail the job with the reason."""
     now = timezone.now()
     job = PollingJob.objects.select_related("keboola_secret", "action_secret").get(pk=job_id)
     try:
@@ -265,7 +258,6 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
         )
         if not updated:
             return TriggerOutcome("skipped", "already recorded")
-        schedule_upsert(job=PollingJob.objects.get(pk=job.pk))
         done = (
             f"Keboola job {result.reference} {how}"
             if is_keboola

@@ -35,7 +35,7 @@ from polling.integrations.openai import (
     OpenAIRequestError,
     OpenAIRetryable,
     retrieve_batch,
-    retrieve_batches,
+    retrieve_many,
 )
 
 KEY = "sk-proj-integration-test-key-abcdefghijklmnop"
@@ -184,14 +184,17 @@ def test_unreachable_openai_is_retryable(settings):
         retrieve_batch(api_key=KEY, batch_id="batch_a")
 
 
-def test_retrieve_batches_reports_each_batch_and_runs_concurrently(fake, settings):
+def test_retrieve_many_reports_each_batch_and_runs_concurrently(fake, settings):
     settings.OPENAI_TIMEOUT_SECONDS = 10
     for name in ("batch_1", "batch_2", "batch_3", "batch_4"):
         fake.add_batch(name, finish_after=0)
     fake.fail("openai.retrieve", "404", target="batch_3")
     fake.fail("openai.retrieve", "429", target="batch_4", retry_after=2)
     fake.set_latency(1.0)
-    results = retrieve_batches(api_key=KEY, batch_ids=["batch_1", "batch_2", "batch_3", "batch_4", "batch_1"])
+    names = ["batch_1", "batch_2", "batch_3", "batch_4", "batch_1"]
+    answers = retrieve_many([(KEY, name) for name in names])
+    results = {batch_id: answer for (key, batch_id), answer in answers.items() if key == KEY}
+    assert len(results) == len(answers)
     # Concurrent, not one after another: all four arrived before the first (1 s) answer left.
     arrivals = [r["time"] for r in fake.requests("openai.retrieve")]
     assert len(arrivals) == 4 and max(arrivals) - min(arrivals) < 1.0
@@ -199,13 +202,14 @@ def test_retrieve_batches_reports_each_batch_and_runs_concurrently(fake, setting
     assert results["batch_1"].status == "completed" and results["batch_2"].status == "completed"
     assert isinstance(results["batch_3"], OpenAIBatchNotFound)
     assert isinstance(results["batch_4"], OpenAIRetryable) and results["batch_4"].retry_after == 2
-    assert retrieve_batches(api_key=KEY, batch_ids=[]) == {}
+    assert retrieve_many([]) == {}
 
 
-def test_retrieve_batches_with_a_bad_key_gives_auth_errors(fake):
+def test_retrieve_many_with_a_bad_key_gives_auth_errors(fake):
     fake.add_batch("batch_1")
     fake.reject_openai_key(KEY)
-    results = retrieve_batches(api_key=KEY, batch_ids=["batch_1", "batch_2"])
+    results = retrieve_many([(KEY, "batch_1"), (KEY, "batch_2")])
+    assert list(results) == [(KEY, "batch_1"), (KEY, "batch_2")]
     assert all(isinstance(r, OpenAIAuthError) for r in results.values())
     assert all(isinstance(r, OpenAIError) for r in results.values())
 

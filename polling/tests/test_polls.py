@@ -236,11 +236,13 @@ def test_worker_killed_mid_trigger_is_resolved_by_the_next_poll(fake):
     """The Keboola job exists, but the worker died before recording it."""
     fake.add_batch("batch_x", outcome="completed")
     job = make_job(fake, ["batch_x"])
-    from polling.integrations import keboola
-    from polling.services.trigger import trigger_payload
+    from polling.actions import get_action
+    from polling.services.trigger import trigger_metadata
 
     job.batches.update(status="completed")
-    keboola.create_job(stack_url=fake.stack_url, token="kbc-token", payload=trigger_payload(job))
+    # The worker's request, sent as the worker sends it; then the worker dies.
+    get_action(job.action_type).send(job, trigger_metadata(job), secret=job.keboola_secret.value)
+    assert len(fake.keboola_jobs()) == 1
     PollingJob.objects.filter(pk=job.pk).update(
         trigger_state=TriggerState.SENDING,
         trigger_attempts=1,
@@ -323,14 +325,11 @@ def _dispatched_token(dispatch, job):
     return dispatch.messages[0][1]
 
 
-@pytest.fixture(params=["one", "chunk"])
-def dispatched_poll(request):
-    """A dispatched check through `job_poll` (one job) or `jobs_poll` (the worker's chunk path):
-    both must follow the same rules."""
+@pytest.fixture
+def dispatched_poll():
+    """A dispatched check of one job, as the worker runs the dispatcher's message."""
 
     def run(*, job_id, dispatch_token):
-        if request.param == "one":
-            return job_poll(job_id=job_id, dispatch_token=dispatch_token)
         return jobs_poll(job_ids=[job_id], dispatch_token=dispatch_token)[job_id]
 
     return run
@@ -352,7 +351,7 @@ def test_only_the_dispatch_token_unlocks_a_dispatched_job(fake, dispatch, dispat
     fake.set_batch("batch_t", status="in_progress")
     job = make_job(fake, ["batch_t"])
     _dispatched_token(dispatch, job)
-    assert job_poll(job_id=job.pk).outcome == "skipped"  # an old-style message
+    assert job_poll(job_id=job.pk).outcome == "skipped"  # a message without the token
     assert dispatched_poll(job_id=job.pk, dispatch_token="d:stale").outcome == "skipped"
     assert fake.openai_requests_per_batch() == {}
 

@@ -8,7 +8,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from polling.models import JobStatus, PollingJob
 from polling.services import job_delete, job_pause, job_resume, schedules_sync_all
-from polling.services.schedules import DISPATCH_PREFIX, schedule_name
+from polling.services.schedules import DISPATCH_PREFIX
 from polling.tests.factories import PollingJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,22 +79,41 @@ def test_sync_repairs_jobs_and_is_idempotent():
     lost = PollingJobFactory(next_check_at=None)
     PollingJobFactory(status=JobStatus.COMPLETED, next_check_at=None)
     first = schedules_sync_all()
-    assert first == {"jobs": 2, "changed": 1, "removed": 0}
+    assert first == {"jobs": 2, "changed": 1}
     lost.refresh_from_db()
     assert lost.next_check_at is not None and lost.next_check_at <= timezone.now()
-    assert schedules_sync_all() == {"jobs": 2, "changed": 0, "removed": 0}
+    assert schedules_sync_all() == {"jobs": 2, "changed": 0}
 
 
-def test_sync_removes_per_job_tasks_and_releases_dispatch_leases_of_inactive_jobs():
+def test_sync_releases_dispatch_leases_of_inactive_jobs_only():
     job = PollingJobFactory(
         status=JobStatus.PAUSED,
         lease_token=f"{DISPATCH_PREFIX}x",
         lease_expires_at=timezone.now() + timedelta(minutes=2),
     )
-    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name=schedule_name(job.pk), task="polling.tasks.poll_job", interval=every)
-    PeriodicTask.objects.create(name="someone-else", task="polling.tasks.prune_logs", interval=every)
-    assert schedules_sync_all() == {"jobs": 1, "changed": 1, "removed": 1}
+    active = PollingJobFactory(
+        lease_token=f"{DISPATCH_PREFIX}y", lease_expires_at=timezone.now() + timedelta(minutes=2)
+    )
+    assert schedules_sync_all() == {"jobs": 2, "changed": 1}
     job.refresh_from_db()
     assert job.lease_token == "" and job.lease_expires_at is None
+    active.refresh_from_db()
+    assert active.lease_token == f"{DISPATCH_PREFIX}y"  # its message is still on the way
+
+
+def test_the_migration_removes_per_job_periodic_tasks_and_nothing_else():
+    from importlib import import_module
+
+    from django.apps import apps
+    from django_celery_beat.models import PeriodicTasks
+
+    migration = import_module("polling.migrations.0003_remove_per_job_periodic_tasks")
+    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="teckochecker.poll-job.7", task="polling.tasks.poll_job", interval=every)
+    PeriodicTask.objects.create(name="someone-else", task="polling.tasks.prune_logs", interval=every)
+    PeriodicTasks.objects.all().delete()
+
+    migration.remove_per_job_tasks(apps, None)
+
     assert list(PeriodicTask.objects.values_list("name", flat=True)) == ["someone-else"]
+    assert PeriodicTasks.objects.get(ident=1).last_update is not None  # a running beat reloads

@@ -10,11 +10,10 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django_celery_beat.models import PeriodicTask
 
 from polling.models import JobStatus, PollingJob
 from polling.services import health
-from polling.services.schedules import NAME_PREFIX, schedules_overdue
+from polling.services.schedules import schedules_overdue
 from secrets_vault import selectors as secret_selectors
 from teckochecker.cli import TeckoCommand, fmt_time
 from teckochecker.envconfig import looks_like_placeholder
@@ -135,15 +134,13 @@ class Command(TeckoCommand):
     def check_schedules(self) -> Check:
         jobs = PollingJob.objects.count()
         undated = PollingJob.objects.filter(status=JobStatus.ACTIVE, next_check_at__isnull=True).count()
-        leftover = PeriodicTask.objects.filter(name__startswith=NAME_PREFIX).count()
         overdue = schedules_overdue()
-        problems = []
         if undated:
-            problems.append(f"{undated} active job(s) without a due time")
-        if leftover:
-            problems.append(f"{leftover} per-job periodic task(s) of an earlier version")
-        if problems:
-            return Check("Schedules", False, f"{', '.join(problems)}; run `manage.py sync_schedules`.")
+            return Check(
+                "Schedules",
+                False,
+                f"{undated} active job(s) without a due time; run `manage.py sync_schedules`.",
+            )
         if overdue:
             return Check(
                 "Schedules", False, f"{overdue} active job(s) overdue by over a minute; is beat running?"

@@ -8,13 +8,10 @@ from teckochecker.cli import TeckoCommand
 
 class Command(TeckoCommand):
     help = (
-        "Give every active job a due time, release dispatch leases of inactive jobs, and remove the "
-        "per-job periodic tasks of earlier versions (beat's dispatcher reads the due times)."
+        "Give every active job a due time and release dispatch leases of inactive jobs "
+        "(beat's dispatcher reads the due times)."
     )
 
     def handle(self, *args, **options) -> None:
         counts = schedules_sync_all()
-        self.success(
-            f"✓ Schedules in step with {counts['jobs']} job(s): {counts['changed']} repaired, "
-            f"{counts['removed']} per-job periodic task(s) removed"
-        )
+        self.success(f"✓ Schedules in step with {counts['jobs']} job(s): {counts['changed']} repaired")
