@@ -56,6 +56,7 @@ def test_page_is_served_at_both_paths_without_redirect(client, path):
         "web/js/dom.js",
         "web/js/jobs.js",
         "web/js/job-form.js",
+        "web/js/job-view.js",
         "web/js/secrets.js",
         "web/js/monitor.js",
         "web/js/logs.js",

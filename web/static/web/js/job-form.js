@@ -19,79 +19,81 @@ function intOrRaw(text) {
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
-/**
- * Open the form. `job` undefined → create (POST /api/jobs); otherwise edit (PUT /api/jobs/{id},
- * only the fields that changed). `onSaved(job)` runs after success.
- */
-export async function openJobForm(ctx, { job, onSaved } = {}) {
-  const editing = Boolean(job);
-  let secrets = [];
-  if (!editing) {
-    try {
-      secrets = await ctx.secrets();
-    } catch (err) {
-      secrets = [];
-      toast(`Could not load secrets: ${err.detail || err.message}`, "error");
-    }
+/** Secrets for the create form's pickers; an edit needs none (secrets cannot change there). */
+async function loadSecrets(ctx, editing) {
+  if (editing) return [];
+  try {
+    return await ctx.secrets();
+  } catch (err) {
+    toast(`Could not load secrets: ${err.detail || err.message}`, "error");
+    return [];
   }
-  const defaults = ctx.config?.poll_interval_seconds?.default ?? 120;
-  const v = (key, fallback = "") => (editing && job[key] != null ? String(job[key]) : fallback);
+}
 
-  const name = h("input", { autocomplete: "off", maxlength: 255, value: v("name"), placeholder: "nightly-embeddings" });
-  const batchIds = h("textarea", { rows: 4, spellcheck: "false", placeholder: "batch_abc123\nbatch_def456" });
-  const openaiSecret = h("select", {}, secretOptions(secrets, "openai"));
+/** Every input of the form, filled from `job` when editing. */
+function jobControls(job, secrets, defaultInterval) {
+  const v = (key, fallback = "") => (job && job[key] != null ? String(job[key]) : fallback);
   const actionType = h(
     "select",
     {},
     h("option", { value: "keboola" }, "keboola — run a Keboola configuration"),
     h("option", { value: "webhook" }, "webhook — POST to a URL"),
   );
-  if (editing) actionType.value = job.action_type || "keboola";
-  const keboolaSecret = h("select", {}, secretOptions(secrets, "keboola"));
-  const stackUrl = h("input", { autocomplete: "off", value: v("keboola_stack_url"), placeholder: EXAMPLE_STACK });
-  const componentId = h("input", { autocomplete: "off", value: v("keboola_component_id"), placeholder: "kds-team.app-custom-python" });
-  const configurationId = h("input", { autocomplete: "off", value: v("keboola_configuration_id"), placeholder: "123456" });
-  const actionUrl = h("input", { autocomplete: "off", value: v("action_url"), placeholder: "https://example.com/hook" });
-  const actionSecret = h("select", {}, secretOptions(secrets, "http_header", { optional: true }));
-  const interval = h("input", { inputmode: "numeric", value: v("poll_interval_seconds", String(defaults)) });
-  const notifyEmails = h("input", { autocomplete: "off", value: v("notify_emails"), placeholder: "ops@example.com, me@example.com" });
-  const notifyWebhook = h("input", { autocomplete: "off", value: v("notify_webhook_url"), placeholder: "optional" });
+  if (job) actionType.value = job.action_type || "keboola";
+  return {
+    name: h("input", { autocomplete: "off", maxlength: 255, value: v("name"), placeholder: "nightly-embeddings" }),
+    batchIds: h("textarea", { rows: 4, spellcheck: "false", placeholder: "batch_abc123\nbatch_def456" }),
+    openaiSecret: h("select", {}, secretOptions(secrets, "openai")),
+    actionType,
+    keboolaSecret: h("select", {}, secretOptions(secrets, "keboola")),
+    stackUrl: h("input", { autocomplete: "off", value: v("keboola_stack_url"), placeholder: EXAMPLE_STACK }),
+    componentId: h("input", { autocomplete: "off", value: v("keboola_component_id"), placeholder: "kds-team.app-custom-python" }),
+    configurationId: h("input", { autocomplete: "off", value: v("keboola_configuration_id"), placeholder: "123456" }),
+    actionUrl: h("input", { autocomplete: "off", value: v("action_url"), placeholder: "https://example.com/hook" }),
+    actionSecret: h("select", {}, secretOptions(secrets, "http_header", { optional: true })),
+    interval: h("input", { inputmode: "numeric", value: v("poll_interval_seconds", String(defaultInterval)) }),
+    notifyEmails: h("input", { autocomplete: "off", value: v("notify_emails"), placeholder: "ops@example.com, me@example.com" }),
+    notifyWebhook: h("input", { autocomplete: "off", value: v("notify_webhook_url"), placeholder: "optional" }),
+  };
+}
 
+/** The form: fields that cannot change after creation are left out when editing. */
+function jobFormLayout(c, editing) {
   const keboolaFields = h(
     "fieldset",
     { class: "group", dataset: { action: "keboola" } },
     h("legend", {}, "keboola"),
-    editing ? null : field("keboola secret", "keboola_secret_id", keboolaSecret),
-    field("stack URL", "keboola_stack_url", stackUrl),
-    field("component id", "keboola_component_id", componentId),
-    field("configuration id", "keboola_configuration_id", configurationId),
+    editing ? null : field("keboola secret", "keboola_secret_id", c.keboolaSecret),
+    field("stack URL", "keboola_stack_url", c.stackUrl),
+    field("component id", "keboola_component_id", c.componentId),
+    field("configuration id", "keboola_configuration_id", c.configurationId),
   );
   const webhookFields = h(
     "fieldset",
     { class: "group", dataset: { action: "webhook" } },
     h("legend", {}, "webhook"),
-    field("webhook URL", "action_url", actionUrl),
-    editing ? null : field("header secret", "action_secret_id", actionSecret, "Optional; sent as X-TeckoChecker-Secret."),
+    field("webhook URL", "action_url", c.actionUrl),
+    editing ? null : field("header secret", "action_secret_id", c.actionSecret, "Optional; sent as X-TeckoChecker-Secret."),
   );
   const syncAction = () => {
-    keboolaFields.hidden = actionType.value !== "keboola";
-    webhookFields.hidden = actionType.value !== "webhook";
+    keboolaFields.hidden = c.actionType.value !== "keboola";
+    webhookFields.hidden = c.actionType.value !== "webhook";
   };
-  actionType.addEventListener("change", syncAction);
+  c.actionType.addEventListener("change", syncAction);
   syncAction();
 
-  const form = h(
+  return h(
     "form",
     { class: "form", id: "job-form", novalidate: true },
-    field("name", "name", name),
-    editing ? null : field("batch ids (one per line, 1-10)", "batch_ids", batchIds),
-    editing ? null : field("openai secret", "openai_secret_id", openaiSecret),
-    editing ? null : field("action", "action_type", actionType),
+    field("name", "name", c.name),
+    editing ? null : field("batch ids (one per line, 1-10)", "batch_ids", c.batchIds),
+    editing ? null : field("openai secret", "openai_secret_id", c.openaiSecret),
+    editing ? null : field("action", "action_type", c.actionType),
     keboolaFields,
     webhookFields,
-    field("poll interval (seconds)", "poll_interval_seconds", interval),
-    field("notify emails", "notify_emails", notifyEmails, "Comma-separated; empty uses the server default."),
-    field("notify webhook URL", "notify_webhook_url", notifyWebhook),
+    field("poll interval (seconds)", "poll_interval_seconds", c.interval),
+    field("notify emails", "notify_emails", c.notifyEmails, "Comma-separated; empty uses the server default."),
+    field("notify webhook URL", "notify_webhook_url", c.notifyWebhook),
     h("div", { class: "form-error", role: "alert" }),
     h(
       "div",
@@ -100,73 +102,90 @@ export async function openJobForm(ctx, { job, onSaved } = {}) {
       h("button", { type: "submit", class: "btn btn-primary" }, editing ? "save changes" : "create job"),
     ),
   );
+}
 
-  function createBody() {
-    const body = {
-      name: name.value,
-      batch_ids: batchIds.value
-        .split(/\r?\n/)
-        .map((line) => line.trim())
-        .filter(Boolean),
-      openai_secret_id: openaiSecret.value ? Number(openaiSecret.value) : null,
-      action_type: actionType.value,
-      poll_interval_seconds: intOrRaw(interval.value),
-      notify_emails: notifyEmails.value,
-      notify_webhook_url: notifyWebhook.value,
-    };
-    if (interval.value.trim() === "") delete body.poll_interval_seconds;
-    if (actionType.value === "keboola") {
-      body.keboola_secret_id = keboolaSecret.value ? Number(keboolaSecret.value) : null;
-      body.keboola_stack_url = stackUrl.value;
-      body.keboola_component_id = componentId.value;
-      body.keboola_configuration_id = configurationId.value;
-    } else {
-      body.action_url = actionUrl.value;
-      if (actionSecret.value) body.action_secret_id = Number(actionSecret.value);
-    }
-    return body;
+/** POST /api/jobs body: the chosen action's fields only; an empty interval takes the default. */
+function createBody(c) {
+  const body = {
+    name: c.name.value,
+    batch_ids: c.batchIds.value
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter(Boolean),
+    openai_secret_id: c.openaiSecret.value ? Number(c.openaiSecret.value) : null,
+    action_type: c.actionType.value,
+    poll_interval_seconds: intOrRaw(c.interval.value),
+    notify_emails: c.notifyEmails.value,
+    notify_webhook_url: c.notifyWebhook.value,
+  };
+  if (c.interval.value.trim() === "") delete body.poll_interval_seconds;
+  if (c.actionType.value === "keboola") {
+    body.keboola_secret_id = c.keboolaSecret.value ? Number(c.keboolaSecret.value) : null;
+    body.keboola_stack_url = c.stackUrl.value;
+    body.keboola_component_id = c.componentId.value;
+    body.keboola_configuration_id = c.configurationId.value;
+  } else {
+    body.action_url = c.actionUrl.value;
+    if (c.actionSecret.value) body.action_secret_id = Number(c.actionSecret.value);
   }
+  return body;
+}
 
-  function updateBody() {
-    const candidates = {
-      name: name.value,
-      poll_interval_seconds: intOrRaw(interval.value),
-      notify_emails: notifyEmails.value,
-      notify_webhook_url: notifyWebhook.value,
-    };
-    if ((job.action_type || "keboola") === "keboola") {
-      Object.assign(candidates, {
-        keboola_stack_url: stackUrl.value,
-        keboola_component_id: componentId.value,
-        keboola_configuration_id: configurationId.value,
-      });
-    } else {
-      candidates.action_url = actionUrl.value;
-    }
-    const body = {};
-    for (const [key, value] of Object.entries(candidates)) {
-      if (String(value) !== String(job[key] ?? "")) body[key] = value;
-    }
-    return body;
+/** PUT /api/jobs/{id} body: only the fields that differ from `job`. */
+function updateBody(c, job) {
+  const candidates = {
+    name: c.name.value,
+    poll_interval_seconds: intOrRaw(c.interval.value),
+    notify_emails: c.notifyEmails.value,
+    notify_webhook_url: c.notifyWebhook.value,
+  };
+  if ((job.action_type || "keboola") === "keboola") {
+    Object.assign(candidates, {
+      keboola_stack_url: c.stackUrl.value,
+      keboola_component_id: c.componentId.value,
+      keboola_configuration_id: c.configurationId.value,
+    });
+  } else {
+    candidates.action_url = c.actionUrl.value;
   }
+  const body = {};
+  for (const [key, value] of Object.entries(candidates)) {
+    if (String(value) !== String(job[key] ?? "")) body[key] = value;
+  }
+  return body;
+}
 
+/** Send the form; resolves to the saved job. An edit without changes sends nothing. */
+async function saveJob(ctx, c, job) {
+  if (job) {
+    const body = updateBody(c, job);
+    const saved = Object.keys(body).length ? await api.updateJob(job.id, body) : job;
+    toast(`Job '${saved.name}' saved.`, "success");
+    ctx.print(`job ${saved.id} updated${Object.keys(body).length ? `: ${Object.keys(body).join(", ")}` : " (no changes)"}`);
+    return saved;
+  }
+  const saved = await api.createJob(createBody(c));
+  toast(`Job '${saved.name}' created with ${saved.batch_count} batch(es).`, "success");
+  ctx.print(`job ${saved.id} '${saved.name}' created (${saved.batch_count} batches)`);
+  return saved;
+}
+
+/**
+ * Open the form. `job` undefined → create (POST /api/jobs); otherwise edit (PUT /api/jobs/{id},
+ * only the fields that changed). `onSaved(job)` runs after success.
+ */
+export async function openJobForm(ctx, { job, onSaved } = {}) {
+  const editing = Boolean(job);
+  const secrets = await loadSecrets(ctx, editing);
+  const controls = jobControls(job, secrets, ctx.config?.poll_interval_seconds?.default ?? 120);
+  const form = jobFormLayout(controls, editing);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFormErrors(form);
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
     try {
-      let saved;
-      if (editing) {
-        const body = updateBody();
-        saved = Object.keys(body).length ? await api.updateJob(job.id, body) : job;
-        toast(`Job '${saved.name}' saved.`, "success");
-        ctx.print(`job ${saved.id} updated${Object.keys(body).length ? `: ${Object.keys(body).join(", ")}` : " (no changes)"}`);
-      } else {
-        saved = await api.createJob(createBody());
-        toast(`Job '${saved.name}' created with ${saved.batch_count} batch(es).`, "success");
-        ctx.print(`job ${saved.id} '${saved.name}' created (${saved.batch_count} batches)`);
-      }
+      const saved = await saveJob(ctx, controls, job);
       closeModal();
       if (onSaved) onSaved(saved);
     } catch (err) {
@@ -175,6 +194,5 @@ export async function openJobForm(ctx, { job, onSaved } = {}) {
       submit.disabled = false;
     }
   });
-
   openModal(editing ? `edit job #${job.id}` : "create job", form);
 }
