@@ -1,9 +1,14 @@
-"""REST endpoints for jobs, logs and the system (contract: API.md). Views stay thin."""
+"""REST endpoints for jobs, logs and the system (contract: API.md). Views stay thin.
+
+Jobs, logs and stats are viewsets, registered on the project's router (`urls.api_resources`);
+health and the OpenAI webhook receiver are single public endpoints, not resources.
+"""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status as http
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -28,6 +33,7 @@ from polling.serializers import (
 from polling.services.health import health_snapshot, uptime_seconds
 from polling.services.webhooks import openai_webhook_receive
 from secrets_vault.api import MessageSerializer
+from teckochecker.api import ApiViewSet
 from teckochecker.errors import ValidationFailed
 
 
@@ -82,7 +88,16 @@ JOB_EXAMPLE = OpenApiExample(
 STATUS_PARAM = OpenApiParameter("status", str, enum=JobStatus.values, description="Only jobs in this status.")
 
 
-class JobListView(APIView):
+JOB_ANSWER = {200: JobSerializer}
+UPDATE_SCHEMA = extend_schema(
+    summary="Change a job (partial)", request=JobUpdateSerializer, responses=JOB_ANSWER
+)
+
+
+# /api/jobs: every answer is a job built from the one job read (`_job`).
+class JobViewSet(ApiViewSet):
+    lookup_url_kwarg = "job_id"
+
     @extend_schema(
         operation_id="api_jobs_list",
         summary="List polling jobs, newest first",
@@ -94,7 +109,7 @@ class JobListView(APIView):
         ],
         responses={200: JobListSerializer},
     )
-    def get(self, request):
+    def list(self, request):
         rows, total = selectors.job_rows(
             status=_choice_param(request, "status", JobStatus.values),
             search=(request.query_params.get("search") or "")[:255] or None,
@@ -109,14 +124,12 @@ class JobListView(APIView):
         responses={201: JobSerializer},
         examples=[JOB_EXAMPLE],
     )
-    def post(self, request):
+    def create(self, request):
         data = JobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.job_create(**data.validated_data)
         return Response(_job(job.pk), status=http.HTTP_201_CREATED)
 
-
-class JobDetailView(APIView):
     @extend_schema(
         summary="One job, optionally with its newest log entries",
         parameters=[
@@ -125,7 +138,7 @@ class JobDetailView(APIView):
         ],
         responses={200: JobWithLogsSerializer},
     )
-    def get(self, request, job_id: int):
+    def retrieve(self, request, job_id: int):
         include_logs = _bool_param(request, "include_logs")
         log_limit = _int_param(request, "log_limit", 50, 1, 500)
         data = _job(job_id)
@@ -134,10 +147,8 @@ class JobDetailView(APIView):
             data["logs"] = LogSerializer(logs, many=True).data
         return Response(data)
 
-    @extend_schema(
-        summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer}
-    )
-    def put(self, request, job_id: int):
+    @UPDATE_SCHEMA
+    def update(self, request, job_id: int):
         job = services.job_get(job_id=job_id)
         if not isinstance(request.data, dict):
             raise ValidationFailed.from_errors({"non_field_errors": ["Expected a JSON object."]})
@@ -146,40 +157,36 @@ class JobDetailView(APIView):
         services.job_update(job=job, **data.validated_data)
         return Response(_job(job.pk))
 
-    patch = extend_schema(
-        summary="Change a job (partial)", request=JobUpdateSerializer, responses={200: JobSerializer}
-    )(put)
+    @UPDATE_SCHEMA
+    def partial_update(self, request, job_id: int):
+        return self.update(request, job_id)  # PUT is partial already (API.md)
 
     @extend_schema(summary="Delete a job with its batches and logs", responses={200: MessageSerializer})
-    def delete(self, request, job_id: int):
+    def destroy(self, request, job_id: int):
         job = services.job_get(job_id=job_id)
         services.job_delete(job=job)
         return Response({"message": f"Job '{job.name}' deleted successfully", "success": True})
 
-
-class JobPauseView(APIView):
-    @extend_schema(summary="Pause an active job", request=None, responses={200: JobSerializer})
-    def post(self, request, job_id: int):
+    @extend_schema(summary="Pause an active job", request=None, responses=JOB_ANSWER)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, job_id: int):
         services.job_pause(job=services.job_get(job_id=job_id))
         return Response(_job(job_id))
 
-
-class JobResumeView(APIView):
-    @extend_schema(
-        summary="Resume a paused job and check it at once", request=None, responses={200: JobSerializer}
-    )
-    def post(self, request, job_id: int):
+    @extend_schema(summary="Resume a paused job and check it at once", request=None, responses=JOB_ANSWER)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, job_id: int):
         services.job_resume(job=services.job_get(job_id=job_id))
         return Response(_job(job_id))
 
-
-class JobLogsView(APIView):
     @extend_schema(
+        operation_id="api_jobs_logs_retrieve",
         summary="A job's log, newest first (paginated)",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses={200: LogPageSerializer},
     )
-    def get(self, request, job_id: int):
+    @action(detail=True, methods=["get"])
+    def logs(self, request, job_id: int):
         job = services.job_get(job_id=job_id)
         logs, total = selectors.job_logs(
             job_id=job.pk,
@@ -191,8 +198,10 @@ class JobLogsView(APIView):
         return Response({"logs": LogWithJobSerializer(logs, many=True).data, "total": total})
 
 
-class LogListView(APIView):
+# /api/logs: events across all jobs.
+class LogViewSet(ApiViewSet):
     @extend_schema(
+        operation_id="api_logs_retrieve",
         summary="Recent events across all jobs, newest first",
         parameters=[
             OpenApiParameter("level", str, enum=LogLevel.values),
@@ -202,7 +211,7 @@ class LogListView(APIView):
         ],
         responses={200: LogPageSerializer},
     )
-    def get(self, request):
+    def list(self, request):
         logs, total = selectors.log_list(
             level=_choice_param(request, "level", LogLevel.values),
             job_id=_int_param(request, "job", None, 1, 2**63 - 1),
@@ -212,11 +221,14 @@ class LogListView(APIView):
         return Response({"logs": LogWithJobSerializer(logs, many=True).data, "total": total})
 
 
-class StatsView(APIView):
+# /api/stats: one object of counts (a resource with only a list route).
+class StatsViewSet(ApiViewSet):
     @extend_schema(
-        summary="Counts per job status (they add up to total_jobs)", responses={200: StatsSerializer}
+        operation_id="api_stats_retrieve",
+        summary="Counts per job status (they add up to total_jobs)",
+        responses={200: StatsSerializer},
     )
-    def get(self, request):
+    def list(self, request):
         return Response({**selectors.job_stats(), "uptime_seconds": uptime_seconds()})
 
 

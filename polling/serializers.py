@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
@@ -160,11 +161,13 @@ class JobWithLogsSerializer(JobSerializer):
     logs = LogSerializer(many=True, required=False)
 
 
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
 class JobListSerializer(serializers.Serializer):
     jobs = JobSerializer(many=True)
     total = serializers.IntegerField()
 
 
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
 class LogPageSerializer(serializers.Serializer):
     logs = LogWithJobSerializer(many=True)
     total = serializers.IntegerField()
@@ -212,6 +215,7 @@ class HealthSerializer(serializers.Serializer):
     scheduler = serializers.DictField(required=False)
 
 
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
 class StatsSerializer(serializers.Serializer):
     total_jobs = serializers.IntegerField()
     active_jobs = serializers.IntegerField()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from secrets_vault import selectors, services
 from secrets_vault.models import SecretType
+from teckochecker.api import ApiViewSet
 
 
 class SecretCreateSerializer(serializers.Serializer):
@@ -31,6 +31,7 @@ class SecretSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
 class SecretListSerializer(serializers.Serializer):
     secrets = SecretSerializer(many=True)
     total = serializers.IntegerField()
@@ -41,13 +42,16 @@ MessageSerializer = inline_serializer(
 )
 
 
-class SecretListView(APIView):
+# /api/admin/secrets: values go in once and never come out.
+class SecretViewSet(ApiViewSet):
+    lookup_url_kwarg = "secret_id"
+
     @extend_schema(
         operation_id="api_admin_secrets_list",
         responses={200: SecretListSerializer},
         summary="List secrets (values never returned)",
     )
-    def get(self, request):
+    def list(self, request):
         secrets = selectors.secret_list()
         return Response({"secrets": SecretSerializer(secrets, many=True).data, "total": len(secrets)})
 
@@ -63,7 +67,7 @@ class SecretListView(APIView):
             )
         ],
     )
-    def post(self, request):
+    def create(self, request):
         data = SecretCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         secret = services.secret_create(**data.validated_data)
@@ -71,15 +75,13 @@ class SecretListView(APIView):
             SecretSerializer(selectors.secret_detail(secret)).data, status=status.HTTP_201_CREATED
         )
 
-
-class SecretDetailView(APIView):
     @extend_schema(responses={200: SecretSerializer}, summary="One secret (never its value)")
-    def get(self, request, secret_id: int):
+    def retrieve(self, request, secret_id: int):
         secret = services.secret_get(secret_id=secret_id)
         return Response(SecretSerializer(selectors.secret_detail(secret)).data)
 
     @extend_schema(responses={200: MessageSerializer}, summary="Delete a secret no active or paused job uses")
-    def delete(self, request, secret_id: int):
+    def destroy(self, request, secret_id: int):
         secret = services.secret_get(secret_id=secret_id)
         services.secret_delete(secret=secret)
         return Response({"message": f"Secret '{secret.name}' deleted successfully", "success": True})

@@ -1,7 +1,4 @@
-from secrets_vault.api import SecretDetailView, SecretListView
-from teckochecker.api import api_path
+from secrets_vault.api import SecretViewSet
 
-urlpatterns = [
-    *api_path("api/admin/secrets", SecretListView.as_view(), "secret-list"),
-    *api_path("api/admin/secrets/<int:secret_id>", SecretDetailView.as_view(), "secret-detail"),
-]
+# Registered on the project's one API router (teckochecker/urls.py): (prefix under /api, viewset, basename).
+api_resources = [("admin/secrets", SecretViewSet, "secret")]

@@ -1,4 +1,4 @@
-"""Project-wide API plumbing: one exception handler, slash-tolerant routes, schema hook."""
+"""Project-wide API plumbing: one exception handler, one router, slash-tolerant routes, schema hooks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import path
-from rest_framework import exceptions, status
+from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from teckochecker.errors import DomainError
@@ -66,6 +67,37 @@ def exception_handler(exc, context):
 def api_path(route: str, view, name: str):
     """The route without a trailing slash, plus the slash form, neither redirecting."""
     return [path(route, view, name=name), path(route + "/", view, name=f"{name}-slash")]
+
+
+# Base of every resource's viewset: ids in URLs are whole numbers (`<int:...>`), so a malformed
+# id is simply an unknown URL (404), as everywhere else in the URL conf. Viewsets say what they
+# are in comments: drf-spectacular would copy a class docstring into every operation.
+class ApiViewSet(viewsets.ViewSet):
+    lookup_value_converter = "int"
+
+
+class ApiRouter(DefaultRouter):
+    """The project's one API router: each app lists its viewsets, `teckochecker/urls.py`
+    registers them all here.
+
+    Every route lives under `/api` and answers with and without a trailing slash (neither
+    redirects, see `api_path`); `/api` itself is DRF's browsable root listing every resource.
+    An app may also build its own `ApiRouter(root=False)` and add its `urls` to its URL conf.
+    """
+
+    include_format_suffixes = False
+
+    def __init__(self, *, base: str = "api", root: bool = True):
+        super().__init__(trailing_slash=False, use_regex_path=False)
+        self.base = base
+        self.include_root_view = root
+
+    def get_urls(self):
+        urls = []
+        for pattern in super().get_urls():
+            route = "/".join(part for part in (self.base, str(pattern.pattern)) if part)
+            urls += api_path(route, pattern.callback, pattern.name)
+        return urls
 
 
 def drop_slash_duplicates(endpoints):

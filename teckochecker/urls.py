@@ -2,14 +2,21 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from teckochecker.api import api_path
+from polling.urls import api_resources as polling_resources
+from secrets_vault.urls import api_resources as secret_resources
+from teckochecker.api import ApiRouter, api_path
+
+# One router for every app's viewsets, so /api (the browsable root) lists every resource.
+router = ApiRouter()
+for prefix, viewset, basename in [*secret_resources, *polling_resources]:
+    router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api_path("api/schema", SpectacularAPIView.as_view(), "schema"),
     *api_path("docs", SpectacularSwaggerView.as_view(url_name="schema"), "docs"),
     *api_path("redoc", SpectacularRedocView.as_view(url_name="schema"), "redoc"),
-    path("", include("secrets_vault.urls")),
+    *router.urls,
     path("", include("polling.urls")),
     path("", include("web.urls")),
 ]

@@ -39,6 +39,9 @@ def _concrete(route: str) -> str:
 
 
 def _methods(pattern: URLPattern) -> set[str]:
+    actions = getattr(pattern.callback, "actions", None)
+    if actions is not None:  # a viewset route: the methods the router bound on it
+        return set(actions) & set(METHODS)
     view = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
     if view is not None:
         return {m for m in METHODS if hasattr(view, m)}
