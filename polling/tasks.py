@@ -7,6 +7,7 @@ from django.db import DatabaseError, close_old_connections
 
 from polling.services import logs_prune
 from polling.services.health import heartbeat_record
+from polling.services.leases import backoff_seconds
 from polling.services.polls import job_poll, jobs_poll
 
 
@@ -73,4 +74,7 @@ def deliver_notification(self, job_id: int, event: str, channel: str) -> None:
                 level=LogLevel.WARNING,
             )
             return
-        raise self.retry(countdown=min(600, 10 * 2**self.request.retries)) from None
+        delay = backoff_seconds(
+            base=10, failures=self.request.retries + 1, cap=600, retry_after=getattr(exc, "retry_after", None)
+        )
+        raise self.retry(countdown=delay) from None

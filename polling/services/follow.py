@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from polling.integrations import keboola as keboola_api
 from polling.models import KEBOOLA_FAILED_STATUSES, ActionType, LogLevel, PollingJob
+from polling.services.leases import backoff_seconds, lease_claim, lease_free, lease_release
 from polling.services.logs import log_event
 from polling.services.notifications import notify
 from secrets_vault.exceptions import SecretUnreadable
@@ -18,6 +19,9 @@ from secrets_vault.services import secret_reveal
 logger = logging.getLogger(__name__)
 
 MAX_FOLLOW_FAILURES = 20
+FOLLOW_BACKOFF_SECONDS = 30  # after the first failed look-up; doubling up to the cap
+FOLLOW_MAX_BACKOFF_SECONDS = 600
+# The follower holds the job's lease this long; a follower that dies lets another take over.
 CLAIM_SECONDS = 120
 
 
@@ -31,7 +35,9 @@ def keboola_follow_due(*, limit: int = 200) -> int:
     """Follow every Keboola job that is due; returns how many were checked."""
     now = timezone.now()
     ids = list(
-        PollingJob.objects.filter(keboola_next_follow_at__lte=now, action_type=ActionType.KEBOOLA)
+        PollingJob.objects.filter(
+            lease_free(now), keboola_next_follow_at__lte=now, action_type=ActionType.KEBOOLA
+        )
         .order_by("keboola_next_follow_at")
         .values_list("id", flat=True)[:limit]
     )
@@ -39,16 +45,15 @@ def keboola_follow_due(*, limit: int = 200) -> int:
 
 
 def keboola_follow(*, job_id: int) -> bool:
+    """Check the job's Keboola job once if it is due and nobody else is; False if not checked."""
     now = timezone.now()
-    job = PollingJob.objects.select_related("keboola_secret").filter(pk=job_id).first()
-    if job is None or job.keboola_next_follow_at is None or job.keboola_next_follow_at > now:
-        return False
-    # Claim: move the due time out first, so two workers never check the same job at once.
-    claimed = PollingJob.objects.filter(pk=job_id, keboola_next_follow_at=job.keboola_next_follow_at).update(
-        keboola_next_follow_at=now + timedelta(seconds=CLAIM_SECONDS)
+    # The job has finished polling, so its lease is free for the follower: two never check at once.
+    lease, claimed = lease_claim(
+        PollingJob.objects.filter(pk=job_id, keboola_next_follow_at__lte=now), seconds=CLAIM_SECONDS, now=now
     )
     if not claimed:
         return False
+    job = PollingJob.objects.select_related("keboola_secret").get(pk=job_id)
     try:
         token = secret_reveal(secret=job.keboola_secret) if job.keboola_secret else ""
         found = keboola_api.get_job(stack_url=job.keboola_stack_url, token=token, job_id=job.keboola_job_id)
@@ -58,9 +63,17 @@ def keboola_follow(*, job_id: int) -> bool:
         give_up = failures >= MAX_FOLLOW_FAILURES or isinstance(
             exc, keboola_api.KeboolaRejected | SecretUnreadable
         )
-        PollingJob.objects.filter(pk=job_id).update(
+        delay = backoff_seconds(
+            base=FOLLOW_BACKOFF_SECONDS,
+            failures=failures,
+            cap=FOLLOW_MAX_BACKOFF_SECONDS,
+            retry_after=getattr(exc, "retry_after", None),
+        )
+        lease_release(
+            job,
+            token=lease,
             keboola_follow_failures=F("keboola_follow_failures") + 1,
-            keboola_next_follow_at=None if give_up else now + timedelta(seconds=min(600, 15 * 2**failures)),
+            keboola_next_follow_at=None if give_up else now + timedelta(seconds=delay),
         )
         if give_up:
             log_event(
@@ -83,7 +96,7 @@ def keboola_follow(*, job_id: int) -> bool:
             fields["keboola_job_url"] = found.url
     else:
         fields["keboola_next_follow_at"] = now + timedelta(seconds=_next_delay(job))
-    PollingJob.objects.filter(pk=job_id).update(**fields)
+    lease_release(job, token=lease, **fields)
     if found.is_finished:
         failed = found.status in KEBOOLA_FAILED_STATUSES
         duration = f" in {found.duration_seconds:.0f}s" if found.duration_seconds is not None else ""

@@ -12,6 +12,7 @@ from django.utils import timezone
 from polling import validation as v
 from polling.models import ActionType, JobBatch, JobStatus, LogLevel, PollingJob, TriggerState
 from polling.services.exceptions import JobNotFound, JobStateConflict
+from polling.services.leases import RELEASED
 from polling.services.logs import log_event
 from polling.services.notifications import notify
 from polling.services.schedules import enqueue_poll
@@ -238,8 +239,7 @@ def job_fail(*, job_id: int, reason: str) -> bool:
             last_error=reason,
             completed_at=now,
             next_check_at=None,
-            lease_token="",
-            lease_expires_at=None,
+            **RELEASED,
             updated_at=now,
         )
         if updated:

@@ -1,8 +1,8 @@
 """One check of one polling job: claim it, read its batches from OpenAI, maybe trigger Keboola.
 
 Concurrency rules (see docs in README "How polling works"):
-- A worker first takes a lease on the job with a conditional UPDATE; a second worker (or a
-  duplicate message) finds the lease taken and does nothing. A dead worker's lease expires.
+- A worker first takes a lease on the job (leases.py: a conditional UPDATE); a second worker
+  (or a duplicate message) finds the lease taken and does nothing. A dead worker's lease expires.
 - The dispatcher (schedules.py) hands due jobs over under a dispatch lease; only the message
   carrying that token, or a forced check, may turn it into a poll lease.
 - A check that is not due yet (a duplicate message, backoff in force) does nothing unless
@@ -16,8 +16,6 @@ is used: beat imports this module through the tasks but never polls.
 from __future__ import annotations
 
 import logging
-import random
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +33,14 @@ from polling.models import (
 )
 from polling.services.bulk import update_rows
 from polling.services.jobs import job_fail
+from polling.services.leases import (
+    backoff_seconds,
+    due,
+    is_due,
+    lease_claim,
+    lease_release,
+    lease_release_each,
+)
 from polling.services.logs import log_event, log_events
 from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.trigger import TriggerOutcome, action_run
@@ -52,34 +58,14 @@ class PollResult:
     detail: str = ""
 
 
-def backoff_seconds(*, interval: int, failures: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with ±20% jitter, at least Retry-After, at most the configured cap."""
-    base = interval * (2 ** max(0, failures - 1))
-    delay = min(settings.POLL_MAX_BACKOFF_SECONDS, base) * random.uniform(0.8, 1.2)
-    if retry_after:
-        delay = max(delay, retry_after)
-    return delay
-
-
-def _claim(job: PollingJob, *, now, force: bool) -> str | None:
-    token = uuid.uuid4().hex
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    if force:  # a forced check does not wait for a dispatched message still in the queue
-        free |= Q(lease_token__startswith=DISPATCH_PREFIX)
-    claimed = PollingJob.objects.filter(free, pk=job.pk, status=JobStatus.ACTIVE).update(
-        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS)
+def _claim(rows, *, now, take_over: Q | None = None) -> tuple[str, int]:
+    """Claim the active jobs among `rows` for one check (POLL_LEASE_SECONDS)."""
+    return lease_claim(
+        rows.filter(status=JobStatus.ACTIVE),
+        seconds=settings.POLL_LEASE_SECONDS,
+        now=now,
+        take_over=take_over,
     )
-    return token if claimed == 1 else None
-
-
-def _is_due(job: PollingJob, *, now) -> bool:
-    return job.next_check_at is None or job.next_check_at <= now
-
-
-def _release(job_id: int, token: str, **fields) -> bool:
-    fields.setdefault("lease_token", "")
-    fields.setdefault("lease_expires_at", None)
-    return PollingJob.objects.filter(pk=job_id, lease_token=token).update(**fields) == 1
 
 
 def job_poll(*, job_id: int, force: bool = False) -> PollResult:
@@ -91,10 +77,12 @@ def job_poll(*, job_id: int, force: bool = False) -> PollResult:
         return PollResult("skipped", "no such job")
     if job.status != JobStatus.ACTIVE:
         return PollResult("skipped", f"job is {job.status}")
-    if not force and not _is_due(job, now=now):
+    if not force and not is_due(job.next_check_at, now):
         return PollResult("skipped", "not due")
-    token = _claim(job, now=now, force=force)
-    if token is None:
+    # A forced check does not wait for a dispatched message still in the queue.
+    take_over = Q(lease_token__startswith=DISPATCH_PREFIX) if force else None
+    token, claimed = _claim(PollingJob.objects.filter(pk=job.pk), now=now, take_over=take_over)
+    if not claimed:
         return PollResult("skipped", "another worker holds the job")
     return _check_claimed([job], token=token, now=now)[job_id]
 
@@ -108,16 +96,11 @@ def jobs_poll(*, job_ids: list[int], dispatch_token: str) -> dict[int, PollResul
     but the time of the check changed are released together (one pipelined UPDATE).
     """
     now = timezone.now()
-    token = uuid.uuid4().hex
     results = {
         job_id: PollResult("skipped", "not due, not active or held by another worker") for job_id in job_ids
     }
-    claimable = (
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_token=dispatch_token)
-    ) & (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-    claimed = PollingJob.objects.filter(claimable, pk__in=job_ids, status=JobStatus.ACTIVE).update(
-        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.POLL_LEASE_SECONDS)
-    )
+    due_jobs = PollingJob.objects.filter(due("next_check_at", now), pk__in=job_ids)
+    token, claimed = _claim(due_jobs, now=now, take_over=Q(lease_token=dispatch_token))
     if claimed:
         jobs = list(PollingJob.objects.filter(pk__in=job_ids, lease_token=token).order_by("pk"))
         results.update(_check_claimed(jobs, token=token, now=now))
@@ -141,8 +124,12 @@ def _check_claimed(jobs: list[PollingJob], *, token: str, now) -> dict[int, Poll
 
 def _unexpected_error(job: PollingJob, *, token: str, now) -> PollResult:
     failures = job.consecutive_failures + 1
-    delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
-    if _release(job.pk, token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay)):
+    delay = backoff_seconds(
+        base=job.poll_interval_seconds, failures=failures, cap=settings.POLL_MAX_BACKOFF_SECONDS
+    )
+    if lease_release(
+        job, token=token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay)
+    ):
         log_event(
             job_id=job.pk,
             status="error",
@@ -160,9 +147,8 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
     # Jobs whose action is half done, or whose batches are all terminal: straight to the trigger.
     to_read: list[PollingJob] = []
     for job in jobs:
-        batches = batches_of[job.pk]
-        if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or all(
-            b.status in TERMINAL_BATCH_STATUSES for b in batches
+        if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or _all_terminal(
+            batches_of[job.pk]
         ):
             results[job.pk] = _finish_with_trigger(job, token=token, now=now)
         else:
@@ -171,32 +157,8 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
         return
 
     keys = _api_keys(to_read, results)
-    reads = [
-        (keys[job.pk], b.batch_id)
-        for job in to_read
-        if job.pk in keys
-        for b in batches_of[job.pk]
-        if b.status not in TERMINAL_BATCH_STATUSES
-    ]
-    from polling.integrations import openai as openai_api
-
-    answers = openai_api.retrieve_many(reads)
-
-    changed: list[JobBatch] = []
-    errors_of: dict[int, list] = {}
-    for job in to_read:
-        if job.pk not in keys:
-            continue
-        for batch in batches_of[job.pk]:
-            if batch.status in TERMINAL_BATCH_STATUSES:
-                continue
-            answer = answers[(keys[job.pk], batch.batch_id)]
-            if isinstance(answer, openai_api.BatchInfo):
-                if _apply_batch_info(batch, answer):
-                    changed.append(batch)
-            else:
-                errors_of.setdefault(job.pk, []).append((batch, answer))
-    _store_batches(changed)
+    answers = batches_read(jobs=[job for job in to_read if job.pk in keys], keys=keys, batches_of=batches_of)
+    errors_of = batches_apply(answers=answers)
 
     checked: dict[int, datetime] = {}
     for job in to_read:
@@ -205,25 +167,69 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
         batches = batches_of[job.pk]
         if job.pk in errors_of:
             results[job.pk] = _handle_openai_errors(job, errors_of[job.pk], token=token, now=now)
-        elif all(b.status in TERMINAL_BATCH_STATUSES for b in batches):
+        elif _all_terminal(batches):
             results[job.pk] = _finish_with_trigger(job, token=token, now=now)
         else:
             checked[job.pk] = next_due(job, now=now)
             done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
-    # One round trip for every job where only the schedule moves (still only if ours).
-    update_rows(
+    checked_release(checked=checked, token=token, now=now)
+
+
+def _all_terminal(batches: list[JobBatch]) -> bool:
+    return all(b.status in TERMINAL_BATCH_STATUSES for b in batches)
+
+
+def batches_read(
+    *, jobs: list[PollingJob], keys: dict[int, str], batches_of: dict[int, list[JobBatch]]
+) -> dict[int, list[tuple[JobBatch, object]]]:
+    """Ask OpenAI about every unfinished batch of `jobs` at once (each with its job's key in
+    `keys`). Returns, per job, each such batch with its answer: a `BatchInfo` or the
+    `OpenAIError` its read raised. Changes nothing."""
+    from polling.integrations import openai as openai_api
+
+    unfinished = {
+        job.pk: [b for b in batches_of[job.pk] if b.status not in TERMINAL_BATCH_STATUSES] for job in jobs
+    }
+    answers = openai_api.retrieve_many(
+        [(keys[job_id], b.batch_id) for job_id, batches in unfinished.items() for b in batches]
+    )
+    return {
+        job_id: [(b, answers[(keys[job_id], b.batch_id)]) for b in batches]
+        for job_id, batches in unfinished.items()
+    }
+
+
+def batches_apply(*, answers: dict[int, list[tuple[JobBatch, object]]]) -> dict[int, list]:
+    """Record what `batches_read` found: update the batches in memory, store those that changed
+    (one statement) and log their status changes. Returns, per job with any, its failed reads
+    as (batch, error) pairs."""
+    from polling.integrations import openai as openai_api
+
+    changed: list[JobBatch] = []
+    errors_of: dict[int, list] = {}
+    for job_id, pairs in answers.items():
+        for batch, answer in pairs:
+            if isinstance(answer, openai_api.BatchInfo):
+                if _apply_batch_info(batch, answer):
+                    changed.append(batch)
+            else:
+                errors_of.setdefault(job_id, []).append((batch, answer))
+    _store_batches(changed)
+    return errors_of
+
+
+def checked_release(*, checked: dict[int, datetime], token: str, now: datetime) -> None:
+    """Release the jobs held under `token` whose check found nothing to act on: each is due
+    again at its time in `checked` and its failure streak ends. One round trip for all of them;
+    a job whose lease lapsed meanwhile is left to its new holder."""
+    lease_release_each(
         PollingJob,
-        set_fields=(
-            "lease_token",
-            "lease_expires_at",
-            "last_check_at",
-            "next_check_at",
-            "consecutive_failures",
-            "last_error",
-        ),
-        where_fields=("id", "lease_token"),
-        rows=[("", None, now, due, 0, "", pk, token) for pk, due in checked.items()],
+        token=token,
+        changes={
+            pk: {"last_check_at": now, "next_check_at": due_at, "consecutive_failures": 0, "last_error": ""}
+            for pk, due_at in checked.items()
+        },
     )
 
 
@@ -312,10 +318,15 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
         job_fail(job_id=job.pk, reason=f"{reason} Gave up after {failures} consecutive failed checks.")
         return PollResult("failed", reason)
     retry_after = max((getattr(e, "retry_after", None) or 0 for _, e in errors), default=0) or None
-    delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures, retry_after=retry_after)
-    _release(
-        job.pk,
-        token,
+    delay = backoff_seconds(
+        base=job.poll_interval_seconds,
+        failures=failures,
+        cap=settings.POLL_MAX_BACKOFF_SECONDS,
+        retry_after=retry_after,
+    )
+    lease_release(
+        job,
+        token=token,
         last_check_at=now,
         next_check_at=timezone.now() + timedelta(seconds=delay),  # from the answer, not the claim
         consecutive_failures=failures,

@@ -20,15 +20,21 @@ finished. At 10,000 jobs beat would spend its time reloading; see docs/BENCHMARK
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from polling.models import JobStatus, PollingJob
+from polling.services.leases import (
+    RELEASED,
+    lease_claim,
+    lease_free,
+    lease_held,
+    lease_release,
+    lease_token_new,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +42,6 @@ logger = logging.getLogger(__name__)
 DISPATCH_PREFIX = "d:"
 DISPATCH_CHUNK = 10  # jobs per poll_jobs task: fewer messages, still spread over the threads
 DISPATCH_LIMIT = 5000  # jobs per dispatcher run; the rest wait for the next second
-
-
-def _lease_free(now) -> Q:
-    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
 def schedules_sync_all() -> dict[str, int]:
@@ -57,7 +59,7 @@ def schedules_sync_all() -> dict[str, int]:
         released = (
             PollingJob.objects.exclude(status=JobStatus.ACTIVE)
             .filter(lease_token__startswith=DISPATCH_PREFIX)
-            .update(lease_token="", lease_expires_at=None)
+            .update(**RELEASED)
         )
     return {"jobs": jobs, "changed": repaired + released}
 
@@ -69,7 +71,7 @@ def schedules_overdue(*, grace_seconds: float = 60) -> int:
         PollingJob.objects.filter(
             status=JobStatus.ACTIVE, next_check_at__lt=now - timedelta(seconds=grace_seconds)
         )
-        .filter(_lease_free(now))
+        .filter(lease_free(now))
         .count()
     )
 
@@ -79,21 +81,23 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
     now = timezone.now()
     # Backpressure: jobs already dispatched and still waiting for a worker take up room.
     queued = PollingJob.objects.filter(
-        status=JobStatus.ACTIVE, lease_token__startswith=DISPATCH_PREFIX, lease_expires_at__gte=now
+        lease_held(now), status=JobStatus.ACTIVE, lease_token__startswith=DISPATCH_PREFIX
     ).count()
     room = min(limit, settings.DISPATCH_MAX_QUEUED - queued)
     if room <= 0:
         return 0
-    due = Q(status=JobStatus.ACTIVE, next_check_at__lte=now) & _lease_free(now)
+    due_jobs = PollingJob.objects.filter(status=JobStatus.ACTIVE, next_check_at__lte=now)
     candidates = list(
-        PollingJob.objects.filter(due).order_by("next_check_at").values_list("pk", flat=True)[:room]
+        due_jobs.filter(lease_free(now)).order_by("next_check_at").values_list("pk", flat=True)[:room]
     )
     if not candidates:
         return 0
-    token = f"{DISPATCH_PREFIX}{uuid.uuid4().hex[:30]}"
-    # The same conditions again inside the UPDATE: a forced check may have run since the SELECT.
-    PollingJob.objects.filter(due, pk__in=candidates).update(
-        lease_token=token, lease_expires_at=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
+    # The same conditions again inside the claim: a forced check may have run since the SELECT.
+    token, _ = lease_claim(
+        due_jobs.filter(pk__in=candidates),
+        seconds=settings.DISPATCH_LEASE_SECONDS,
+        now=now,
+        token=lease_token_new(prefix=DISPATCH_PREFIX),
     )
     claimed = list(
         PollingJob.objects.filter(pk__in=candidates, lease_token=token)
@@ -108,9 +112,7 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
             poll_jobs.apply_async(args=[ids, token])
         except Exception as exc:  # broker down: give the jobs back for the next run
             logger.warning("could not send %d due job(s) to the workers: %s", len(ids), exc)
-            PollingJob.objects.filter(pk__in=claimed[start:], lease_token=token).update(
-                lease_token="", lease_expires_at=None
-            )
+            lease_release(PollingJob.objects.filter(pk__in=claimed[start:]), token=token)
             return start
     return len(claimed)
 

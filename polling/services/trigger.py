@@ -35,6 +35,7 @@ from polling.actions import (
 )
 from polling.models import FAILED_BATCH_STATUSES, ActionType, JobStatus, LogLevel, PollingJob, TriggerState
 from polling.services.jobs import job_fail
+from polling.services.leases import RELEASED, backoff_seconds, lease_release
 from polling.services.logs import log_event
 from polling.services.notifications import notify
 from secrets_vault.exceptions import SecretUnreadable
@@ -62,15 +63,6 @@ def trigger_metadata(job: PollingJob) -> TriggerMetadata:
     return TriggerMetadata(
         completed=[b.batch_id for b in batches if b.status == "completed"],
         failed=[b.batch_id for b in batches if b.status in FAILED_BATCH_STATUSES],
-    )
-
-
-def _release(job_id: int, token: str, **fields) -> bool:
-    return (
-        PollingJob.objects.filter(pk=job_id, lease_token=token).update(
-            lease_token="", lease_expires_at=None, updated_at=timezone.now(), **fields
-        )
-        == 1
     )
 
 
@@ -143,7 +135,13 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
         if not isinstance(exc, ActionOutcomeUnknown):
             logger.exception("unexpected error while triggering job %s", job_id)
         wait = reconcile_grace_seconds()
-        _release(job_id, lease_token, next_check_at=now + timedelta(seconds=wait), last_error=message)
+        lease_release(
+            job,
+            token=lease_token,
+            next_check_at=now + timedelta(seconds=wait),
+            last_error=message,
+            updated_at=timezone.now(),
+        )
         log_event(
             job_id=job_id,
             status="trigger_unknown",
@@ -159,7 +157,7 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
     started = job.trigger_started_at or now
     ready_at = started + timedelta(seconds=reconcile_grace_seconds())
     if now < ready_at:
-        _release(job.pk, lease_token, next_check_at=ready_at)
+        lease_release(job, token=lease_token, next_check_at=ready_at, updated_at=timezone.now())
         return TriggerOutcome("unknown", "waiting before looking the job up")
     try:
         found = action.find(job, meta, secret=secret, since=started)
@@ -173,11 +171,15 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
                 f"Could not confirm whether the downstream job was created ({exc.message}); "
                 "check it before running it by hand.",
             )
-        from polling.services.polls import backoff_seconds
-
-        delay = backoff_seconds(interval=job.poll_interval_seconds, failures=failures)
-        _release(
-            job.pk, lease_token, consecutive_failures=failures, next_check_at=now + timedelta(seconds=delay)
+        delay = backoff_seconds(
+            base=job.poll_interval_seconds, failures=failures, cap=settings.POLL_MAX_BACKOFF_SECONDS
+        )
+        lease_release(
+            job,
+            token=lease_token,
+            consecutive_failures=failures,
+            next_check_at=now + timedelta(seconds=delay),
+            updated_at=timezone.now(),
         )
         log_event(
             job_id=job.pk,
@@ -206,13 +208,22 @@ def _schedule_retry(job, lease_token, attempt, message, retry_after, now) -> Tri
     if attempt >= settings.TRIGGER_MAX_ATTEMPTS:
         PollingJob.objects.filter(pk=job.pk, lease_token=lease_token).update(trigger_state=TriggerState.RETRY)
         return _give_up(job, f"The {job.action_type} action failed after {attempt} attempts: {message}")
-    from polling.services.polls import backoff_seconds
-
-    delay = backoff_seconds(interval=job.poll_interval_seconds, failures=attempt, retry_after=retry_after)
+    delay = backoff_seconds(
+        base=job.poll_interval_seconds,
+        failures=attempt,
+        cap=settings.POLL_MAX_BACKOFF_SECONDS,
+        retry_after=retry_after,
+    )
     PollingJob.objects.filter(pk=job.pk, lease_token=lease_token, trigger_state=TriggerState.SENDING).update(
         trigger_state=TriggerState.RETRY
     )
-    _release(job.pk, lease_token, next_check_at=now + timedelta(seconds=delay), last_error=message)
+    lease_release(
+        job,
+        token=lease_token,
+        next_check_at=now + timedelta(seconds=delay),
+        last_error=message,
+        updated_at=timezone.now(),
+    )
     log_event(
         job_id=job.pk,
         status="trigger_retry",
@@ -250,8 +261,7 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
             completed_at=now,
             last_check_at=now,
             next_check_at=None,
-            lease_token="",
-            lease_expires_at=None,
+            **RELEASED,
             consecutive_failures=0,
             last_error="",
             updated_at=now,
