@@ -6,16 +6,12 @@ polling; a delivery that fails for good is logged on the job.
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 
 from polling.integrations import webhooks
 from polling.models import PollingJob
-
-logger = logging.getLogger(__name__)
+from teckochecker.tasks_out import task_send_on_commit
 
 EVENTS = {
     "finished": "finished",
@@ -50,16 +46,8 @@ def notify(*, job_id: int, event: str) -> None:
     if job is None:
         return
     for channel in channels_for(job):
-
-        def _send(channel=channel) -> None:
-            from polling.tasks import deliver_notification
-
-            try:
-                deliver_notification.delay(job_id, event, channel)
-            except Exception as exc:  # broker down: logged, never blocks polling
-                logger.warning("could not queue a %s notification for job %s: %s", channel, job_id, exc)
-
-        transaction.on_commit(_send)
+        # A broker that is down is logged and never blocks polling.
+        task_send_on_commit("polling.tasks.deliver_notification", args=[job_id, event, channel])
 
 
 def notification_message(job: PollingJob, event: str) -> dict:

@@ -19,7 +19,6 @@ finished. At 10,000 jobs beat would spend its time reloading; see docs/BENCHMARK
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,8 +34,7 @@ from polling.services.leases import (
     lease_release,
     lease_token_new,
 )
-
-logger = logging.getLogger(__name__)
+from teckochecker.tasks_out import task_send, task_send_on_commit
 
 # Dispatch lease tokens start with this; poll lease tokens are uuid4 hex, which never contains ":".
 DISPATCH_PREFIX = "d:"
@@ -104,28 +102,15 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
         .order_by("next_check_at")
         .values_list("pk", flat=True)
     )
-    from polling.tasks import poll_jobs
-
     for start in range(0, len(claimed), chunk):
-        ids = claimed[start : start + chunk]
-        try:
-            poll_jobs.apply_async(args=[ids, token])
-        except Exception as exc:  # broker down: give the jobs back for the next run
-            logger.warning("could not send %d due job(s) to the workers: %s", len(ids), exc)
+        if not task_send("polling.tasks.poll_jobs", args=[claimed[start : start + chunk], token]):
+            # The broker is down: give the unsent jobs back for the next run.
             lease_release(PollingJob.objects.filter(pk__in=claimed[start:]), token=token)
             return start
     return len(claimed)
 
 
 def enqueue_poll(*, job_id: int, force: bool = False) -> None:
-    """Ask a worker to check the job right after the current transaction commits."""
-
-    def _send() -> None:
-        from polling.tasks import poll_job
-
-        try:
-            poll_job.apply_async(args=[job_id], kwargs={"force": force})
-        except Exception as exc:  # broker down: the dispatcher still checks the job when due
-            logger.warning("could not enqueue a check of job %s: %s", job_id, exc)
-
-    transaction.on_commit(_send)
+    """Ask a worker to check the job right after the current transaction commits. If the broker
+    is down, the dispatcher still checks the job when it is due."""
+    task_send_on_commit("polling.tasks.poll_job", args=[job_id], kwargs={"force": force})

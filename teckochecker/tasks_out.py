@@ -1,0 +1,46 @@
+"""How services hand work to Celery: by task name, so a service never imports a tasks module.
+
+Tasks import services (they are thin wrappers around them); services only name the task they
+want run. The task is looked up in the app's registry, which loads every app's `tasks` module
+on first use, so the options a task declares (acks_late, retries) apply as if it were imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def task_send(
+    name: str, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, queue: str = ""
+) -> bool:
+    """Send task `name` now (to `queue`, else the default queue). False, with a warning in the
+    log, when the broker cannot take it: callers decide what waiting for the next try means."""
+    from teckochecker.celery import app
+
+    task = app.tasks[name]
+    options = {"queue": queue} if queue else {}
+    try:
+        task.apply_async(args=list(args), kwargs=dict(kwargs or {}), **options)
+    except Exception as exc:  # the broker is down or restarting
+        # Arguments stay out of the log: a caller may pass anything, the task name says enough.
+        logger.warning("could not send task %s: %s", name, exc)
+        return False
+    return True
+
+
+def task_send_on_commit(
+    name: str, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, queue: str = ""
+) -> None:
+    """Send task `name` once the current transaction commits (never, if it rolls back), so the
+    worker finds the rows the task is about. A broker that is down is logged, never raised."""
+
+    def _send() -> None:
+        task_send(name, args=args, kwargs=kwargs, queue=queue)
+
+    transaction.on_commit(_send)
