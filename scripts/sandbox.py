@@ -1,0 +1,833 @@
+"""Run one user script as an unprivileged, isolated process, and tell how it ended.
+
+A run executes code typed into a web page on the machine that holds everyone's API keys, so by
+default every run goes through bubblewrap (`bwrap`). What the script sees:
+
+- `/usr`, `/etc` and the `/bin`, `/lib*` links of the system, read-only (Python needs the C
+  library, certificates, time zones, DNS configuration; none of it is a service secret: the
+  secrets live in the service's environment, `.env` and the database);
+- its interpreter's installation, read-only, at its real path (a virtual environment links to
+  it), and its own environment read-only at `/env`;
+- its script at `/sandbox/script.py` (read-only) and its private working directory at
+  `/workdir` (read-write, the current directory), a fresh `/tmp` (tmpfs, capped at the memory
+  limit, because tmpfs pages do not count against the address-space limit), fresh `/proc` of its
+  own PID namespace (only its own processes), a minimal `/dev`;
+- a cleared environment: PATH, HOME=/tmp, LANG, TMPDIR, PWD, and what the caller puts in
+  `RunSpec.env` (the script's declared variables and the run facts). Variable values reach bwrap
+  through a file descriptor, never its command line, so the host's `ps` does not show them.
+
+It never sees the project directory, `.env`, DATA_DIR (the database file, other scripts'
+folders), `/root`, `/home`, `/opt`, `/var`, `/run` or the service's processes: they are simply not
+mounted. Network: its own empty network namespace (loopback only) unless `RunSpec.network`;
+then it shares the host's network, including services listening on the host's loopback (so
+keep PostgreSQL/Redis password-protected on a machine whose scripts may use the network).
+
+Who it runs as: never the service's user with its privileges.
+- Service is root (this machine, CI): bwrap runs privileged with only CAP_SETUID/CAP_SETGID kept,
+  so it can bind paths an unprivileged user cannot reach (/root/.pyenv is 0700 here); a tiny
+  bootstrap (`python -I -S`) then drops to `nobody` (65534), clears supplementary groups, sets
+  the rlimits, enters /workdir and starts the script. Capabilities are gone after the drop and
+  no_new_privs is set, so nothing regains them. The working directory is handed to `nobody`
+  (lchown, never following a link) before the run.
+- Service is an ordinary user (uid 10001 in Docker): bwrap creates a user namespace (needs
+  unprivileged user namespaces; in Docker the default seccomp profile forbids them - see
+  `sandbox_problem()`), maps the service uid to 65534 inside, drops all capabilities and forbids
+  further user namespaces.
+
+Limits (rlimits, set by the bootstrap inside the sandbox): address space (memory), CPU seconds
+(SIGXCPU at the limit, SIGKILL a second later), file size, core dumps off, and number of
+processes - counted in the sandbox's own user namespace when there is one, else for the uid
+`nobody` as a whole. A wall-clock timeout and a cancel kill the process group of bwrap; bwrap is
+PID 1 of the sandbox's PID namespace, and when it dies the kernel kills every process in it, so
+nothing a script leaves behind survives its run (`--die-with-parent` covers the service dying).
+When the script's main process ends, the rest of its processes end too.
+
+Peak memory and CPU seconds: the bootstrap starts the script as its child and reports the
+child's `wait4` rusage on a pipe (a child of the service itself would count the service's memory
+as its peak): peak is the largest resident set of the script or any process it waited for, CPU
+is their user+system time. A run stopped by its timeout or a cancel has neither (None).
+
+How a run ended (`RunResult.state`, `message`): the bootstrap's exact wait status tells an exit
+code from a signal. SIGXCPU is the CPU limit; a MemoryError (or a crash near the limit) the
+memory limit; a fork/thread failure with EAGAIN the process limit; EFBIG the file-size limit:
+all "killed". Another signal is "killed" too (or "cancelled" when should_cancel says so). Exit
+code 0 is "succeeded", anything else "failed". `exit_code` is shell-style (128+N for signal N).
+
+SCRIPTS_SANDBOX=off (a trusted single-user machine only): no bwrap, so the script sees the
+whole filesystem as its user can; still a cleared environment, the same rlimits and timeout,
+and when the service is root the script runs as `nobody` (so its interpreter and environment
+must be readable by `nobody`). Processes that leave the process group (setsid) can outlive the
+run there.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+SANDBOX_UID = 65534  # nobody
+SANDBOX_GID = 65534  # nogroup
+BWRAP_PATHS = ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap")
+ENV_MOUNT = "/env"
+WORKDIR_MOUNT = "/workdir"
+SCRIPT_MOUNT = "/sandbox/script.py"
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs of the sandbox's own
+SYSTEM_DIRS = ("/usr", "/etc")
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+MARKER = "teckochecker-run"  # in every run's command line: cancel_process_group checks it
+READ_CHUNK = 65536
+TAIL_MAX_BYTES = 64 * 1024
+EXIT_DRAIN_SECONDS = 2.0
+STATES = ("succeeded", "failed", "timed_out", "killed", "cancelled")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Runs first inside the sandbox with `python -I -S` (no site, no user paths, so nothing the
+# script's environment installed runs before the limits are in place). Python 3.8 syntax.
+# It becomes `nobody` when started as root, sets the rlimits, and starts the script as its
+# child: a process forked from this small one has a true peak-memory figure (a child of the
+# service would count the service's own memory), and its wait status tells a signal from an
+# exit code. It reports "status maxrss_kb cpu_seconds" on the report fd and exits like the script.
+_BOOTSTRAP = """\
+import os, resource, signal, sys
+a = sys.argv
+nproc, mem, cpu, fsize, uid, report = (int(v) for v in a[1:7])
+if os.getuid() == 0:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+if os.getuid() == 0 or os.geteuid() == 0:
+    sys.exit("refusing to run a script as root")
+for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+    if fd > 2 and fd != report:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+R = resource
+R.setrlimit(R.RLIMIT_CORE, (0, 0))
+R.setrlimit(R.RLIMIT_NPROC, (nproc, nproc))
+R.setrlimit(R.RLIMIT_AS, (mem, mem))
+R.setrlimit(R.RLIMIT_CPU, (cpu, cpu + 1))
+R.setrlimit(R.RLIMIT_FSIZE, (fsize, fsize))
+os.umask(0o077)
+os.chdir(a[7])
+os.environ["PWD"] = a[7]
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+    os.close(report)
+    os.execv(a[8], a[8:])
+while True:
+    try:
+        _, status, use = os.wait4(pid, 0)
+        break
+    except InterruptedError:
+        pass
+os.write(report, ("%d %d %.3f\\n" % (status, use.ru_maxrss, use.ru_utime + use.ru_stime)).encode())
+if os.WIFSIGNALED(status):
+    os._exit(128 + os.WTERMSIG(status))
+os._exit(os.WEXITSTATUS(status))
+"""
+
+
+@dataclass
+class RunSpec:
+    code: str
+    env_dir: Path | None  # the script's virtual environment; None runs the bare interpreter
+    python_path: str  # the base interpreter (PythonInfo.path); its installation is mounted
+    workdir: Path  # private, persistent working directory of the script
+    env: dict[str, str]  # declared variables (secrets resolved) + run facts
+    network: bool
+    timeout_seconds: float
+    memory_mb: int
+    cpu_seconds: int
+    output_max_bytes: int
+    max_processes: int = 128  # threads count as processes for the kernel
+    file_size_mb: int = 1024
+
+
+@dataclass
+class RunResult:
+    state: str  # one of STATES
+    exit_code: int | None  # shell style: 128+N when ended by signal N; None when never started
+    message: str
+    output: str
+    output_truncated: bool
+    peak_memory_kb: int | None
+    cpu_seconds: float | None
+    started_at: datetime
+    finished_at: datetime
+    facts: dict[str, object] = field(default_factory=dict)  # timings for the benchmark
+
+
+# --- Is the sandbox usable? -----------------------------------------------------------------
+
+_problem_lock = threading.Lock()
+_problem_cache: tuple[float, str | None] | None = None
+PROBLEM_RECHECK_SECONDS = 60.0
+
+INSTALL_HINT = (
+    "Install it (Debian/Ubuntu: apt-get install bubblewrap), or set SCRIPTS_SANDBOX=off on a "
+    "trusted single-user machine only."
+)
+
+
+def _sandbox_enabled() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "SCRIPTS_SANDBOX", True))
+
+
+def bwrap_path() -> str | None:
+    for path in BWRAP_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("bwrap")
+
+
+def _probe() -> str | None:
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return f"Script runs are refused: bubblewrap (bwrap) is not installed. {INSTALL_HINT}"
+    args = [*_namespace_args(network=False), *_system_args(), "--", "/bin/true"]
+    try:
+        proc = subprocess.run(
+            [bwrap, *args], capture_output=True, text=True, errors="replace", timeout=20, env=_bwrap_env()
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"Script runs are refused: bubblewrap does not start ({exc}). {INSTALL_HINT}"
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        return (
+            f"Script runs are refused: bubblewrap cannot make a sandbox here ({reason}). In a container, "
+            "allow user namespaces (e.g. a seccomp profile that permits them), or set SCRIPTS_SANDBOX=off "
+            "on a trusted single-user machine only."
+        )
+    return None
+
+
+def sandbox_problem(*, refresh: bool = False) -> str | None:
+    """None when runs can go through bubblewrap (or SCRIPTS_SANDBOX is off); else a sentence
+    saying what is wrong and how to fix it. Probes bwrap for real, cached for a minute."""
+    global _problem_cache
+    if not _sandbox_enabled():
+        return None
+    with _problem_lock:
+        now = time.monotonic()
+        if refresh or _problem_cache is None or now - _problem_cache[0] > PROBLEM_RECHECK_SECONDS:
+            _problem_cache = (now, _probe())
+        return _problem_cache[1]
+
+
+# --- Building the command -------------------------------------------------------------------
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _bwrap_env() -> dict[str, str]:
+    # bwrap (the sandbox's PID 1) keeps the environment it was started with; never the service's.
+    return {"PATH": "/usr/bin:/bin"}
+
+
+def _namespace_args(*, network: bool) -> list[str]:
+    args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+    if not network:
+        args.append("--unshare-net")
+    args += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if _is_root():
+        # Privileged bwrap (no user namespace): the bootstrap needs these two to become nobody.
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--disable-userns"]
+    return args
+
+
+def _system_args() -> list[str]:
+    args: list[str] = []
+    for path in SYSTEM_DIRS:
+        args += ["--ro-bind", path, path]
+    for path in SYSTEM_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    args += ["--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    return args
+
+
+def _covered_by_system(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in (*SYSTEM_DIRS, *SYSTEM_LINKS))
+
+
+def _dirs_for(dest: str) -> list[str]:
+    """`--dir` for each missing parent of a mount point, world-traversable (bwrap would make
+    them 0700 when privileged, which nobody cannot enter)."""
+    args: list[str] = []
+    parts = Path(dest).parent.parts[1:]
+    for i in range(len(parts)):
+        args += ["--perms", "0755", "--dir", "/" + "/".join(parts[: i + 1])]
+    return args
+
+
+def _interpreter_prefix(python: str) -> str:
+    """The installation directory of an interpreter: /root/.pyenv/versions/3.12.1 for its
+    bin/python3.12."""
+    return str(Path(os.path.realpath(python)).parent.parent)
+
+
+def _validate(spec: RunSpec) -> None:
+    for name, value in spec.env.items():
+        if not _ENV_NAME.fullmatch(name) or "\0" in value:
+            raise ValueError(f"invalid environment variable {name!r}")
+    for what in (
+        "timeout_seconds",
+        "memory_mb",
+        "cpu_seconds",
+        "output_max_bytes",
+        "max_processes",
+        "file_size_mb",
+    ):
+        if not getattr(spec, what) > 0:
+            raise ValueError(f"{what} must be positive")
+
+
+def _script_env(spec: RunSpec, *, home: str, path: str) -> dict[str, str]:
+    env = {"PATH": path, "HOME": home, "LANG": "C.UTF-8", "TMPDIR": SANDBOX_TMP}
+    env.update(spec.env)
+    return env
+
+
+def _bootstrap_args(
+    spec: RunSpec, launch: _Launch, *, workdir: str, interpreter: str, script: str
+) -> list[str]:
+    limits = [
+        spec.max_processes,
+        spec.memory_mb * 1024 * 1024,
+        spec.cpu_seconds,
+        spec.file_size_mb * 1024 * 1024,
+        SANDBOX_UID,
+        launch.report_w,
+    ]
+    return [
+        interpreter,
+        "-I",
+        "-S",
+        "-c",
+        _BOOTSTRAP,
+        *[str(v) for v in limits],
+        workdir,
+        interpreter,
+        "-u",
+        script,
+    ]
+
+
+def _prepare_workdir(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not _is_root():
+        return
+    st = os.lstat(workdir)
+    if st.st_uid == SANDBOX_UID and st.st_gid == SANDBOX_GID:
+        return
+    # lchown: a script may have left symlinks to files it must not get.
+    os.lchown(workdir, SANDBOX_UID, SANDBOX_GID)
+    for root, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID)
+
+
+class _Launch:
+    """The argv, file descriptors and temporary files of one run, closed by `close()`."""
+
+    def __init__(self) -> None:
+        self.argv: list[str] = []
+        self.executable: str | None = None
+        self.pass_fds: list[int] = []
+        self.files: list[object] = []
+        self.tmpdir: str | None = None
+        self.cwd: str = "/"
+        self.env: dict[str, str] = {}
+        self.report_r, self.report_w = os.pipe()
+        self.pass_fds.append(self.report_w)
+
+    def data_fd(self, data: bytes) -> int:
+        f = tempfile.TemporaryFile()
+        f.write(data)
+        f.flush()
+        f.seek(0)
+        self.files.append(f)
+        self.pass_fds.append(f.fileno())
+        return f.fileno()
+
+    def spawned(self) -> None:
+        """After the spawn: only the child may hold the report's write end (its EOF matters)."""
+        for f in self.files:
+            f.close()
+        self.files = []
+        if self.report_w >= 0:
+            os.close(self.report_w)
+            self.report_w = -1
+
+    def report(self) -> tuple[int, int, float] | None:
+        """(wait status, peak KB, CPU seconds) of the script from the bootstrap, if it told."""
+        os.set_blocking(self.report_r, False)
+        try:
+            data = os.read(self.report_r, 256)
+            status, peak, cpu = data.split()
+            return int(status), int(peak), float(cpu)
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        self.spawned()
+        os.close(self.report_r)
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _launch_sandboxed(spec: RunSpec, bwrap: str) -> _Launch:
+    launch = _Launch()
+    prefix = _interpreter_prefix(spec.python_path)
+    args = [*_namespace_args(network=spec.network), *_system_args()]
+    args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
+    if not _covered_by_system(prefix):
+        args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
+    if spec.env_dir is not None:
+        env_prefix = _interpreter_prefix(str(Path(spec.env_dir) / "bin" / "python"))
+        if env_prefix != prefix and not _covered_by_system(env_prefix):
+            args += [*_dirs_for(env_prefix), "--ro-bind", env_prefix, env_prefix]
+        args += ["--ro-bind", str(spec.env_dir), ENV_MOUNT]
+        interpreter = f"{ENV_MOUNT}/bin/python"
+        path = f"{ENV_MOUNT}/bin:/usr/local/bin:/usr/bin:/bin"
+    else:
+        interpreter = os.path.realpath(spec.python_path)
+        path = "/usr/local/bin:/usr/bin:/bin"
+    args += ["--bind", str(spec.workdir), WORKDIR_MOUNT]
+    code_fd = launch.data_fd(spec.code.encode("utf-8", "surrogateescape"))
+    args += [*_dirs_for(SCRIPT_MOUNT), "--perms", "0444", "--ro-bind-data", str(code_fd), SCRIPT_MOUNT]
+    args.append("--clearenv")
+    for name, value in _script_env(spec, home=SANDBOX_TMP, path=path).items():
+        args += ["--setenv", name, value]
+    # Options through a file, not argv: the host's `ps` shows argv, and values may be secrets.
+    # (bwrap reads only options from the file; the command follows on argv.)
+    args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
+    command = _bootstrap_args(
+        spec, launch, workdir=WORKDIR_MOUNT, interpreter=interpreter, script=SCRIPT_MOUNT
+    )
+    # argv[0] names the process for `ps` and for cancel_process_group's check.
+    launch.executable = bwrap
+    launch.argv = [f"{MARKER}-bwrap", "--args", str(args_fd), "--", *command]
+    launch.env = _bwrap_env()
+    return launch
+
+
+def _launch_unsandboxed(spec: RunSpec) -> _Launch:
+    launch = _Launch()
+    launch.tmpdir = tempfile.mkdtemp(prefix=f"{MARKER}-")
+    script = os.path.join(launch.tmpdir, "script.py")
+    with open(script, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(spec.code)
+    os.chmod(launch.tmpdir, 0o755)  # noqa: S103 - nobody runs the script
+    os.chmod(script, 0o444)
+    if spec.env_dir is not None:
+        interpreter = str(Path(spec.env_dir) / "bin" / "python")
+        path = f"{Path(spec.env_dir) / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+    else:
+        interpreter = spec.python_path
+        path = "/usr/local/bin:/usr/bin:/bin"
+    launch.argv = _bootstrap_args(
+        spec, launch, workdir=str(spec.workdir), interpreter=interpreter, script=script
+    )
+    launch.env = _script_env(spec, home=str(spec.workdir), path=path)
+    launch.cwd = str(spec.workdir)
+    return launch
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+class _Output:
+    """Keeps the head of the output and its last TAIL_MAX_BYTES, up to `cap` bytes in all, and
+    counts what falls between them: 100 MB of output costs reading it, not keeping it."""
+
+    def __init__(self, cap: int, on_output: Callable[[str], None] | None):
+        self.cap = cap
+        self.tail_max = min(TAIL_MAX_BYTES, cap // 4)
+        self.head_max = cap - self.tail_max
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+        self.total = 0
+        self.on_output = on_output
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.first_at: float | None = None
+
+    def add(self, data: bytes) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        self.total += len(data)
+        room = self.head_max - len(self.head)
+        if room > 0:
+            kept = data[:room]
+            self.head += kept
+            data = data[room:]
+            if self.on_output is not None:
+                text = self.decoder.decode(kept)
+                if text:
+                    self.on_output(text)
+        if data:
+            self.tail += data
+            excess = len(self.tail) - self.tail_max
+            if excess > 0:
+                self.dropped += excess
+                del self.tail[:excess]
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
+
+    def mark(self) -> str:
+        return (
+            f"\n\n[output truncated: {self.dropped:,} bytes in the middle were not kept; "
+            f"a run keeps {self.cap:,} bytes]\n\n"
+        )
+
+    def finish(self) -> str:
+        """The kept output as text; tells on_output the rest (the mark and the tail)."""
+        rest = self.decoder.decode(b"", final=True)
+        if self.truncated:
+            rest += self.mark() + self.tail.decode("utf-8", "replace")
+        else:
+            rest += self.tail.decode("utf-8", "replace")
+        if rest and self.on_output is not None:
+            self.on_output(rest)
+        head = self.head.decode("utf-8", "replace")
+        if self.truncated:
+            return head + self.mark() + self.tail.decode("utf-8", "replace")
+        return head + self.tail.decode("utf-8", "replace")
+
+    def tail_text(self, size: int = 4096) -> str:
+        whole = bytes(self.head[-size:] if not self.tail else (self.head + self.tail)[-size:])
+        return whole.decode("utf-8", "replace")
+
+
+# --- Running --------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _is_our_group(pid: int) -> bool:
+    """Whether `pid` leads a process group and is a run of ours (guards against a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    fields = stat.rsplit(b")", 1)[-1].split()
+    return len(fields) > 2 and int(fields[2]) == pid and MARKER.encode() in cmdline
+
+
+def cancel_process_group(pid: int) -> bool:
+    """Kill the run whose process-group leader is `pid` (from RunResult's on_start), with every
+    process in it; safe to call from another process. False when no run of ours has that pid."""
+    if not isinstance(pid, int) or pid <= 1 or not _is_our_group(pid):
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _classify(
+    spec: RunSpec,
+    *,
+    stopped: str | None,
+    status: int,
+    exact: bool,
+    sandboxed: bool,
+    output: _Output,
+    peak_kb: int,
+    cpu: float,
+    cancelled_after: Callable[[], bool],
+) -> tuple[str, int | None, str]:
+    """(state, exit code, message) of a finished run."""
+    if os.WIFSIGNALED(status):
+        sig: int | None = os.WTERMSIG(status)
+        code = 128 + sig
+    else:
+        code = os.WEXITSTATUS(status)
+        # Without the bootstrap's report, bwrap's exit code 128+N stands for signal N.
+        sig = code - 128 if not exact and sandboxed and 128 < code < 128 + 65 else None
+    if stopped == "timed_out":
+        return "timed_out", code, f"Timed out after {spec.timeout_seconds:g} s; the run was stopped."
+    if stopped == "cancelled":
+        return "cancelled", code, "Cancelled; the run was stopped."
+    tail = output.tail_text()
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= spec.cpu_seconds):
+        return "killed", code, f"Killed: CPU time limit of {spec.cpu_seconds} s reached."
+    if code != 0 and (
+        re.search(r"^MemoryError", tail, re.MULTILINE)
+        or "Cannot allocate memory" in tail
+        or (
+            sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGKILL) and peak_kb >= spec.memory_mb * 1024 * 0.8
+        )
+    ):
+        return "killed", code, f"Killed: memory limit of {spec.memory_mb} MB reached."
+    if code != 0 and (
+        ("BlockingIOError: [Errno 11]" in tail and re.search(r"fork|spawn|Popen", tail))
+        or "can't start new thread" in tail
+    ):
+        return "killed", code, f"Killed: process limit of {spec.max_processes} processes reached."
+    if code != 0 and "[Errno 27] File too large" in tail:
+        return "killed", code, f"Killed: file size limit of {spec.file_size_mb} MB reached."
+    if code == 1 and sandboxed and output.head.startswith(b"bwrap: "):
+        line = output.head.split(b"\n", 1)[0].decode("utf-8", "replace")
+        return "failed", None, f"The sandbox could not start: {line}"
+    if sig is not None:
+        if cancelled_after():
+            return "cancelled", code, "Cancelled; the run was stopped."
+        return "killed", code, f"Killed by {_signal_name(sig)}."
+    if code == 0:
+        return "succeeded", 0, "Exited with code 0."
+    return "failed", code, f"Exited with code {code}."
+
+
+def _not_started(spec: RunSpec, message: str, started_at: datetime) -> RunResult:
+    return RunResult(
+        state="failed",
+        exit_code=None,
+        message=message,
+        output="",
+        output_truncated=False,
+        peak_memory_kb=None,
+        cpu_seconds=None,
+        started_at=started_at,
+        finished_at=_now(),
+    )
+
+
+def run(
+    spec: RunSpec,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_output: Callable[[str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    poll_seconds: float = 0.2,
+    sandbox: bool | None = None,
+) -> RunResult:
+    """Run `spec.code` and return how it ended; never raises for anything the script does.
+
+    `sandbox` None follows SCRIPTS_SANDBOX. When the sandbox is on but unusable the run is
+    refused: a "failed" result with `sandbox_problem()`'s message and nothing started.
+    on_start(pid) gets the process-group leader's pid (for cancel_process_group), on_output the
+    kept output as it comes, should_cancel() is asked every `poll_seconds`.
+    Raises ValueError for a malformed spec (names, limits): a caller's bug, not the script's.
+    """
+    _validate(spec)
+    started_at = _now()
+    sandboxed = _sandbox_enabled() if sandbox is None else sandbox
+    if sandboxed:
+        problem = _probe_cached_for_run()
+        if problem:
+            return _not_started(spec, problem, started_at)
+    try:
+        _prepare_workdir(Path(spec.workdir))
+        launch = _launch_sandboxed(spec, bwrap_path() or "bwrap") if sandboxed else _launch_unsandboxed(spec)
+    except OSError as exc:
+        return _not_started(spec, f"The run could not be prepared: {exc.strerror or exc}.", started_at)
+    drop = (
+        {} if sandboxed or not _is_root() else {"user": SANDBOX_UID, "group": SANDBOX_GID, "extra_groups": []}
+    )
+    spawn_at = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            launch.argv,
+            executable=launch.executable,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=launch.pass_fds,
+            env=launch.env,
+            cwd=launch.cwd,
+            start_new_session=True,
+            **drop,
+        )
+    except OSError as exc:
+        launch.close()
+        who = " as the unprivileged user nobody" if drop else ""
+        return _not_started(spec, f"The interpreter could not start{who}: {exc.strerror or exc}.", started_at)
+    launch.spawned()
+    try:
+        return _supervise(
+            spec,
+            proc,
+            launch,
+            sandboxed=sandboxed,
+            started_at=started_at,
+            spawn_at=spawn_at,
+            on_start=on_start,
+            on_output=on_output,
+            should_cancel=should_cancel,
+            poll_seconds=poll_seconds,
+        )
+    finally:
+        if proc.returncode is None:  # only when supervising itself failed (a callback raised)
+            _kill_group(proc.pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
+            proc.returncode = -signal.SIGKILL
+        proc.stdout.close()
+        launch.close()
+
+
+def _probe_cached_for_run() -> str | None:
+    global _problem_cache
+    with _problem_lock:
+        now = time.monotonic()
+        if _problem_cache is None or now - _problem_cache[0] > PROBLEM_RECHECK_SECONDS:
+            _problem_cache = (now, _probe())
+        return _problem_cache[1]
+
+
+def _supervise(
+    spec: RunSpec,
+    proc: subprocess.Popen,
+    launch: _Launch,
+    *,
+    sandboxed: bool,
+    started_at: datetime,
+    spawn_at: float,
+    on_start: Callable[[int], None] | None,
+    on_output: Callable[[str], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    poll_seconds: float,
+) -> RunResult:
+    pid = proc.pid
+    if on_start is not None:
+        on_start(pid)
+    output = _Output(spec.output_max_bytes, on_output)
+    out_fd = proc.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    pidfd = os.pidfd_open(pid)
+    selector = selectors.DefaultSelector()
+    selector.register(out_fd, selectors.EVENT_READ, "out")
+    selector.register(pidfd, selectors.EVENT_READ, "exit")
+    deadline = spawn_at + spec.timeout_seconds
+    next_cancel_check = time.monotonic()
+    stopped: str | None = None
+    exited_at: float | None = None
+    eof = False
+    try:
+        while not (eof and exited_at is not None):
+            now = time.monotonic()
+            if exited_at is None and stopped is None:
+                if now >= deadline:
+                    stopped = "timed_out"
+                    _kill_group(pid)
+                elif should_cancel is not None and now >= next_cancel_check:
+                    next_cancel_check = now + poll_seconds
+                    if should_cancel():
+                        stopped = "cancelled"
+                        _kill_group(pid)
+            if exited_at is not None and now - exited_at > EXIT_DRAIN_SECONDS:
+                break  # something outside our reach still holds the pipe (SCRIPTS_SANDBOX=off)
+            wait = poll_seconds if exited_at is None else EXIT_DRAIN_SECONDS
+            if exited_at is None and stopped is None:
+                wait = max(0.0, min(wait, deadline - now))
+            for key, _ in selector.select(wait):
+                if key.data == "out":
+                    try:
+                        data = os.read(out_fd, READ_CHUNK)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        output.add(data)
+                    else:
+                        eof = True
+                        selector.unregister(out_fd)
+                elif exited_at is None:
+                    # The main process ended (still a zombie, so its pid cannot be reused yet):
+                    # end whatever it left behind in its group before reaping it.
+                    exited_at = time.monotonic()
+                    selector.unregister(pidfd)
+                    _kill_group(pid)
+        _, status, usage = os.wait4(pid, 0)
+    finally:
+        selector.close()
+        os.close(pidfd)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    finished_mono = time.monotonic()
+    report = launch.report()
+    if report is not None:
+        status, peak_kb, cpu = report
+    else:  # killed before the script ended (timeout, cancel) or the sandbox failed to start
+        peak_kb, cpu = None, None
+    text = output.finish()
+
+    def cancelled_after() -> bool:
+        return bool(should_cancel and should_cancel())
+
+    state, code, message = _classify(
+        spec,
+        stopped=stopped,
+        status=status,
+        exact=report is not None,
+        sandboxed=sandboxed,
+        output=output,
+        peak_kb=peak_kb or 0,
+        cpu=cpu or 0.0,
+        cancelled_after=cancelled_after,
+    )
+    return RunResult(
+        state=state,
+        exit_code=code,
+        message=message,
+        output=text,
+        output_truncated=output.truncated,
+        peak_memory_kb=peak_kb,
+        cpu_seconds=None if cpu is None else round(cpu, 3),
+        started_at=started_at,
+        finished_at=_now(),
+        facts={
+            "spawn_to_first_output": None if output.first_at is None else output.first_at - spawn_at,
+            "exit_to_result": None if exited_at is None else time.monotonic() - exited_at,
+            "exit_to_reaped": None if exited_at is None else finished_mono - exited_at,
+            "output_bytes": output.total,
+        },
+    )
