@@ -27,6 +27,7 @@ DEMO_FLAG = "TECKOCHECKER_DEMO_CHILD"
 
 class Command(TeckoCommand):
     help = "Run a self-contained demo against local fake OpenAI and Keboola servers."
+    stop_requested = False  # set by SIGINT/SIGTERM once the service runs (stop_on_signals)
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, default=8000, help="Web server port (default 8000).")
@@ -82,29 +83,73 @@ class Command(TeckoCommand):
         os.execve(sys.executable, argv, env)  # noqa: S606 (our own interpreter and manage.py)
 
     def _run(self, options) -> None:
+        password = self.prepare_database()
+        fake = self.start_fakes(port=options["fake_port"], finish_within=options["finish_within"])
+        try:
+            job = self.create_demo_job(fake)
+            out = self.stdout.write
+            out("TeckoChecker demo")
+            out(f"  fake OpenAI + Keboola : {fake.url}")
+            out(
+                f"  web page              : http://127.0.0.1:{options['port']}/web   (user demo / {password})"
+            )
+            out(f"  demo job              : #{job.pk} watching 3 batches, checked every 5 s")
+            service = self.start_service(port=options["port"], quiet=options["exit_when_done"])
+            self.stop_on_signals()
+            try:
+                code = self.watch(
+                    job.pk,
+                    fake,
+                    service,
+                    timeout=options["timeout"],
+                    exit_when_done=options["exit_when_done"],
+                )
+            finally:
+                self.stop_service(service)
+        finally:
+            fake.stop()
+        if code:
+            raise SystemExit(code)
+
+    # The steps of the demo, each callable on its own (polling/tests/test_demo.py).
+
+    def stop_on_signals(self) -> None:
+        """From now on SIGINT/SIGTERM end the watch, so the service is always stopped cleanly."""
+
+        def request_stop(*_) -> None:
+            self.stop_requested = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+    def prepare_database(self) -> str:
+        """Migrate the demo database and create the `demo` superuser; returns its password."""
         from django.contrib.auth import get_user_model
 
-        from polling.fakes.server import FakeServer
-        from polling.models import JobStatus, PollingJob
-        from polling.services import job_create
-        from secrets_vault.services import secret_create
-
-        out = self.stdout.write
         call_command("migrate", interactive=False, verbosity=0)
         password = secrets.token_urlsafe(12)
         get_user_model().objects.create_superuser("demo", "demo@example.invalid", password)
+        return password
+
+    def start_fakes(self, *, port: int, finish_within: float):
+        """Start the fake OpenAI + Keboola servers with three batches that finish within
+        `finish_within` seconds (two complete, one fails) and a Keboola job that succeeds."""
+        from polling.fakes.server import FakeServer
 
         try:
-            fake = FakeServer(port=options["fake_port"]).start()
+            fake = FakeServer(port=port).start()
         except OSError as exc:
-            raise CommandError(
-                f"Cannot start the fake servers on port {options['fake_port']}: {exc}"
-            ) from None
-        span = options["finish_within"]
-        fake.add_batch("batch_demo_alpha", finish_after=span * 0.45, outcome="completed", total=120)
-        fake.add_batch("batch_demo_beta", finish_after=span * 0.75, outcome="completed", total=80)
-        fake.add_batch("batch_demo_gamma", finish_after=span, outcome="failed", total=60)
+            raise CommandError(f"Cannot start the fake servers on port {port}: {exc}") from None
+        fake.add_batch("batch_demo_alpha", finish_after=finish_within * 0.45, outcome="completed", total=120)
+        fake.add_batch("batch_demo_beta", finish_after=finish_within * 0.75, outcome="completed", total=80)
+        fake.add_batch("batch_demo_gamma", finish_after=finish_within, outcome="failed", total=60)
         fake.configure_keboola(start_after=2, finish_after=6, outcome="success")
+        return fake
+
+    def create_demo_job(self, fake):
+        """Two secrets and a job watching the fake's three batches, checked every 5 s."""
+        from polling.services import job_create
+        from secrets_vault.services import secret_create
 
         openai_secret = secret_create(
             name="demo-openai", type="openai", value="sk-demo-" + secrets.token_hex(16)
@@ -112,7 +157,7 @@ class Command(TeckoCommand):
         keboola_secret = secret_create(
             name="demo-keboola", type="keboola", value="kbc-demo-" + secrets.token_hex(16)
         )
-        job = job_create(
+        return job_create(
             name="Demo: three batches",
             batch_ids=["batch_demo_alpha", "batch_demo_beta", "batch_demo_gamma"],
             openai_secret_id=openai_secret.pk,
@@ -123,60 +168,64 @@ class Command(TeckoCommand):
             poll_interval_seconds=5,
         )
 
-        out("TeckoChecker demo")
-        out(f"  fake OpenAI + Keboola : {fake.url}")
-        out(f"  web page              : http://127.0.0.1:{options['port']}/web   (user demo / {password})")
-        out(f"  demo job              : #{job.pk} watching 3 batches, checked every 5 s")
-        service = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(settings.BASE_DIR) / "manage.py"),
-                "start",
-                "--port",
-                str(options["port"]),
-            ],
+    def start_service(self, *, port: int, quiet: bool) -> subprocess.Popen:
+        """`manage.py start` (web, worker, beat) in a child process; `quiet` drops its output."""
+        return subprocess.Popen(
+            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "start", "--port", str(port)],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL if options["exit_when_done"] else None,
-            stderr=subprocess.STDOUT if options["exit_when_done"] else None,
+            stdout=subprocess.DEVNULL if quiet else None,
+            stderr=subprocess.STDOUT if quiet else None,
         )
-        stop = []
-        signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-        deadline = time.monotonic() + options["timeout"]
-        last_line, code = "", 1
-        try:
-            while not stop and time.monotonic() < deadline and service.poll() is None:
-                job = PollingJob.objects.prefetch_related("batches").get(pk=job.pk)
-                line = "  " + "  ".join(
-                    f"{b.batch_id.removeprefix('batch_demo_')}: {b.status} {b.request_completed}/{b.request_total}"
-                    for b in job.batches.all()
-                )
-                if line != last_line:
-                    out(f"[{time.strftime('%H:%M:%S')}] {line}")
-                    last_line = line
-                if job.status != JobStatus.ACTIVE:
-                    self._report(job, fake)
-                    code = 0 if job.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_FAILURES) else 1
-                    if options["exit_when_done"]:
-                        break
-                    out("The service keeps running: explore the web page, then press Ctrl-C.")
-                    while not stop and service.poll() is None:
+
+    def watch(self, job_id: int, fake, service, *, timeout: float, exit_when_done: bool) -> int:
+        """Narrate the job's batches until it leaves `active`, then report; returns the exit code.
+
+        Ends early once `stop_requested` (SIGINT/SIGTERM, see `stop_on_signals`) or when the
+        service dies. Unless `exit_when_done`, it then waits (the service keeps running) until
+        one of those.
+        """
+        from polling.models import JobStatus
+
+        deadline = time.monotonic() + timeout
+        last_line = ""
+        while not self.stop_requested and time.monotonic() < deadline and service.poll() is None:
+            job, last_line = self.show_progress(job_id, last_line)
+            if job.status != JobStatus.ACTIVE:
+                self._report(job, fake)
+                done = job.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_FAILURES)
+                if not exit_when_done:
+                    self.stdout.write("The service keeps running: explore the web page, then press Ctrl-C.")
+                    while not self.stop_requested and service.poll() is None:
                         time.sleep(0.5)
-                    break
-                time.sleep(1)
-            else:
-                if time.monotonic() >= deadline:
-                    self.stderr.write("✗ The demo job did not finish in time.")
-        finally:
-            if service.poll() is None:
-                service.send_signal(signal.SIGTERM)
-                try:
-                    service.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    service.kill()
-            fake.stop()
-        if code:
-            raise SystemExit(code)
+                return 0 if done else 1
+            time.sleep(1)
+        if time.monotonic() >= deadline:
+            self.stderr.write("✗ The demo job did not finish in time.")
+        return 1
+
+    def show_progress(self, job_id: int, last_line: str):
+        """Read the job with its batches; write a progress line if it differs from `last_line`.
+        Returns (job, the current line)."""
+        from polling.models import PollingJob
+
+        job = PollingJob.objects.prefetch_related("batches").get(pk=job_id)
+        line = "  " + "  ".join(
+            f"{b.batch_id.removeprefix('batch_demo_')}: {b.status} {b.request_completed}/{b.request_total}"
+            for b in job.batches.all()
+        )
+        if line != last_line:
+            self.stdout.write(f"[{time.strftime('%H:%M:%S')}] {line}")
+        return job, line
+
+    @staticmethod
+    def stop_service(service: subprocess.Popen) -> None:
+        """SIGTERM (a clean stop of web, worker and beat), SIGKILL after 30 s."""
+        if service.poll() is None:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
 
     def _report(self, job, fake) -> None:
         out = self.stdout.write
