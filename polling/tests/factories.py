@@ -33,3 +33,26 @@ class PollingLogFactory(factory.django.DjangoModelFactory):
     job = factory.SubFactory(PollingJobFactory)
     status = "info"
     message = factory.Sequence(lambda n: f"event {n}")
+
+
+def make_job(fake, batch_ids, **kwargs) -> PollingJob:
+    """A Keboola job watching `batch_ids` whose stack is the fake server, checked every 60 s."""
+    fields = {
+        "keboola_stack_url": fake.stack_url,
+        "keboola_component_id": "kds-team.app-custom-python",
+        "keboola_configuration_id": "123456",
+        "poll_interval_seconds": 60,
+        **kwargs,
+    }
+    return PollingJobFactory(batch_ids=batch_ids, **fields)
+
+
+def triggered_job(fake, **kwargs) -> PollingJob:
+    """A job whose one batch completed and whose Keboola job the check just created."""
+    from polling.services.polls import job_poll
+
+    fake.add_batch("batch_f", outcome="completed")
+    job = PollingJobFactory(batch_ids=["batch_f"], keboola_stack_url=fake.stack_url, **kwargs)
+    assert job_poll(job_id=job.pk).outcome == "triggered"
+    job.refresh_from_db()
+    return job

@@ -1,78 +1,16 @@
 """Checks of one job (`job_poll`) and of a dispatched chunk of jobs (`jobs_poll`), against the
 fake OpenAI and Keboola servers over real HTTP."""
 
-import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from polling.models import JobStatus, PollingJob, PollingLog, TriggerState
+from polling.models import JobStatus, PollingJob, PollingLog
 from polling.services.polls import job_poll, jobs_poll
-from polling.tests.factories import PollingJobFactory
+from polling.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake(fake_openai_settings, settings):
-    settings.POLL_FAILURE_LIMIT = 3
-    return fake_openai_settings
-
-
-def make_job(fake, batch_ids, **kwargs):
-    fields = {
-        "keboola_stack_url": fake.stack_url,
-        "keboola_component_id": "kds-team.app-custom-python",
-        "keboola_configuration_id": "123456",
-        "poll_interval_seconds": 60,
-        **kwargs,
-    }
-    return PollingJobFactory(batch_ids=batch_ids, **fields)
-
-
-def test_all_terminal_triggers_keboola_once_with_the_exact_payload(fake):
-    fake.add_batch("batch_a", outcome="completed")
-    fake.add_batch("batch_b", outcome="completed")
-    fake.add_batch("batch_c", outcome="failed")
-    job = make_job(fake, ["batch_a", "batch_b", "batch_c"])
-
-    result = job_poll(job_id=job.pk)
-
-    assert result.outcome == "triggered"
-    job.refresh_from_db()
-    assert job.status == JobStatus.COMPLETED_WITH_FAILURES
-    assert job.trigger_state == TriggerState.DONE and job.completed_at is not None
-    created = fake.keboola_jobs()
-    assert len(created) == 1 and job.keboola_job_id == created[0]["id"]
-    assert job.keboola_job_url == created[0]["url"]
-    body = fake.requests("keboola.create")[0]["body"]
-    assert body == {
-        "mode": "run",
-        "component": "kds-team.app-custom-python",
-        "config": "123456",
-        "variableValuesData": {
-            "values": [
-                {"name": "batch_ids_completed", "value": '["batch_a", "batch_b"]'},
-                {"name": "batch_ids_failed", "value": '["batch_c"]'},
-                {"name": "batch_count_total", "value": "3"},
-                {"name": "batch_count_completed", "value": "2"},
-                {"name": "batch_count_failed", "value": "1"},
-            ]
-        },
-    }
-    # Further polls (beat still firing, a duplicate message) do nothing.
-    assert job_poll(job_id=job.pk, force=True).outcome == "skipped"
-    assert len(fake.keboola_jobs()) == 1
-
-
-def test_all_completed_is_completed(fake):
-    fake.add_batch("batch_ok", outcome="completed")
-    job = make_job(fake, ["batch_ok"])
-    job_poll(job_id=job.pk)
-    job.refresh_from_db()
-    assert job.status == JobStatus.COMPLETED and not job.last_error
 
 
 def test_running_batches_are_stored_and_logged_only_on_change(fake):
@@ -181,103 +119,6 @@ def test_bad_key_or_unknown_batch_fails_after_the_limit(fake, kind, words):
     assert PollingLog.objects.filter(job=job, status="failed", level="error").exists()
 
 
-def test_keboola_rate_limit_retries_and_creates_exactly_one_job(fake):
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    fake.fail("keboola.create", "429", times=1, retry_after=5)
-
-    assert job_poll(job_id=job.pk).outcome == "retry"
-    job.refresh_from_db()
-    assert job.status == JobStatus.ACTIVE and job.trigger_state == TriggerState.RETRY
-    assert fake.keboola_jobs() == []
-
-    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
-    assert len(fake.keboola_jobs()) == 1
-    # The retry did not ask OpenAI again: the batches were already final.
-    assert fake.openai_requests_per_batch()["batch_x"] == 1
-
-
-def test_keboola_timeout_after_create_is_reconciled_not_repeated(fake, settings):
-    settings.KEBOOLA_TIMEOUT_SECONDS = 0.5
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    fake.fail("keboola.create", "timeout_after_create", times=1, delay=3)
-
-    assert job_poll(job_id=job.pk).outcome == "unknown"
-    job.refresh_from_db()
-    assert job.trigger_state == TriggerState.SENDING and job.status == JobStatus.ACTIVE
-    assert len(fake.keboola_jobs()) == 1  # Keboola did create it
-
-    # Within the grace period nothing is sent or searched.
-    assert job_poll(job_id=job.pk, force=True).outcome == "unknown"
-    assert len(fake.requests("keboola.search")) == 0
-
-    PollingJob.objects.filter(pk=job.pk).update(trigger_started_at=timezone.now() - timedelta(minutes=5))
-    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
-    job.refresh_from_db()
-    assert job.status == JobStatus.COMPLETED
-    assert len(fake.keboola_jobs()) == 1 and job.keboola_job_id == fake.keboola_jobs()[0]["id"]
-    assert len(fake.requests("keboola.create")) == 1
-
-
-def test_keboola_500_that_created_nothing_is_sent_again_after_lookup(fake):
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    fake.fail("keboola.create", "500", times=1)
-    assert job_poll(job_id=job.pk).outcome == "unknown"
-    PollingJob.objects.filter(pk=job.pk).update(trigger_started_at=timezone.now() - timedelta(minutes=5))
-
-    assert job_poll(job_id=job.pk, force=True).outcome == "triggered"
-    assert len(fake.requests("keboola.search")) == 1
-    assert len(fake.keboola_jobs()) == 1
-
-
-def test_worker_killed_mid_trigger_is_resolved_by_the_next_poll(fake):
-    """The Keboola job exists, but the worker died before recording it."""
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    from polling.actions import get_action
-    from polling.services.trigger import trigger_metadata
-
-    job.batches.update(status="completed")
-    # The worker's request, sent as the worker sends it; then the worker dies.
-    get_action(job.action_type).send(job, trigger_metadata(job), secret=job.keboola_secret.value)
-    assert len(fake.keboola_jobs()) == 1
-    PollingJob.objects.filter(pk=job.pk).update(
-        trigger_state=TriggerState.SENDING,
-        trigger_attempts=1,
-        trigger_started_at=timezone.now() - timedelta(minutes=5),
-        lease_token="dead-worker",
-        lease_expires_at=timezone.now() - timedelta(seconds=1),
-    )
-    assert job_poll(job_id=job.pk).outcome == "triggered"
-    assert len(fake.keboola_jobs()) == 1
-    job.refresh_from_db()
-    assert job.status == JobStatus.COMPLETED
-
-
-def test_keboola_rejection_fails_the_job_with_the_reason(fake):
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    fake.reject_keboola_token(job.keboola_secret.value)
-    assert job_poll(job_id=job.pk).outcome == "failed"
-    job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and job.trigger_state == TriggerState.FAILED
-    assert "401" in job.last_error
-
-
-def test_keboola_down_exhausts_the_retry_budget_then_fails(fake, settings):
-    settings.TRIGGER_MAX_ATTEMPTS = 3
-    fake.add_batch("batch_x", outcome="completed")
-    job = make_job(fake, ["batch_x"])
-    fake.fail("keboola.create", "429", times=10)
-    outcomes = [job_poll(job_id=job.pk, force=True).outcome for _ in range(3)]
-    assert outcomes == ["retry", "retry", "failed"]
-    job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and "3 attempts" in job.last_error
-    assert fake.keboola_jobs() == []
-
-
 def test_unreadable_secret_fails_the_job_clearly(fake, settings):
     fake.set_batch("batch_x", status="in_progress")
     job = make_job(fake, ["batch_x"])
@@ -286,35 +127,6 @@ def test_unreadable_secret_fails_the_job_clearly(fake, settings):
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "cannot be decrypted" in job.last_error
     assert fake.requests() == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_polls_of_one_job_trigger_once(fake):
-    fake.add_batch("batch_a", outcome="completed")
-    fake.add_batch("batch_b", outcome="expired")
-    job = make_job(fake, ["batch_a", "batch_b"])
-    fake.set_latency(0.05)
-    barrier = threading.Barrier(6)
-    results = []
-
-    def worker():
-        from django.db import connection
-
-        barrier.wait()
-        try:
-            results.append(job_poll(job_id=job.pk, force=True).outcome)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count("triggered") == 1
-    assert len(fake.keboola_jobs()) == 1
-    values = json.loads(fake.keboola_jobs()[0]["variables"]["batch_ids_failed"])
-    assert values == ["batch_b"]
 
 
 # --- dispatched checks (the dispatcher's lease) ----------------------------------------------
@@ -517,3 +329,83 @@ def test_the_next_check_keeps_the_cadence_unless_early_or_far_behind():
     assert next_due(job, now=now) == now + timedelta(seconds=30)
     job.next_check_at = None
     assert next_due(job, now=now) == now + timedelta(seconds=30)
+
+
+# --- the steps of a check: read, apply, release ----------------------------------------------
+
+
+def _read(fake, job):
+    from polling.services.polls import batches_read
+
+    batches_of = {job.pk: list(job.batches.order_by("pk"))}
+    return batches_read(jobs=[job], keys={job.pk: job.openai_secret.value}, batches_of=batches_of)
+
+
+def test_reading_pairs_each_unfinished_batch_with_its_answer_and_changes_nothing(fake):
+    from polling.integrations.openai import BatchInfo
+
+    fake.set_batch("batch_r1", status="in_progress", completed=5, failed=0, total=10)
+    fake.add_batch("batch_r2", outcome="completed")
+    job = make_job(fake, ["batch_r1", "batch_r2", "batch_unknown"])
+    job.batches.filter(batch_id="batch_r2").update(status="completed")  # already final: not asked
+
+    answers = _read(fake, job)
+
+    ((r1, info), (unknown, error)) = answers[job.pk]
+    assert (r1.batch_id, unknown.batch_id) == ("batch_r1", "batch_unknown")
+    assert isinstance(info, BatchInfo) and info.status == "in_progress" and info.request_completed == 5
+    assert not isinstance(error, BatchInfo)  # OpenAI does not know it: an error, not an exception
+    assert set(fake.openai_requests_per_batch()) == {"batch_r1", "batch_unknown"}
+    assert set(job.batches.values_list("status", flat=True)) == {"pending", "completed"}
+    assert not PollingLog.objects.exists()
+
+
+def test_applying_stores_what_changed_logs_status_moves_and_returns_the_errors(fake):
+    from polling.services.polls import batches_apply
+
+    fake.set_batch("batch_a1", status="in_progress", completed=5, failed=1, total=10)
+    job = make_job(fake, ["batch_a1", "batch_unknown"])
+    answers = _read(fake, job)
+
+    errors_of = batches_apply(answers=answers)
+
+    unknown_read = answers[job.pk][1]
+    assert unknown_read[0].batch_id == "batch_unknown"
+    assert errors_of == {job.pk: [unknown_read]}  # the failed read, handed on as it came
+    stored = job.batches.get(batch_id="batch_a1")
+    assert (stored.status, stored.request_completed, stored.request_failed, stored.request_total) == (
+        "in_progress",
+        5,
+        1,
+        10,
+    )
+    assert job.batches.get(batch_id="batch_unknown").status == "pending"
+    (log,) = PollingLog.objects.filter(job=job, status="batch_status")
+    assert "batch_a1: pending → in_progress (5/10 requests done, 1 failed)" in log.message
+    # The same answers again change nothing and log nothing.
+    assert set(batches_apply(answers=_read(fake, job))) == {job.pk}
+    assert PollingLog.objects.filter(job=job, status="batch_status").count() == 1
+
+
+def test_releasing_checked_jobs_schedules_them_and_ends_their_failure_streak(fake):
+    from polling.services.leases import lease_claim
+    from polling.services.polls import checked_release
+
+    now = timezone.now()
+    job = make_job(fake, ["batch_x"], consecutive_failures=2, last_error="OpenAI had a hiccup")
+    other = make_job(fake, ["batch_y"])
+    token, _ = lease_claim(PollingJob.objects.all(), seconds=60, now=now)
+    PollingJob.objects.filter(pk=other.pk).update(lease_token="taken-over")
+
+    checked_release(
+        checked={job.pk: now + timedelta(seconds=60), other.pk: now + timedelta(seconds=60)},
+        token=token,
+        now=now,
+    )
+
+    job.refresh_from_db()
+    assert (job.lease_token, job.lease_expires_at) == ("", None)
+    assert (job.last_check_at, job.next_check_at) == (now, now + timedelta(seconds=60))
+    assert (job.consecutive_failures, job.last_error) == (0, "")
+    other.refresh_from_db()
+    assert other.lease_token == "taken-over" and other.last_check_at is None
