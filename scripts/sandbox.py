@@ -25,10 +25,11 @@ keep PostgreSQL/Redis password-protected on a machine whose scripts may use the 
 Who it runs as: never the service's user with its privileges.
 - Service is root (this machine, CI): bwrap runs privileged with only CAP_SETUID/CAP_SETGID kept,
   so it can bind paths an unprivileged user cannot reach (/root/.pyenv is 0700 here); a tiny
-  bootstrap (`python -I -S`) then drops to `nobody` (65534), clears supplementary groups, sets
-  the rlimits, enters /workdir and starts the script. Capabilities are gone after the drop and
-  no_new_privs is set, so nothing regains them. The working directory is handed to `nobody`
-  (lchown, never following a link) before the run.
+  bootstrap (`python -I -S`) then drops to the script's own uid (`run_uid()`: one per working
+  directory, in a range no account uses), clears supplementary groups, sets the rlimits, enters
+  /workdir and starts the script. Capabilities are gone after the drop and no_new_privs is set,
+  so nothing regains them. The working directory is handed to that uid (lchown, never following
+  a link) before the run.
 - Service is an ordinary user (uid 10001 in Docker): bwrap creates a user namespace (needs
   unprivileged user namespaces; in Docker the default seccomp profile forbids them - see
   `sandbox_problem()`), maps the service uid to 65534 inside, drops all capabilities and forbids
@@ -36,8 +37,8 @@ Who it runs as: never the service's user with its privileges.
 
 Limits (rlimits, set by the bootstrap inside the sandbox): address space (memory), CPU seconds
 (SIGXCPU at the limit, SIGKILL a second later), file size, core dumps off, and number of
-processes - counted in the sandbox's own user namespace when there is one, else for the uid
-`nobody` as a whole. A wall-clock timeout and a cancel kill the process group of bwrap; bwrap is
+processes - counted in the sandbox's own user namespace when there is one, else per uid, which
+is the script's own (so a fork bomb never starves another script's runs). A wall-clock timeout and a cancel kill the process group of bwrap; bwrap is
 PID 1 of the sandbox's PID namespace, and when it dies the kernel kills every process in it, so
 nothing a script leaves behind survives its run (`--die-with-parent` covers the service dying).
 When the script's main process ends, the rest of its processes end too.
@@ -55,8 +56,8 @@ code 0 is "succeeded", anything else "failed". `exit_code` is shell-style (128+N
 
 SCRIPTS_SANDBOX=off (a trusted single-user machine only): no bwrap, so the script sees the
 whole filesystem as its user can; still a cleared environment, the same rlimits and timeout,
-and when the service is root the script runs as `nobody` (so its interpreter and environment
-must be readable by `nobody`). Processes that leave the process group (setsid) can outlive the
+and when the service is root the script runs as its own uid (so its interpreter and
+environment must be readable by any user: /root/.pyenv is not). Processes that leave the process group (setsid) can outlive the
 run there.
 """
 
@@ -64,6 +65,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import os
 import re
 import selectors
@@ -78,8 +80,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-SANDBOX_UID = 65534  # nobody
+SANDBOX_UID = 65534  # nobody: the uid inside a user namespace, and the fallback
 SANDBOX_GID = 65534  # nogroup
+# A root service gives each working directory (each script) a uid of its own in this range, in
+# no /etc/passwd: the process limit counts per uid, so one script's fork bomb cannot use up
+# another's processes, and with SCRIPTS_SANDBOX=off scripts cannot read each other's files.
+RUN_UID_BASE = 1_900_000_000
+RUN_UID_SPAN = 1_000_000
 BWRAP_PATHS = ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap")
 ENV_MOUNT = "/env"
 WORKDIR_MOUNT = "/workdir"
@@ -324,7 +331,7 @@ def _bootstrap_args(
         spec.memory_mb * 1024 * 1024,
         spec.cpu_seconds,
         spec.file_size_mb * 1024 * 1024,
-        SANDBOX_UID,
+        launch.uid,
         launch.report_w,
     ]
     return [
@@ -341,24 +348,45 @@ def _bootstrap_args(
     ]
 
 
-def _prepare_workdir(workdir: Path) -> None:
+def _uid_mapped(uid: int) -> bool:
+    """Whether this process's user namespace has `uid` (a root in a container may have only a
+    range of uids)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            ranges = [tuple(int(v) for v in line.split()) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return False
+    return any(inside <= uid < inside + count for inside, _, count in ranges)
+
+
+def run_uid(workdir: Path) -> int:
+    """The uid the runs of a working directory get when the service is root: stable per
+    directory, so the files a run leaves are the next run's; nobody where the range is not
+    available."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(workdir))).digest()
+    uid = RUN_UID_BASE + int.from_bytes(digest[:8], "big") % RUN_UID_SPAN
+    return uid if _uid_mapped(uid) else SANDBOX_UID
+
+
+def _prepare_workdir(workdir: Path, uid: int) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     if not _is_root():
         return
     st = os.lstat(workdir)
-    if st.st_uid == SANDBOX_UID and st.st_gid == SANDBOX_GID:
+    if st.st_uid == uid and st.st_gid == uid:
         return
     # lchown: a script may have left symlinks to files it must not get.
-    os.lchown(workdir, SANDBOX_UID, SANDBOX_GID)
+    os.lchown(workdir, uid, uid)
+    os.chmod(workdir, 0o700)
     for root, dirs, files in os.walk(workdir):
         for name in dirs + files:
-            os.lchown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID)
+            os.lchown(os.path.join(root, name), uid, uid)
 
 
 class _Launch:
     """The argv, file descriptors and temporary files of one run, closed by `close()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, uid: int) -> None:
         self.argv: list[str] = []
         self.executable: str | None = None
         self.pass_fds: list[int] = []
@@ -366,6 +394,7 @@ class _Launch:
         self.tmpdir: str | None = None
         self.cwd: str = "/"
         self.env: dict[str, str] = {}
+        self.uid = uid
         self.report_r, self.report_w = os.pipe()
         self.pass_fds.append(self.report_w)
 
@@ -404,8 +433,8 @@ class _Launch:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def _launch_sandboxed(spec: RunSpec, bwrap: str) -> _Launch:
-    launch = _Launch()
+def _launch_sandboxed(spec: RunSpec, bwrap: str, uid: int) -> _Launch:
+    launch = _Launch(uid)
     prefix = _interpreter_prefix(spec.python_path)
     args = [*_namespace_args(network=spec.network), *_system_args()]
     args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
@@ -440,8 +469,8 @@ def _launch_sandboxed(spec: RunSpec, bwrap: str) -> _Launch:
     return launch
 
 
-def _launch_unsandboxed(spec: RunSpec) -> _Launch:
-    launch = _Launch()
+def _launch_unsandboxed(spec: RunSpec, uid: int) -> _Launch:
+    launch = _Launch(uid)
     launch.tmpdir = tempfile.mkdtemp(prefix=f"{MARKER}-")
     script = os.path.join(launch.tmpdir, "script.py")
     with open(script, "w", encoding="utf-8", errors="surrogateescape") as f:
@@ -666,14 +695,16 @@ def run(
         problem = _probe_cached_for_run()
         if problem:
             return _not_started(spec, problem, started_at)
+    uid = run_uid(Path(spec.workdir)) if _is_root() else os.geteuid()
     try:
-        _prepare_workdir(Path(spec.workdir))
-        launch = _launch_sandboxed(spec, bwrap_path() or "bwrap") if sandboxed else _launch_unsandboxed(spec)
+        _prepare_workdir(Path(spec.workdir), uid)
+        if sandboxed:
+            launch = _launch_sandboxed(spec, bwrap_path() or "bwrap", uid)
+        else:
+            launch = _launch_unsandboxed(spec, uid)
     except OSError as exc:
         return _not_started(spec, f"The run could not be prepared: {exc.strerror or exc}.", started_at)
-    drop = (
-        {} if sandboxed or not _is_root() else {"user": SANDBOX_UID, "group": SANDBOX_GID, "extra_groups": []}
-    )
+    drop = {} if sandboxed or not _is_root() else {"user": uid, "group": uid, "extra_groups": []}
     spawn_at = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -690,7 +721,7 @@ def run(
         )
     except OSError as exc:
         launch.close()
-        who = " as the unprivileged user nobody" if drop else ""
+        who = f" as the unprivileged uid {uid}" if drop else ""
         return _not_started(spec, f"The interpreter could not start{who}: {exc.strerror or exc}.", started_at)
     launch.spawned()
     try:

@@ -85,11 +85,17 @@ def test_the_sandbox_is_usable_on_this_machine():
     assert sandbox_problem(refresh=True) is None
 
 
-def test_a_script_runs_as_nobody_in_its_working_directory_and_its_output_is_kept(spec, service):
-    result = run(spec("import os\nprint('hello', os.getuid(), os.getcwd())\nopen('out.txt', 'w').write('x')"))
+def test_a_script_runs_unprivileged_in_its_working_directory_and_its_output_is_kept(spec, service):
+    result = run(
+        spec(
+            "import os\nprint('hello', os.getuid(), os.getgroups(), os.getcwd())\nopen('out.txt', 'w').write('x')"
+        )
+    )
     assert result.state == "succeeded", result
     assert result.exit_code == 0 and result.message == "Exited with code 0."
-    assert result.output == "hello 65534 /workdir\n"
+    uid = sandbox.run_uid(service["workdir"]) if os.geteuid() == 0 else sandbox.SANDBOX_UID
+    assert uid != 0
+    assert result.output == f"hello {uid} [] /workdir\n"
     assert not result.output_truncated
     assert 0 < result.peak_memory_kb < 100_000 and 0 <= result.cpu_seconds < 5
     assert result.started_at <= result.finished_at
@@ -230,7 +236,7 @@ print(open("/tmp/fresh").read(), open("inside.txt").read())
     assert (service["workdir"] / "inside.txt").read_text() == "workdir is fine"
     assert not Path("/tmp/fresh").exists()
     if os.geteuid() == 0:
-        assert (service["workdir"] / "inside.txt").stat().st_uid == sandbox.SANDBOX_UID
+        assert (service["workdir"] / "inside.txt").stat().st_uid == sandbox.run_uid(service["workdir"])
 
 
 def test_a_fork_bomb_hits_the_process_limit(spec):
@@ -239,6 +245,45 @@ def test_a_fork_bomb_hits_the_process_limit(spec):
     assert result.state == "killed", result
     assert result.message == "Killed: process limit of 16 processes reached."
     service_is_fine()
+
+
+HOLD_PROCESSES = """
+import os, time
+for _ in range(12):
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_one_scripts_processes_do_not_count_against_another_scripts_limit(spec, service):
+    holding = threading.Event()
+    results = []
+    holder = threading.Thread(
+        target=lambda: results.append(
+            run(
+                spec(HOLD_PROCESSES, max_processes=14),
+                on_output=lambda text: holding.set(),
+                should_cancel=lambda: len(results) > 0 or other_done.is_set(),
+                poll_seconds=0.05,
+            )
+        )
+    )
+    other_done = threading.Event()
+    holder.start()
+    assert holding.wait(30)
+    code = "import os\nfor _ in range(12):\n    if os.fork() == 0:\n        os._exit(0)\n    os.wait()\nprint('forked')"
+    other = run(spec(code, max_processes=14, workdir=service["data"] / "scripts" / "other" / "work"))
+    other_done.set()
+    holder.join(30)
+    assert (other.state, other.output) == ("succeeded", "forked\n"), other.output
+    assert results[0].state == "cancelled"
+    if os.geteuid() == 0:
+        assert sandbox.run_uid(service["workdir"]) != sandbox.run_uid(
+            service["data"] / "scripts" / "other" / "work"
+        )
 
 
 def test_a_memory_bomb_hits_the_memory_limit(spec):
@@ -481,7 +526,7 @@ def test_with_the_sandbox_off_the_script_is_still_not_root_and_gets_no_service_e
     uid, groups, env = json.loads(result.output)
     assert result.state == "succeeded"
     if os.geteuid() == 0:
-        assert uid == sandbox.SANDBOX_UID and groups in ([], [sandbox.SANDBOX_GID])
+        assert uid == sandbox.run_uid(open_workdir) and groups in ([], [uid])
     assert set(env) == {
         "PATH",
         "HOME",
