@@ -23,6 +23,10 @@ def task_send(
     log, when the broker cannot take it: callers decide what waiting for the next try means."""
     from teckochecker.celery import app
 
+    if name not in app.tasks:
+        # Only a worker imports the apps' tasks modules by itself (autodiscovery waits for its
+        # start); a web or manage.py process loads them here, the first time it sends.
+        app.loader.import_default_modules()
     task = app.tasks[name]
     options = {"queue": queue} if queue else {}
     try:
