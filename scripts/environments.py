@@ -12,6 +12,14 @@ Plain functions, no models: the scripts app records the states these functions r
   index settings of this machine's pip configuration (`pip config list`: index-url,
   extra-index-url, find-links, cert, constraint), so an environment installs from wherever pip
   installs from here. uv never downloads interpreters (UV_PYTHON_DOWNLOADS=never).
+- uv runs confined like a script (`sandbox.run_command`), with the network: installing a
+  source package runs that package's build code, which must not reach the service's files. It
+  sees the system, the interpreter, uv itself, the local index paths of pip's configuration,
+  the cache and the directory being built; as root it runs as `sandbox.BUILD_UID`, which owns
+  the cache. All scripts share that cache (one user's build could plant files in it that
+  another's build then installs; fine for the trusted staff this service is for).
+- `environment_check()` runs the environment's interpreter confined too, and only when the
+  environment's pyvenv.cfg names one of this machine's interpreters.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from scripts import sandbox
 from teckochecker.errors import ValidationFailed
 
 MIN_PYTHON = (3, 8)
@@ -251,25 +260,35 @@ def _pip_config() -> dict[str, str]:
         return dict(_pip_config_cache)
 
 
-def _uv_index_args() -> tuple[list[str], dict[str, str]]:
-    """uv arguments and variables that make it use pip's index configuration."""
+def _uv_index_args() -> tuple[list[str], dict[str, str], list[Path]]:
+    """uv arguments and variables that make it use pip's index configuration, and the local
+    paths that configuration names (mounted read-only into the installer's sandbox)."""
     config = _pip_config()
     args: list[str] = []
     env: dict[str, str] = {}
-    if config.get("index-url"):
-        args += ["--index-url", config["index-url"]]
-    for url in config.get("extra-index-url", "").split():
-        args += ["--extra-index-url", url]
+    paths: list[Path] = []
+    urls = config.get("index-url", "").split()[:1] + config.get("extra-index-url", "").split()
+    for i, url in enumerate(urls):
+        if i == 0 and config.get("index-url"):
+            args += ["--index-url", url]
+        else:
+            args += ["--extra-index-url", url]
+        if url.startswith("file://"):
+            # A local index's pages link to files beside it (../../files/...): mount its parent.
+            paths.append(Path(url[len("file://") :].rstrip("/")).parent)
     for link in config.get("find-links", "").split():
         args += ["--find-links", link]
+        paths.append(Path(link[len("file://") :] if link.startswith("file://") else link))
     for host in config.get("trusted-host", "").split():
         args += ["--allow-insecure-host", host]
     for constraint in config.get("constraint", "").split():
         if os.path.isfile(constraint):
             args += ["--constraint", constraint]
+            paths.append(Path(constraint))
     if config.get("cert"):
         env["SSL_CERT_FILE"] = config["cert"]
-    return args, env
+        paths.append(Path(config["cert"]))
+    return args, env, [p for p in paths if p.is_absolute() and p.exists()]
 
 
 def _uv_env(cache_dir: Path) -> dict[str, str]:
@@ -310,28 +329,34 @@ def _clean_error(text: str) -> str:
     return text
 
 
-def _run_uv(args: list[str], *, env: dict[str, str], timeout: float) -> str | None:
-    """Run uv; None when it succeeded, else its trimmed message."""
-    try:
-        proc = subprocess.run(
-            [_uv_bin(), *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            umask=0o022,  # the sandboxed user reads the environment as "other"
-        )
-    except subprocess.TimeoutExpired:
-        return f"The installer did not finish within {int(timeout)} seconds."
-    except OSError as exc:
-        return f"The installer could not start: {exc.strerror}."
-    if proc.returncode == 0:
-        return None
-    return (
-        _clean_error(proc.stderr or proc.stdout) or f"The installer failed with exit code {proc.returncode}."
+def _run_uv(
+    args: list[str],
+    *,
+    python: PythonInfo,
+    env: dict[str, str],
+    cache_dir: Path,
+    writable: list[Path],
+    read_only: list[Path],
+    timeout: float,
+) -> str | None:
+    """Run uv confined like a script (package builds run their own code), with the network;
+    None when it succeeded, else its trimmed message."""
+    uv = os.path.realpath(_uv_bin())
+    result = sandbox.run_command(
+        [uv, *args],
+        python_path=python.path,
+        cwd=Path(sandbox.SANDBOX_TMP),
+        env=env,
+        read_only=[Path(uv), *read_only],
+        writable=[cache_dir, *writable],
+        network=True,
+        timeout_seconds=timeout,
     )
+    if result.state == "succeeded":
+        return None
+    if result.state == "timed_out":
+        return f"The installer did not finish within {int(timeout)} seconds."
+    return _clean_error(result.output) or result.message
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -374,15 +399,17 @@ def environment_build(
     cache_dir.mkdir(parents=True, exist_ok=True)
     building = env_dir.with_name(f".{env_dir.name}.build-{uuid.uuid4().hex[:8]}")
     env = _uv_env(cache_dir)
-    index_args, index_env = _uv_index_args()
+    index_args, index_env, index_paths = _uv_index_args()
     env.update(index_env)
+    confined = {"python": python, "env": env, "cache_dir": cache_dir, "writable": [building]}
     try:
         if on_state:
             on_state("creating")
         error = _run_uv(
             ["venv", "--relocatable", "--no-project", "--python", python.path, str(building)],
-            env=env,
+            read_only=[],
             timeout=120,
+            **confined,
         )
         if error is None:
             if on_state:
@@ -398,8 +425,9 @@ def environment_build(
                         "--",
                         *requirements,
                     ],
-                    env=env,
+                    read_only=index_paths,
                     timeout=BUILD_TIMEOUT_SECONDS,
+                    **confined,
                 )
         if error is not None:
             return BuildResult(ok=False, error=error)
@@ -446,36 +474,64 @@ print(json.dumps({
 """
 
 
+def _base_interpreter(env_dir: Path) -> PythonInfo | None:
+    """The machine's interpreter an environment was made from (its pyvenv.cfg `home`), or None
+    when that is not one of pythons_available(): the file was written next to user code."""
+    try:
+        lines = (env_dir / "pyvenv.cfg").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    homes = [line.split("=", 1)[1].strip() for line in lines if line.split("=", 1)[0].strip() == "home"]
+    if not homes:
+        return None
+    prefix = os.path.realpath(Path(homes[0]).parent)
+    for info in pythons_available():
+        if str(Path(os.path.realpath(info.path)).parent.parent) == prefix:
+            return info
+    return None
+
+
 def environment_check(*, env_dir: Path, requirements: list[str]) -> CheckResult:
     """Whether the environment's interpreter starts and each requirement (whose markers apply)
-    is installed in a version that satisfies it. Never raises for a broken environment."""
-    python = Path(env_dir) / "bin" / "python"
-    if not python.exists():
+    is installed in a version that satisfies it. The interpreter runs confined (the environment
+    holds code its packages installed), without `site`. Never raises for a broken environment."""
+    env_dir = Path(env_dir)
+    python = env_dir / "bin" / "python"
+    if not os.path.lexists(python):
         return CheckResult(ok=False, problems=["The environment does not exist (build it first)."])
-    site_dirs = sorted(glob.glob(str(Path(env_dir) / "lib" / "python*" / "site-packages")))
-    try:
-        proc = subprocess.run(
-            [str(python), "-I", "-S", "-c", _CHECK_CODE, *site_dirs],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=CHECK_TIMEOUT_SECONDS,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            stdin=subprocess.DEVNULL,
+    base = _base_interpreter(env_dir)
+    if base is None:
+        return CheckResult(
+            ok=False, problems=["The environment's interpreter is not one of this machine's; rebuild it."]
         )
-        facts = json.loads(proc.stdout) if proc.returncode == 0 else None
-    except subprocess.TimeoutExpired:
+    site_dirs = sorted(glob.glob(str(env_dir / "lib" / "python*" / "site-packages")))
+    result = sandbox.run_command(
+        [str(python), "-I", "-S", "-c", _CHECK_CODE, *site_dirs],
+        python_path=base.path,
+        cwd=Path(sandbox.SANDBOX_TMP),
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        read_only=[env_dir],
+        network=False,
+        timeout_seconds=CHECK_TIMEOUT_SECONDS,
+        memory_mb=1024,
+        output_max_bytes=4 * 1024 * 1024,
+    )
+    if result.state == "timed_out":
         return CheckResult(ok=False, problems=["The interpreter did not answer within a minute."])
-    except (OSError, ValueError) as exc:
-        return CheckResult(ok=False, problems=[f"The interpreter does not start: {exc}."])
-    if facts is None:
-        message = _clean_error(proc.stderr).splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        return CheckResult(ok=False, problems=[f"The interpreter does not start: {message[0]}"])
-    installed = {canonicalize_name(name): version for name, version in facts["dists"].items()}
+    facts = None
+    if result.state == "succeeded":
+        try:
+            facts = json.loads(result.output.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            facts = None
+    if not isinstance(facts, dict) or not isinstance(facts.get("dists"), dict):
+        last = _clean_error(result.output).splitlines()[-1:] or [result.message]
+        return CheckResult(ok=False, problems=[f"The interpreter does not start: {last[0]}"])
+    installed = {canonicalize_name(str(name)): str(version) for name, version in facts["dists"].items()}
     problems: list[str] = []
     for line in requirements:
         req = Requirement(line)
-        if req.marker is not None and not req.marker.evaluate(facts["markers"]):
+        if req.marker is not None and not req.marker.evaluate(facts.get("markers") or {}):
             continue
         version = installed.get(canonicalize_name(req.name))
         if version is None:
@@ -487,7 +543,7 @@ def environment_check(*, env_dir: Path, requirements: list[str]) -> CheckResult:
             satisfied = not req.specifier
         if not satisfied:
             problems.append(f"{req.name} {version} is installed, but {line} is required.")
-    return CheckResult(ok=not problems, problems=problems, python_version=facts["version"])
+    return CheckResult(ok=not problems, problems=problems, python_version=str(facts.get("version", "")))
 
 
 def environment_disk_bytes(env_dir: Path) -> int:

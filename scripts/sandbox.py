@@ -54,6 +54,10 @@ memory limit; a fork/thread failure with EAGAIN the process limit; EFBIG the fil
 all "killed". Another signal is "killed" too (or "cancelled" when should_cancel says so). Exit
 code 0 is "succeeded", anything else "failed". `exit_code` is shell-style (128+N for signal N).
 
+`run_command()` confines the service's own helpers that run user-chosen code the same way
+(the uv installer, whose package builds execute setup code; the environment check): same-path
+mounts, network as asked, and as root the uid BUILD_UID.
+
 SCRIPTS_SANDBOX=off (a trusted single-user machine only): no bwrap, so the script sees the
 whole filesystem as its user can; still a cleared environment, the same rlimits and timeout,
 and when the service is root the script runs as its own uid (so its interpreter and
@@ -87,6 +91,7 @@ SANDBOX_GID = 65534  # nogroup
 # another's processes, and with SCRIPTS_SANDBOX=off scripts cannot read each other's files.
 RUN_UID_BASE = 1_900_000_000
 RUN_UID_SPAN = 1_000_000
+BUILD_UID = RUN_UID_BASE + RUN_UID_SPAN  # builds environments (see run_command)
 BWRAP_PATHS = ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap")
 ENV_MOUNT = "/env"
 WORKDIR_MOUNT = "/workdir"
@@ -110,7 +115,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOTSTRAP = """\
 import os, resource, signal, sys
 a = sys.argv
-nproc, mem, cpu, fsize, uid, report = (int(v) for v in a[1:7])
+nproc, mem, cpu, fsize, uid, report, umask = (int(v) for v in a[1:8])
 if os.getuid() == 0:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
@@ -129,9 +134,9 @@ R.setrlimit(R.RLIMIT_NPROC, (nproc, nproc))
 R.setrlimit(R.RLIMIT_AS, (mem, mem))
 R.setrlimit(R.RLIMIT_CPU, (cpu, cpu + 1))
 R.setrlimit(R.RLIMIT_FSIZE, (fsize, fsize))
-os.umask(0o077)
-os.chdir(a[7])
-os.environ["PWD"] = a[7]
+os.umask(umask)
+os.chdir(a[8])
+os.environ["PWD"] = a[8]
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
 pid = os.fork()
@@ -139,7 +144,7 @@ if pid == 0:
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     os.close(report)
-    os.execv(a[8], a[8:])
+    os.execv(a[9], a[9:])
 while True:
     try:
         _, status, use = os.wait4(pid, 0)
@@ -323,29 +328,19 @@ def _script_env(spec: RunSpec, *, home: str, path: str) -> dict[str, str]:
     return env
 
 
-def _bootstrap_args(
-    spec: RunSpec, launch: _Launch, *, workdir: str, interpreter: str, script: str
+def _bootstrap_command(
+    spec: RunSpec, launch: _Launch, *, interpreter: str, cwd: str, command: list[str], umask: int = 0o077
 ) -> list[str]:
-    limits = [
+    numbers = [
         spec.max_processes,
         spec.memory_mb * 1024 * 1024,
         spec.cpu_seconds,
         spec.file_size_mb * 1024 * 1024,
         launch.uid,
         launch.report_w,
+        umask,
     ]
-    return [
-        interpreter,
-        "-I",
-        "-S",
-        "-c",
-        _BOOTSTRAP,
-        *[str(v) for v in limits],
-        workdir,
-        interpreter,
-        "-u",
-        script,
-    ]
+    return [interpreter, "-I", "-S", "-c", _BOOTSTRAP, *[str(v) for v in numbers], cwd, *command]
 
 
 def _uid_mapped(uid: int) -> bool:
@@ -368,7 +363,8 @@ def run_uid(workdir: Path) -> int:
     return uid if _uid_mapped(uid) else SANDBOX_UID
 
 
-def _prepare_workdir(workdir: Path, uid: int) -> None:
+def _hand_over(workdir: Path, uid: int) -> None:
+    """Make `workdir` (created when missing) and everything in it the confined uid's."""
     workdir.mkdir(parents=True, exist_ok=True)
     if not _is_root():
         return
@@ -441,9 +437,8 @@ def _launch_sandboxed(spec: RunSpec, bwrap: str, uid: int) -> _Launch:
     if not _covered_by_system(prefix):
         args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
     if spec.env_dir is not None:
-        env_prefix = _interpreter_prefix(str(Path(spec.env_dir) / "bin" / "python"))
-        if env_prefix != prefix and not _covered_by_system(env_prefix):
-            args += [*_dirs_for(env_prefix), "--ro-bind", env_prefix, env_prefix]
+        # Only the given interpreter's installation is mounted, never one the environment's own
+        # links point to: the environment was written by an installer running user code.
         args += ["--ro-bind", str(spec.env_dir), ENV_MOUNT]
         interpreter = f"{ENV_MOUNT}/bin/python"
         path = f"{ENV_MOUNT}/bin:/usr/local/bin:/usr/bin:/bin"
@@ -459,8 +454,8 @@ def _launch_sandboxed(spec: RunSpec, bwrap: str, uid: int) -> _Launch:
     # Options through a file, not argv: the host's `ps` shows argv, and values may be secrets.
     # (bwrap reads only options from the file; the command follows on argv.)
     args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
-    command = _bootstrap_args(
-        spec, launch, workdir=WORKDIR_MOUNT, interpreter=interpreter, script=SCRIPT_MOUNT
+    command = _bootstrap_command(
+        spec, launch, interpreter=interpreter, cwd=WORKDIR_MOUNT, command=[interpreter, "-u", SCRIPT_MOUNT]
     )
     # argv[0] names the process for `ps` and for cancel_process_group's check.
     launch.executable = bwrap
@@ -483,8 +478,8 @@ def _launch_unsandboxed(spec: RunSpec, uid: int) -> _Launch:
     else:
         interpreter = spec.python_path
         path = "/usr/local/bin:/usr/bin:/bin"
-    launch.argv = _bootstrap_args(
-        spec, launch, workdir=str(spec.workdir), interpreter=interpreter, script=script
+    launch.argv = _bootstrap_command(
+        spec, launch, interpreter=interpreter, cwd=str(spec.workdir), command=[interpreter, "-u", script]
     )
     launch.env = _script_env(spec, home=str(spec.workdir), path=path)
     launch.cwd = str(spec.workdir)
@@ -697,13 +692,140 @@ def run(
             return _not_started(spec, problem, started_at)
     uid = run_uid(Path(spec.workdir)) if _is_root() else os.geteuid()
     try:
-        _prepare_workdir(Path(spec.workdir), uid)
+        _hand_over(Path(spec.workdir), uid)
         if sandboxed:
             launch = _launch_sandboxed(spec, bwrap_path() or "bwrap", uid)
         else:
             launch = _launch_unsandboxed(spec, uid)
     except OSError as exc:
         return _not_started(spec, f"The run could not be prepared: {exc.strerror or exc}.", started_at)
+    return _execute(
+        spec,
+        launch,
+        sandboxed=sandboxed,
+        started_at=started_at,
+        on_start=on_start,
+        on_output=on_output,
+        should_cancel=should_cancel,
+        poll_seconds=poll_seconds,
+    )
+
+
+def build_uid() -> int:
+    """The uid environment builds run as when the service is root (nobody where unmapped)."""
+    return BUILD_UID if _uid_mapped(BUILD_UID) else SANDBOX_UID
+
+
+def run_command(
+    command: list[str],
+    *,
+    python_path: str,
+    cwd: Path,
+    env: dict[str, str],
+    read_only: list[Path] = (),
+    writable: list[Path] = (),
+    network: bool,
+    timeout_seconds: float,
+    memory_mb: int = 4096,
+    cpu_seconds: int = 3600,
+    max_processes: int = 512,
+    file_size_mb: int = 4096,
+    output_max_bytes: int = 1024 * 1024,
+    sandbox: bool | None = None,
+) -> RunResult:
+    """Run `command` (a program outside the user's script: the environment installer, the
+    environment check) confined like a script, because it runs code users chose: package
+    builds execute their setup code. Paths are mounted at their own paths (`read_only`,
+    `writable`; `cwd` must be one of them or exist in the sandbox, like /tmp), `python_path`'s
+    installation is mounted and its interpreter runs the bootstrap. As root it runs as
+    BUILD_UID, which owns the writable paths; files it creates are readable by all (umask 022).
+    """
+    spec = RunSpec(
+        code="",
+        env_dir=None,
+        python_path=python_path,
+        workdir=Path(cwd),
+        env=env,
+        network=network,
+        timeout_seconds=timeout_seconds,
+        memory_mb=memory_mb,
+        cpu_seconds=cpu_seconds,
+        output_max_bytes=output_max_bytes,
+        max_processes=max_processes,
+        file_size_mb=file_size_mb,
+    )
+    _validate(spec)
+    started_at = _now()
+    sandboxed = _sandbox_enabled() if sandbox is None else sandbox
+    if sandboxed:
+        problem = _probe_cached_for_run()
+        if problem:
+            return _not_started(spec, problem, started_at)
+    uid = build_uid() if _is_root() else os.geteuid()
+    launch = _Launch(uid)
+    try:
+        for path in writable:
+            _hand_over(Path(path), uid)
+        if sandboxed:
+            prefix = _interpreter_prefix(python_path)
+            args = [*_namespace_args(network=network), *_system_args()]
+            args += ["--perms", "1777", "--size", str(memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
+            mounts = [("--ro-bind", prefix)] if not _covered_by_system(prefix) else []
+            mounts += [("--ro-bind", str(p)) for p in read_only if not _covered_by_system(str(p))]
+            mounts += [("--bind", str(p)) for p in writable]
+            for option, path in mounts:
+                if os.path.exists(path):
+                    args += [*_dirs_for(path), option, path, path]
+            args.append("--clearenv")
+            for name, value in env.items():
+                args += ["--setenv", name, value]
+            args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
+            interpreter = os.path.realpath(python_path)
+            launch.executable = bwrap_path() or "bwrap"
+            launch.argv = [
+                f"{MARKER}-bwrap",
+                "--args",
+                str(args_fd),
+                "--",
+                *_bootstrap_command(
+                    spec, launch, interpreter=interpreter, cwd=str(cwd), command=command, umask=0o022
+                ),
+            ]
+            launch.env = _bwrap_env()
+        else:
+            launch.argv = _bootstrap_command(
+                spec, launch, interpreter=python_path, cwd=str(cwd), command=command, umask=0o022
+            )
+            launch.env = dict(env)
+            launch.cwd = str(cwd)
+    except OSError as exc:
+        launch.close()
+        return _not_started(spec, f"Could not be prepared: {exc.strerror or exc}.", started_at)
+    return _execute(
+        spec,
+        launch,
+        sandboxed=sandboxed,
+        started_at=started_at,
+        on_start=None,
+        on_output=None,
+        should_cancel=None,
+        poll_seconds=0.5,
+    )
+
+
+def _execute(
+    spec: RunSpec,
+    launch: _Launch,
+    *,
+    sandboxed: bool,
+    started_at: datetime,
+    on_start: Callable[[int], None] | None,
+    on_output: Callable[[str], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    poll_seconds: float,
+) -> RunResult:
+    """Start a prepared launch, supervise it to its end, and clean up after it."""
+    uid = launch.uid
     drop = {} if sandboxed or not _is_root() else {"user": uid, "group": uid, "extra_groups": []}
     spawn_at = time.monotonic()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -134,7 +135,7 @@ def test_uv_gets_the_index_configuration_of_pip(monkeypatch):
             "constraint": "/nonexistent/constraints.txt",
         },
     )
-    args, env = environments._uv_index_args()
+    args, env, paths = environments._uv_index_args()
     assert args == [
         "--index-url",
         "https://user:pw@mirror.example/simple",
@@ -146,6 +147,10 @@ def test_uv_gets_the_index_configuration_of_pip(monkeypatch):
         "/opt/wheels",
     ]
     assert env == {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
+    # local paths the installer's sandbox must see; missing ones are left out
+    assert paths == [p for p in (Path("/opt"), Path("/opt"), Path("/opt/wheels")) if p.exists()] + [
+        Path("/etc/ssl/certs/ca-certificates.crt")
+    ]
 
 
 def test_pip_config_is_read_from_pip_itself():
@@ -275,3 +280,66 @@ def test_the_default_cache_is_under_scripts_dir(settings, tmp_path, python):
         env_dir=tmp_path / "scripts" / "a" / "env", python=python, requirements=["six"]
     ).ok
     assert (tmp_path / "scripts" / ".uv-cache").is_dir()
+
+
+EVIL_SETUP = """
+import os
+from setuptools import setup
+
+report = []
+for path in {secrets!r}:
+    try:
+        with open(path) as f:
+            report.append("READ " + path + " " + f.read())
+    except OSError:
+        report.append("DENIED " + path)
+try:
+    with open({outside!r}, "w") as f:
+        f.write("pwned")
+    report.append("WROTE outside")
+except OSError:
+    report.append("COULD NOT WRITE outside")
+report.append("uid=%d" % os.getuid())
+raise SystemExit("evil build says: " + " | ".join(report))
+"""
+
+
+def _sdist(directory: Path, setup_py: str) -> None:
+    import io
+    import tarfile
+
+    directory.mkdir()
+    files = {
+        "evil-1.0/setup.py": setup_py,
+        "evil-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+    }
+    with tarfile.open(directory / "evil-1.0.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.slow
+def test_a_package_build_runs_confined(tmp_path, cache_dir, python, monkeypatch, settings):
+    """Installing a source package runs its setup code: it must not reach the service's files
+    or write outside the environment, and it does not run as root."""
+    secret = tmp_path / "service" / ".env"
+    secret.parent.mkdir()
+    secret.write_text("SECRET_KEY=must-not-leak")
+    outside = tmp_path / "service" / "pwned"
+    links = tmp_path / "links"
+    _sdist(links, EVIL_SETUP.format(secrets=[str(secret), "/proc/1/environ"], outside=str(outside)))
+    config = environments._pip_config()
+    config["find-links"] = (config.get("find-links", "") + f" {links}").strip()
+    monkeypatch.setattr(environments, "_pip_config", lambda: config)
+    result = environment_build(
+        env_dir=tmp_path / "env", python=python, requirements=["evil==1.0"], cache_dir=cache_dir
+    )
+    assert not result.ok
+    assert "evil build says:" in result.error, result.error
+    assert f"DENIED {secret}" in result.error and "DENIED /proc/1/environ" in result.error
+    assert "must-not-leak" not in result.error
+    assert "COULD NOT WRITE outside" in result.error and not outside.exists()
+    assert "uid=0 " not in result.error + " "
