@@ -135,20 +135,11 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
         if not isinstance(exc, ActionOutcomeUnknown):
             logger.exception("unexpected error while triggering job %s", job_id)
         wait = reconcile_grace_seconds()
-        lease_release(
-            job,
-            token=lease_token,
-            next_check_at=now + timedelta(seconds=wait),
-            last_error=message,
-            updated_at=timezone.now(),
+        log = f"The outcome is unknown ({message}); will look it up in {wait:.0f}s before any retry."
+        outcome = TriggerOutcome("unknown", message)
+        return _check_later(
+            job, lease_token, outcome, at=now + timedelta(seconds=wait), log=log, last_error=message
         )
-        log_event(
-            job_id=job_id,
-            status="trigger_unknown",
-            message=f"The outcome is unknown ({message}); will look it up in {wait:.0f}s before any retry.",
-            level=LogLevel.WARNING,
-        )
-        return TriggerOutcome("unknown", message)
     return _complete(job, result, how="created")
 
 
@@ -174,20 +165,16 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
         delay = backoff_seconds(
             base=job.poll_interval_seconds, failures=failures, cap=settings.POLL_MAX_BACKOFF_SECONDS
         )
-        lease_release(
+        log = f"Could not look up the downstream job ({exc.message}); retrying in {delay:.0f}s."
+        outcome = TriggerOutcome("unknown", exc.message)
+        return _check_later(
             job,
-            token=lease_token,
+            lease_token,
+            outcome,
+            at=now + timedelta(seconds=delay),
+            log=log,
             consecutive_failures=failures,
-            next_check_at=now + timedelta(seconds=delay),
-            updated_at=timezone.now(),
         )
-        log_event(
-            job_id=job.pk,
-            status="trigger_unknown",
-            message=f"Could not look up the downstream job ({exc.message}); retrying in {delay:.0f}s.",
-            level=LogLevel.WARNING,
-        )
-        return TriggerOutcome("unknown", exc.message)
     if found is not None:
         return _complete(job, found, how="found after an unconfirmed request")
     moved = PollingJob.objects.filter(
@@ -217,20 +204,18 @@ def _schedule_retry(job, lease_token, attempt, message, retry_after, now) -> Tri
     PollingJob.objects.filter(pk=job.pk, lease_token=lease_token, trigger_state=TriggerState.SENDING).update(
         trigger_state=TriggerState.RETRY
     )
-    lease_release(
-        job,
-        token=lease_token,
-        next_check_at=now + timedelta(seconds=delay),
-        last_error=message,
-        updated_at=timezone.now(),
+    log = f"Not accepted downstream ({message}); retrying in {delay:.0f}s."
+    outcome = TriggerOutcome("retry", message)
+    return _check_later(
+        job, lease_token, outcome, at=now + timedelta(seconds=delay), log=log, last_error=message
     )
-    log_event(
-        job_id=job.pk,
-        status="trigger_retry",
-        message=f"Not accepted downstream ({message}); retrying in {delay:.0f}s.",
-        level=LogLevel.WARNING,
-    )
-    return TriggerOutcome("retry", message)
+
+
+def _check_later(job, lease_token: str, outcome: TriggerOutcome, *, at, log: str, **fields) -> TriggerOutcome:
+    """Give the job back, due again `at` (with `fields`), and log why (as "trigger_<outcome>")."""
+    lease_release(job, token=lease_token, next_check_at=at, updated_at=timezone.now(), **fields)
+    log_event(job_id=job.pk, status=f"trigger_{outcome.state}", message=log, level=LogLevel.WARNING)
+    return outcome
 
 
 def _give_up(job: PollingJob, reason: str) -> TriggerOutcome:
