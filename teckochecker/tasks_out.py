@@ -1,8 +1,8 @@
 """How services hand work to Celery: by task name, so a service never imports a tasks module.
 
 Tasks import services (they are thin wrappers around them); services only name the task they
-want run. The task is looked up in the app's registry, which loads every app's `tasks` module
-on first use, so the options a task declares (acks_late, retries) apply as if it were imported.
+want run. The task is looked up in the app's registry, so it is sent with the options it
+declares, as if imported.
 """
 
 from __future__ import annotations

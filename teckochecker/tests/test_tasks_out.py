@@ -2,6 +2,9 @@
 
 import ast
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,24 @@ def test_no_service_imports_a_tasks_module():
             if any(name.endswith(".tasks") or ".tasks." in name for name in names):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_a_process_that_never_imported_the_tasks_modules_finds_the_task(tmp_path):
+    """manage.py commands and the web server send tasks they never imported."""
+    code = (
+        "import sys, django\n"
+        "django.setup()\n"
+        "from teckochecker.tasks_out import task_send\n"
+        "assert 'polling.tasks' not in sys.modules, 'imported already'\n"
+        "assert task_send('polling.tasks.poll_job', args=[5]) is True, 'not sent'\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "teckochecker.test_settings",
+        "DATA_DIR": str(tmp_path),  # the message lands in a broker folder of its own
+        "CELERY_QUEUE": "tasks-out-test",
+        "CELERY_BROKER_URL": "filesystem://",
+    }
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [p for p in (tmp_path / "broker").rglob("*") if p.is_file()]  # the message was written
