@@ -280,6 +280,8 @@ OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
 # OpenAI reads in flight at once per worker process (one shared pool; see integrations/openai.py).
 OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 32, minimum=1, maximum=256)
 KEBOOLA_TIMEOUT_SECONDS = env_float("KEBOOLA_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+# How long an outgoing webhook (the webhook action, notifications) may take to answer.
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 # Stack URLs on http://127.0.0.1 or localhost (the fake Keboola) are refused unless allowed.
 ALLOW_LOCAL_URLS = env_bool("ALLOW_LOCAL_URLS", DEBUG)
 # Consecutive "bad key" / "unknown batch" answers before a job fails.

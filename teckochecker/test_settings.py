@@ -17,6 +17,7 @@ os.environ.setdefault("API_THROTTLE_USER", "100000/minute")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/minute")
 os.environ.setdefault("OPENAI_TIMEOUT_SECONDS", "3")
 os.environ.setdefault("KEBOOLA_TIMEOUT_SECONDS", "3")
+os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "3")
 # One queue per test run, so leftover messages of another run never reach our workers. A
 # pytest-xdist worker is a run of its own: it inherits the environment of the controller, which
 # loaded these settings (and chose a queue) first, so a queue chosen for another xdist worker id

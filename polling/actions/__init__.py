@@ -6,16 +6,10 @@ A third action type is one new module plus one line here (and a member of `Actio
 
 from __future__ import annotations
 
-from polling.actions.base import (
-    Action,
-    ActionNotSent,
-    ActionOutcomeUnknown,
-    ActionRejected,
-    ActionResult,
-    TriggerMetadata,
-)
+from polling.actions.base import Action, ActionResult, TriggerMetadata
 from polling.actions.keboola import KeboolaAction
 from polling.actions.webhook import WebhookAction
+from teckochecker.integrations import Rejected
 
 REGISTRY: dict[str, Action] = {
     KeboolaAction.type: KeboolaAction(),
@@ -27,15 +21,12 @@ def get_action(action_type: str) -> Action:
     try:
         return REGISTRY[action_type]
     except KeyError:
-        raise ActionRejected(f"Unknown action type '{action_type}'.") from None
+        raise Rejected(f"Unknown action type '{action_type}'.") from None
 
 
 __all__ = [
     "REGISTRY",
     "Action",
-    "ActionNotSent",
-    "ActionOutcomeUnknown",
-    "ActionRejected",
     "ActionResult",
     "TriggerMetadata",
     "get_action",

@@ -28,26 +28,10 @@ class ActionResult:
     extra: dict = field(default_factory=dict)
 
 
-class ActionError(Exception):
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class ActionNotSent(ActionError):
-    """Certainly nothing happened downstream: safe to try again later."""
-
-
-class ActionOutcomeUnknown(ActionError):
-    """Something may have happened downstream: look it up (`find`) before sending again."""
-
-
-class ActionRejected(ActionError):
-    """Refused for good: the job fails with this message."""
-
-
 class Action(Protocol):
+    """Runs one kind of action. `send` and `find` raise the outcomes of `teckochecker.integrations`
+    (NotSent, OutcomeUnknown, Rejected) as the integration they call raised them."""
+
     type: ClassVar[str]
     secret_field: ClassVar[str]  # the job's field holding this action's secret ("" when optional/none)
 
@@ -58,5 +42,5 @@ class Action(Protocol):
     ) -> ActionResult | None:
         """The result of an earlier send with an unknown outcome, or None if it did nothing.
 
-        Raises ActionNotSent when it cannot tell yet (the lookup itself failed)."""
+        Raises NotSent when it cannot tell yet (the lookup itself failed)."""
         ...

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from polling.actions.base import (
-    ActionNotSent,
-    ActionOutcomeUnknown,
-    ActionRejected,
-    ActionResult,
-    TriggerMetadata,
-)
+from polling.actions.base import ActionResult, TriggerMetadata
 from polling.integrations import keboola as keboola_api
 
 
@@ -27,32 +21,20 @@ class KeboolaAction:
         )
 
     def send(self, job, meta: TriggerMetadata, *, secret: str | None) -> ActionResult:
-        try:
-            created = keboola_api.create_job(
-                stack_url=job.keboola_stack_url, token=secret or "", payload=self.payload(job, meta)
-            )
-        except keboola_api.KeboolaRejected as exc:
-            raise ActionRejected(f"Keboola rejected the job: {exc.message}") from None
-        except keboola_api.KeboolaNotSent as exc:
-            raise ActionNotSent(exc.message, retry_after=exc.retry_after) from None
-        except keboola_api.KeboolaOutcomeUnknown as exc:
-            raise ActionOutcomeUnknown(exc.message) from None
+        created = keboola_api.create_job(
+            stack_url=job.keboola_stack_url, token=secret or "", payload=self.payload(job, meta)
+        )
         return ActionResult(reference=created.id, url=created.url, status=created.status)
 
     def find(self, job, meta: TriggerMetadata, *, secret: str | None, since: datetime) -> ActionResult | None:
         """Keboola has no idempotency key: find our job by component, config and exact variables."""
-        try:
-            found = keboola_api.search_jobs(
-                stack_url=job.keboola_stack_url,
-                token=secret or "",
-                component_id=job.keboola_component_id,
-                configuration_id=job.keboola_configuration_id,
-                created_after=since - timedelta(minutes=5),
-            )
-        except keboola_api.KeboolaRejected as exc:
-            raise ActionRejected(f"Keboola refused the job search: {exc.message}") from None
-        except keboola_api.KeboolaError as exc:
-            raise ActionNotSent(exc.message) from None
+        found = keboola_api.search_jobs(
+            stack_url=job.keboola_stack_url,
+            token=secret or "",
+            component_id=job.keboola_component_id,
+            configuration_id=job.keboola_configuration_id,
+            created_after=since - timedelta(minutes=5),
+        )
         wanted = self.payload(job, meta)["variableValuesData"]["values"]
         matches = sorted(
             (j for j in found if j.variable_values == wanted),

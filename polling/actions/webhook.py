@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from polling.actions.base import (
-    ActionNotSent,
-    ActionOutcomeUnknown,
-    ActionRejected,
-    ActionResult,
-    TriggerMetadata,
-)
+from polling.actions.base import ActionResult, TriggerMetadata
 from polling.integrations import webhooks
 
 SECRET_HEADER = "X-TeckoChecker-Secret"
@@ -38,19 +32,12 @@ class WebhookAction:
     secret_field = "action_secret"
 
     def send(self, job, meta: TriggerMetadata, *, secret: str | None) -> ActionResult:
-        try:
-            response = webhooks.post_json(
-                url=job.action_url,
-                payload=metadata_json(job, meta),
-                headers={SECRET_HEADER: secret} if secret else None,
-                idempotency_key=f"teckochecker-job-{job.pk}",
-            )
-        except webhooks.WebhookRejected as exc:
-            raise ActionRejected(exc.message) from None
-        except webhooks.WebhookNotSent as exc:
-            raise ActionNotSent(exc.message, retry_after=exc.retry_after) from None
-        except webhooks.WebhookOutcomeUnknown as exc:
-            raise ActionOutcomeUnknown(exc.message) from None
+        response = webhooks.post_json(
+            url=job.action_url,
+            payload=metadata_json(job, meta),
+            headers={SECRET_HEADER: secret} if secret else None,
+            idempotency_key=f"teckochecker-job-{job.pk}",
+        )
         return ActionResult(reference=f"HTTP {response.status_code}", status="delivered")
 
     def find(self, job, meta: TriggerMetadata, *, secret: str | None, since: datetime) -> ActionResult | None:

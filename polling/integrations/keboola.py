@@ -1,39 +1,47 @@
 """Keboola Job Queue API: create a job, read it, search for it.
 
-The only module that imports `requests`. Errors say whether a job may exist, because Keboola has
-no idempotency key and we must never create a job twice:
+Raises the outcomes of `teckochecker.integrations`, which say whether a job may exist, because
+Keboola has no idempotency key and we must never create a job twice:
 
-- `KeboolaNotSent`: certainly nothing was created (429, connection refused, DNS, connect timeout);
-- `KeboolaOutcomeUnknown`: a job may exist (read timeout or reset after sending, any 5xx); search
-  for it with `search_jobs` before sending again;
-- `KeboolaRejected`: a 4xx other than 429; sending the same request again will not help.
+- `NotSent`: certainly nothing was created (429, connection refused, DNS, connect timeout), or
+  a read failed;
+- `OutcomeUnknown`: a job may exist (read timeout or reset after sending, any 5xx to a create);
+  search for it with `search_jobs` before sending again;
+- `Rejected`: a 3xx/4xx other than 429 (`CredentialsRejected` for 401/403), or an unusable stack
+  URL or token; sending the same request again will not help.
 
 Messages never contain the token, and Keboola's error text only in a short, redacted excerpt.
 """
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import json
 import logging
-import math
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 import requests
-import urllib3.exceptions
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from teckochecker import __version__
+from teckochecker.integrations import (
+    CONNECT_TIMEOUT_SECONDS,
+    CredentialsRejected,
+    IntegrationError,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    parse_retry_after,
+    transport_outcome,
+)
 from teckochecker.logfilters import redact
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_SECONDS = 5.0
+_MAY_EXIST = " The job may have been created."
 SEARCH_LIMIT = 100
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -52,34 +60,6 @@ class KeboolaJob:
     created_time: datetime | None
     duration_seconds: float | None
     variable_values: list[dict] = field(default_factory=list)  # [{"name": ..., "value": ...}]
-
-
-class KeboolaError(Exception):
-    """Base class; `.message` is safe to show to users and to log."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class KeboolaNotSent(KeboolaError):
-    """The request certainly created nothing; sending it again is safe."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class KeboolaOutcomeUnknown(KeboolaError):
-    """The request may have created a job."""
-
-
-class KeboolaRejected(KeboolaError):
-    """Keboola refused the request (4xx other than 429), or the stack URL is unusable."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 def queue_url_from_stack(stack_url: str) -> str:
@@ -134,13 +114,13 @@ def build_trigger_payload(
 
 
 def create_job(*, stack_url: str, token: str, payload: dict) -> KeboolaJob:
-    """Create a Keboola job (POST /jobs). Raises KeboolaNotSent, KeboolaOutcomeUnknown, KeboolaRejected."""
+    """Create a Keboola job (POST /jobs). Raises NotSent, OutcomeUnknown or Rejected."""
     response = _send("POST", stack_url, "/jobs", token, json_body=payload, writes=True)
     return _job_from(_json(response, writes=True), writes=True)
 
 
 def get_job(*, stack_url: str, token: str, job_id: str) -> KeboolaJob:
-    """A job's current state. Failures to read raise KeboolaNotSent (safe to retry), 4xx KeboolaRejected."""
+    """A job's current state. Failures to read raise NotSent (safe to retry), 4xx Rejected."""
     response = _send("GET", stack_url, f"/jobs/{quote(str(job_id), safe='')}", token)
     return _job_from(_json(response, writes=False), writes=False)
 
@@ -163,7 +143,7 @@ def search_jobs(
     response = _send("GET", stack_url, "/search/jobs", token, params=params)
     body = _json(response, writes=False)
     if not isinstance(body, list):
-        raise KeboolaNotSent("Keboola answered the job search with something other than a list.")
+        raise NotSent("Keboola answered the job search with something other than a list.")
     return [_job_from(item, writes=False) for item in body]
 
 
@@ -180,12 +160,11 @@ def _send(
     try:
         base = queue_url_from_stack(stack_url)
     except ValueError as exc:
-        raise KeboolaRejected(str(exc)) from None
+        raise Rejected(str(exc)) from None
     if not token:
-        raise KeboolaRejected("No Keboola Storage API token is set.")
-    host = urlsplit(base).netloc
+        raise CredentialsRejected("No Keboola Storage API token is set.")
     timeout = (CONNECT_TIMEOUT_SECONDS, float(settings.KEBOOLA_TIMEOUT_SECONDS))
-    error: KeboolaError | None = None
+    error: IntegrationError | None = None
     try:
         response = _session.request(
             method,
@@ -197,66 +176,43 @@ def _send(
             allow_redirects=False,
         )
     except requests.RequestException as exc:
-        error = _transport_error(exc, host, writes)
+        error = transport_outcome(
+            exc,
+            peer=f"Keboola at {urlsplit(base).netloc}",
+            timeout=timeout[1],
+            writes=writes,
+            unknown_hint=_MAY_EXIST,
+        )
     if error is not None:
         raise error  # outside `except`: nothing of the requests exception is chained
     status = response.status_code
     if status == 429:
-        raise KeboolaNotSent(
-            "Keboola rate limit reached (HTTP 429).", retry_after=parse_retry_after(response.headers)
+        raise NotSent(
+            "Keboola rate limit reached (HTTP 429).",
+            status_code=status,
+            retry_after=parse_retry_after(response.headers),
         )
     if status >= 500:
-        message = f"Keboola had a server error (HTTP {status})."
-        raise (
-            KeboolaOutcomeUnknown(message + " The job may have been created.")
-            if writes
-            else KeboolaNotSent(message)
-        )
+        raise _unreadable(f"Keboola had a server error (HTTP {status}).", writes=writes, status_code=status)
     if status in (401, 403):
-        raise KeboolaRejected(
+        raise CredentialsRejected(
             f"Keboola rejected the Storage API token (HTTP {status}): it is invalid or lacks access.",
             status_code=status,
         )
     if 300 <= status < 500:
         detail = _error_excerpt(response, token)
-        raise KeboolaRejected(
+        raise Rejected(
             f"Keboola refused the request (HTTP {status})" + (f": {detail}" if detail else "."),
             status_code=status,
         )
     return response
 
 
-def _transport_error(exc: requests.RequestException, host: str, writes: bool) -> KeboolaError:
-    # A TLS handshake failure also happens before the request is sent.
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError) or _never_connected(exc):
-        return KeboolaNotSent(f"Could not connect to Keboola at {host}.")
-    if isinstance(exc, requests.Timeout):
-        message = f"Keboola did not answer within {settings.KEBOOLA_TIMEOUT_SECONDS:g} s."
-    elif isinstance(exc, requests.ConnectionError):
-        message = f"The connection to Keboola at {host} was lost before an answer."
-    else:
-        message = f"Keboola's answer could not be read ({type(exc).__name__})."
+def _unreadable(message: str, *, writes: bool, status_code: int | None = None) -> IntegrationError:
+    """A failed create may have created the job; a failed read changed nothing."""
     if writes:
-        return KeboolaOutcomeUnknown(message + " The job may have been created.")
-    return KeboolaNotSent(message)
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the chain shows the TCP connection was never made (refused, DNS, connect timeout)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
-            return True
-        if isinstance(
-            current, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-        ):
-            return True
-        nxt = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
-        current = nxt or current.__cause__ or current.__context__
-    return False
+        return OutcomeUnknown(message + _MAY_EXIST, status_code=status_code)
+    return NotSent(message, status_code=status_code)
 
 
 def _error_excerpt(response: requests.Response, token: str) -> str:
@@ -277,19 +233,12 @@ def _json(response: requests.Response, *, writes: bool) -> object:
         return response.json()
     except ValueError:
         message = f"Keboola answered HTTP {response.status_code} with a body that is not JSON."
-        if writes:
-            raise KeboolaOutcomeUnknown(message + " The job may have been created.") from None
-        raise KeboolaNotSent(message) from None
+        raise _unreadable(message, writes=writes) from None
 
 
 def _job_from(body: object, *, writes: bool) -> KeboolaJob:
     if not isinstance(body, dict) or not body.get("id"):
-        message = "Keboola's answer does not describe a job."
-        raise (
-            KeboolaOutcomeUnknown(message + " The job may have been created.")
-            if writes
-            else KeboolaNotSent(message)
-        )
+        raise _unreadable("Keboola's answer does not describe a job.", writes=writes)
     variables = (body.get("variableValuesData") or {}).get("values") or []
     duration = body.get("durationSeconds")
     return KeboolaJob(
@@ -311,25 +260,6 @@ def _parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_retry_after(headers) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
-    raw = (headers.get("Retry-After") or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        return value if math.isfinite(value) and value >= 0 else None
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def _is_ip(host: str) -> bool:

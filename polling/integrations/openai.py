@@ -1,8 +1,12 @@
 """OpenAI Batch API: read batch status through the official SDK.
 
-The only module that imports `openai`. Returns `BatchInfo`, raises `OpenAIError` subclasses whose
-messages are ours: never the API key, never OpenAI's error body (a 401 body echoes part of the key).
-The SDK does not retry (`max_retries=0`); callers retry by rescheduling.
+The only module that imports `openai`. Returns `BatchInfo`; raises the outcomes of
+`teckochecker.integrations`, whose messages are ours: never the API key, never OpenAI's error body
+(a 401 body echoes part of the key). Every read is safe to repeat, so a failure is `NotSent`
+(429, 5xx, 408, 409, timeouts, connection errors, an unreadable answer) or `Rejected`:
+`CredentialsRejected` (no key, 401/403), `ResourceNotFound` (404: no such batch for this key), or
+plain `Rejected` (any other 4xx, an empty batch id). The SDK does not retry (`max_retries=0`);
+callers retry by rescheduling.
 
 Reads go through one thread pool per process (`OPENAI_MAX_CONCURRENCY` requests in flight), so
 a worker checking many jobs at once neither starts threads per check nor floods OpenAI. The
@@ -13,12 +17,9 @@ CPU a read costs, measured in docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import logging
-import math
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,16 @@ from datetime import UTC, datetime
 
 import openai
 from django.conf import settings
+
+from teckochecker.integrations import (
+    CredentialsRejected,
+    IntegrationError,
+    NotSent,
+    Rejected,
+    ResourceNotFound,
+    parse_retry_after,
+    transport_outcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,34 +53,6 @@ class BatchInfo:
     request_failed: int
     created_at: datetime | None
     finished_at: datetime | None  # when it became completed / failed / expired / cancelled
-
-
-class OpenAIError(Exception):
-    """Base class; `.message` is safe to show to users and to log."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class OpenAIRetryable(OpenAIError):
-    """429, 5xx, timeouts, connection errors. `.retry_after` is OpenAI's hint in seconds, if any."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class OpenAIAuthError(OpenAIError):
-    """401/403: the key is wrong, revoked, or lacks access."""
-
-
-class OpenAIBatchNotFound(OpenAIError):
-    """404: no such batch for this key."""
-
-
-class OpenAIRequestError(OpenAIError):
-    """Any other 4xx: retrying the same request will not help."""
 
 
 class _ClientCache:
@@ -114,29 +97,29 @@ _clients = _ClientCache(_CLIENT_CACHE_SIZE)
 
 
 def retrieve_batch(*, api_key: str, batch_id: str) -> BatchInfo:
-    """The batch's status and request counts. Raises an `OpenAIError` subclass."""
+    """The batch's status and request counts. Raises NotSent or Rejected (see the module)."""
     if not api_key:
-        raise OpenAIAuthError("No OpenAI API key is set.")
+        raise CredentialsRejected("No OpenAI API key is set.")
     if not batch_id:
-        raise OpenAIRequestError("The batch id is empty.")
+        raise Rejected("The batch id is empty.")
     client = _clients.get(api_key)
-    error: OpenAIError | None = None
+    error: IntegrationError | None = None
     try:
         raw = client.batches.with_raw_response.retrieve(batch_id)
         body = raw.http_response.json()
     except openai.APIError as exc:
         error = _translate(exc, batch_id)
     except ValueError:  # not JSON
-        error = OpenAIRetryable("OpenAI returned an answer that could not be read.")
+        error = NotSent(_UNREADABLE)
     if error is not None:
         # Raised outside the `except` so the SDK exception (and its body) is not chained.
         raise error
     return _batch_info(batch_id, body)
 
 
-def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | OpenAIError]:
+def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | IntegrationError]:
     """Many (api_key, batch_id) reads at once, for the batches of several jobs: each pair's
-    `BatchInfo` or `OpenAIError`. Never raises for one read."""
+    `BatchInfo` or the outcome its request raised. Never raises for one read."""
     unique = list(dict.fromkeys(reads))
     if len(unique) <= 1:
         return {read: _outcome(*read) for read in unique}
@@ -159,65 +142,45 @@ def _pool() -> ThreadPoolExecutor:
         return _shared_pool
 
 
-def _outcome(api_key: str, batch_id: str) -> BatchInfo | OpenAIError:
+def _outcome(api_key: str, batch_id: str) -> BatchInfo | IntegrationError:
     try:
         return retrieve_batch(api_key=api_key, batch_id=batch_id)
-    except OpenAIError as exc:
+    except IntegrationError as exc:
         return exc
     except Exception as exc:  # a bug or an SDK surprise must not hide the other batches' results
         logger.warning("Unexpected %s while reading OpenAI batch %s", type(exc).__name__, batch_id)
-        return OpenAIRetryable(f"Unexpected error while reading the batch ({type(exc).__name__}).")
+        return NotSent(f"Unexpected error while reading the batch ({type(exc).__name__}).")
 
 
-def _translate(exc: openai.APIError, batch_id: str) -> OpenAIError:
-    if isinstance(exc, openai.APITimeoutError):
-        return OpenAIRetryable(f"OpenAI did not answer within {settings.OPENAI_TIMEOUT_SECONDS:g} s.")
-    if isinstance(exc, openai.APIConnectionError):
-        return OpenAIRetryable("Could not connect to OpenAI (connection failed or was reset).")
+_UNREADABLE = "OpenAI returned an answer that could not be read."
+
+
+def _translate(exc: openai.APIError, batch_id: str) -> IntegrationError:
+    if isinstance(exc, openai.APIConnectionError):  # and its APITimeoutError
+        timeout = float(settings.OPENAI_TIMEOUT_SECONDS)
+        return transport_outcome(exc, peer="OpenAI", timeout=timeout, writes=False)
     if not isinstance(exc, openai.APIStatusError):
-        return OpenAIRetryable("OpenAI returned an answer that could not be read.")
+        return NotSent(_UNREADABLE)
     status = exc.status_code
     if status in (401, 403):
-        return OpenAIAuthError(f"OpenAI rejected the API key (HTTP {status}).")
+        return CredentialsRejected(f"OpenAI rejected the API key (HTTP {status}).", status_code=status)
     if status == 404:
-        return OpenAIBatchNotFound(f"OpenAI has no batch {batch_id!r} for this API key (HTTP 404).")
-    if status == 429:
-        return OpenAIRetryable(
-            "OpenAI rate limit reached (HTTP 429).", retry_after=parse_retry_after(exc.response.headers)
+        return ResourceNotFound(
+            f"OpenAI has no batch {batch_id!r} for this API key (HTTP 404).", status_code=status
         )
-    if status >= 500 or status in (408, 409):
-        return OpenAIRetryable(
-            f"OpenAI had a temporary problem (HTTP {status}).",
+    if status == 429:
+        return NotSent(
+            "OpenAI rate limit reached (HTTP 429).",
+            status_code=status,
             retry_after=parse_retry_after(exc.response.headers),
         )
-    return OpenAIRequestError(f"OpenAI refused the request (HTTP {status}).")
-
-
-def parse_retry_after(headers) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            value = float(raw_ms) / 1000
-            if math.isfinite(value) and value >= 0:
-                return value
-        except ValueError:
-            pass
-    raw = (headers.get("retry-after") or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        return value if math.isfinite(value) and value >= 0 else None
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when.timestamp() - time.time(), 0.0)
+    if status >= 500 or status in (408, 409):
+        return NotSent(
+            f"OpenAI had a temporary problem (HTTP {status}).",
+            status_code=status,
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    return Rejected(f"OpenAI refused the request (HTTP {status}).", status_code=status)
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -237,7 +200,7 @@ def _count(counts: dict, name: str) -> int:
 def _batch_info(batch_id: str, body: object) -> BatchInfo:
     """The fields we use of a Batch object (openai-batch-openapi.json), read defensively."""
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
-        raise OpenAIRetryable("OpenAI returned an answer that could not be read.")
+        raise NotSent(_UNREADABLE)
     counts = body.get("request_counts") if isinstance(body.get("request_counts"), dict) else {}
     finished = next(
         (body[k] for k in ("completed_at", "failed_at", "expired_at", "cancelled_at") if body.get(k)), None
@@ -255,10 +218,6 @@ def _batch_info(batch_id: str, body: object) -> BatchInfo:
 
 # --- Webhooks -------------------------------------------------------------------------------
 BATCH_WEBHOOK_EVENTS = {"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"}
-
-
-class OpenAIWebhookInvalid(OpenAIError):
-    """The signature does not verify, is stale, or the body is not an OpenAI event."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +244,8 @@ def _webhook_client() -> openai.OpenAI:
 
 
 def unwrap_webhook(*, payload: bytes, headers: dict[str, str], secrets: list[str]) -> WebhookEvent:
-    """Verify a Standard Webhooks delivery with the SDK against any of `secrets` (whsec_...)."""
+    """Verify a Standard Webhooks delivery with the SDK against any of `secrets` (whsec_...).
+    Raises Rejected when the signature does not verify, is stale, or the body is not an event."""
     client = _webhook_client()
     lowered = {k.lower(): v for k, v in headers.items()}
     event = None
@@ -299,7 +259,7 @@ def unwrap_webhook(*, payload: bytes, headers: dict[str, str], secrets: list[str
             event = None
             break
     if event is None:
-        raise OpenAIWebhookInvalid("The webhook signature is missing, invalid or too old.")
+        raise Rejected("The webhook signature is missing, invalid or too old.")
     event_type = str(getattr(event, "type", "") or "")
     data = getattr(event, "data", None)
     batch_id = str(getattr(data, "id", "") or "") if event_type.startswith("batch.") else ""

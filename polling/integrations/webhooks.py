@@ -1,7 +1,9 @@
 """Outgoing HTTP webhooks (the webhook action and notifications): one JSON POST, signed.
 
 Receivers verify `X-TeckoChecker-Signature: sha256=<hex>`, an HMAC-SHA256 of the raw body with
-the shared secret. Like the Keboola module, errors say whether the receiver may have acted.
+the shared secret. Raises the outcomes of `teckochecker.integrations`: `NotSent` (connection
+refused, DNS, 429), `OutcomeUnknown` (the receiver may have acted: a timeout after sending, a 5xx),
+`Rejected` (3xx/4xx other than 429).
 """
 
 from __future__ import annotations
@@ -16,35 +18,20 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-from polling.integrations.keboola import parse_retry_after
 from teckochecker import __version__
+from teckochecker.integrations import (
+    CONNECT_TIMEOUT_SECONDS,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    parse_retry_after,
+    transport_outcome,
+)
 
 logger = logging.getLogger(__name__)
 
 _session = requests.Session()
 _session.headers.update({"User-Agent": f"TeckoChecker/{__version__}", "Content-Type": "application/json"})
-
-
-class WebhookError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class WebhookNotSent(WebhookError):
-    """Certainly not delivered (connection refused, DNS, 429)."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class WebhookOutcomeUnknown(WebhookError):
-    """It may have been delivered (timeout after sending, 5xx)."""
-
-
-class WebhookRejected(WebhookError):
-    """The receiver refused it (4xx other than 429)."""
 
 
 @dataclass(frozen=True)
@@ -72,33 +59,23 @@ def post_json(
     if idempotency_key:
         all_headers["Idempotency-Key"] = idempotency_key
     host = urlsplit(url).netloc or url
-    error: WebhookError | None = None
+    timeout = (CONNECT_TIMEOUT_SECONDS, float(settings.WEBHOOK_TIMEOUT_SECONDS))
+    error: NotSent | OutcomeUnknown | None = None
     try:
-        response = _session.post(
-            url,
-            data=body,
-            headers=all_headers,
-            timeout=(5.0, float(settings.KEBOOLA_TIMEOUT_SECONDS)),
-            allow_redirects=False,
-        )
-    except requests.ConnectionError as exc:
-        if isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc):
-            error = WebhookNotSent(f"Could not connect to {host}.")
-        else:
-            error = WebhookOutcomeUnknown(f"The connection to {host} was lost before an answer.")
-    except requests.Timeout:
-        error = WebhookOutcomeUnknown(f"{host} did not answer in time.")
+        response = _session.post(url, data=body, headers=all_headers, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        error = WebhookOutcomeUnknown(f"The webhook to {host} failed ({type(exc).__name__}).")
+        error = transport_outcome(exc, peer=host, timeout=timeout[1], writes=True)
     if error is not None:
-        raise error
+        raise error  # outside `except`: nothing of the requests exception is chained
     status = response.status_code
     if status == 429:
-        raise WebhookNotSent(
-            f"{host} is rate limiting (HTTP 429).", retry_after=parse_retry_after(response.headers)
+        raise NotSent(
+            f"{host} is rate limiting (HTTP 429).",
+            status_code=status,
+            retry_after=parse_retry_after(response.headers),
         )
     if status >= 500:
-        raise WebhookOutcomeUnknown(f"{host} answered HTTP {status}.")
+        raise OutcomeUnknown(f"{host} answered HTTP {status}.", status_code=status)
     if status >= 300:
-        raise WebhookRejected(f"{host} refused the webhook (HTTP {status}).")
+        raise Rejected(f"{host} refused the webhook (HTTP {status}).", status_code=status)
     return WebhookResponse(status_code=status, body_excerpt=response.text[:200])

@@ -15,6 +15,7 @@ from polling.services.logs import log_event
 from polling.services.notifications import notify
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secret_reveal
+from teckochecker.integrations import IntegrationError, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,10 @@ def keboola_follow(*, job_id: int) -> bool:
     try:
         token = secret_reveal(secret=job.keboola_secret) if job.keboola_secret else ""
         found = keboola_api.get_job(stack_url=job.keboola_stack_url, token=token, job_id=job.keboola_job_id)
-    except (keboola_api.KeboolaError, SecretUnreadable) as exc:
+    except (IntegrationError, SecretUnreadable) as exc:
         message = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
         failures = job.keboola_follow_failures + 1
-        give_up = failures >= MAX_FOLLOW_FAILURES or isinstance(
-            exc, keboola_api.KeboolaRejected | SecretUnreadable
-        )
+        give_up = failures >= MAX_FOLLOW_FAILURES or isinstance(exc, Rejected | SecretUnreadable)
         delay = backoff_seconds(
             base=FOLLOW_BACKOFF_SECONDS,
             failures=failures,

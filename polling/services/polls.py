@@ -46,6 +46,7 @@ from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.trigger import TriggerOutcome, action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
+from teckochecker.integrations import CredentialsRejected, ResourceNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def batches_read(
 ) -> dict[int, list[tuple[JobBatch, object]]]:
     """Ask OpenAI about every unfinished batch of `jobs` at once (each with its job's key in
     `keys`). Returns, per job, each such batch with its answer: a `BatchInfo` or the
-    `OpenAIError` its read raised. Changes nothing."""
+    outcome (`teckochecker.integrations`) its read raised. Changes nothing."""
     from polling.integrations import openai as openai_api
 
     unfinished = {
@@ -301,16 +302,10 @@ def _apply_batch_info(batch: JobBatch, info) -> bool:
 
 def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollResult:
     """Back off on anything transient; fail after repeated bad-key / unknown-batch answers."""
-    from polling.integrations import openai as openai_api
-
     failures = job.consecutive_failures + 1
-    permanent = [
-        (b, e)
-        for b, e in errors
-        if isinstance(e, (openai_api.OpenAIAuthError, openai_api.OpenAIBatchNotFound))
-    ]
+    permanent = [(b, e) for b, e in errors if isinstance(e, CredentialsRejected | ResourceNotFound)]
     batch, first = (permanent or errors)[0]
-    if isinstance(first, openai_api.OpenAIBatchNotFound):
+    if isinstance(first, ResourceNotFound):
         reason = f"OpenAI does not know batch {batch.batch_id} (HTTP 404)."
     else:
         reason = first.message

@@ -25,14 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from polling.actions import (
-    ActionNotSent,
-    ActionOutcomeUnknown,
-    ActionRejected,
-    ActionResult,
-    TriggerMetadata,
-    get_action,
-)
+from polling.actions import ActionResult, TriggerMetadata, get_action
 from polling.models import FAILED_BATCH_STATUSES, ActionType, JobStatus, LogLevel, PollingJob, TriggerState
 from polling.services.jobs import job_fail
 from polling.services.leases import RELEASED, backoff_seconds, lease_release
@@ -40,6 +33,7 @@ from polling.services.logs import log_event
 from polling.services.notifications import notify
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secret_reveal
+from teckochecker.integrations import NotSent, OutcomeUnknown, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +78,7 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
     try:
         action = get_action(job.action_type)
         secret = _action_secret(job, action)
-    except (SecretUnreadable, ActionRejected) as exc:
+    except (SecretUnreadable, Rejected) as exc:
         job_fail(job_id=job_id, reason=getattr(exc, "detail", None) or exc.message)
         return TriggerOutcome("failed", "no usable secret or action")
     meta = trigger_metadata(job)
@@ -126,13 +120,13 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
 
     try:
         result = action.send(job, meta, secret=secret)
-    except ActionRejected as exc:
+    except Rejected as exc:
         return _give_up(job, exc.message)
-    except ActionNotSent as exc:
+    except NotSent as exc:
         return _schedule_retry(job, lease_token, attempt, exc.message, exc.retry_after, now)
-    except Exception as exc:  # ActionOutcomeUnknown and anything unexpected: never resend blindly
-        message = exc.message if isinstance(exc, ActionOutcomeUnknown) else "unexpected error"
-        if not isinstance(exc, ActionOutcomeUnknown):
+    except Exception as exc:  # OutcomeUnknown and anything unexpected: never resend blindly
+        message = exc.message if isinstance(exc, OutcomeUnknown) else "unexpected error"
+        if not isinstance(exc, OutcomeUnknown):
             logger.exception("unexpected error while triggering job %s", job_id)
         wait = reconcile_grace_seconds()
         log = f"The outcome is unknown ({message}); will look it up in {wait:.0f}s before any retry."
@@ -152,9 +146,9 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
         return TriggerOutcome("unknown", "waiting before looking the job up")
     try:
         found = action.find(job, meta, secret=secret, since=started)
-    except ActionRejected as exc:
+    except Rejected as exc:
         return _give_up(job, exc.message)
-    except ActionNotSent as exc:
+    except NotSent as exc:
         failures = job.consecutive_failures + 1
         if failures >= settings.TRIGGER_MAX_ATTEMPTS:
             return _give_up(

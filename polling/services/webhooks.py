@@ -16,6 +16,7 @@ from polling.services.schedules import enqueue_poll
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import DomainError
+from teckochecker.integrations import Rejected
 
 
 class WebhookRejected(DomainError):
@@ -44,7 +45,7 @@ def openai_webhook_receive(*, payload: bytes, headers: dict[str, str]) -> Webhoo
         raise WebhookRejected("No OpenAI webhook secret is configured (add a secret of type openai_webhook).")
     try:
         event = openai_api.unwrap_webhook(payload=payload, headers=headers, secrets=secrets)
-    except openai_api.OpenAIWebhookInvalid as exc:
+    except Rejected as exc:
         raise WebhookRejected(exc.message) from None
     if not event.webhook_id:
         raise WebhookRejected("The webhook-id header is missing.")

@@ -18,9 +18,6 @@ from polling.fakes.schemas import validate_keboola_request
 from polling.integrations import openai as oai
 from polling.integrations.keboola import (
     KeboolaJob,
-    KeboolaNotSent,
-    KeboolaOutcomeUnknown,
-    KeboolaRejected,
     build_trigger_payload,
     create_job,
     get_job,
@@ -29,13 +26,17 @@ from polling.integrations.keboola import (
 )
 from polling.integrations.openai import (
     BatchInfo,
-    OpenAIAuthError,
-    OpenAIBatchNotFound,
-    OpenAIError,
-    OpenAIRequestError,
-    OpenAIRetryable,
     retrieve_batch,
     retrieve_many,
+)
+from polling.integrations.webhooks import post_json
+from teckochecker.integrations import (
+    CredentialsRejected,
+    IntegrationError,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    ResourceNotFound,
 )
 
 KEY = "sk-proj-integration-test-key-abcdefghijklmnop"
@@ -103,7 +104,7 @@ def test_scripted_progress_is_seen_through_the_sdk(fake):
 def test_rate_limit_is_retryable_with_retry_after_seconds(fake):
     fake.add_batch("batch_a")
     fake.fail("openai.retrieve", "429", retry_after=7)
-    with pytest.raises(OpenAIRetryable) as caught:
+    with pytest.raises(NotSent) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_a")
     assert caught.value.retry_after == 7.0 and "429" in caught.value.message
     assert_secret_free(caught.value, KEY)
@@ -116,7 +117,7 @@ def test_retry_after_as_an_http_date_is_honoured(fake):
         "429",
         retry_after=format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True),
     )
-    with pytest.raises(OpenAIRetryable) as caught:
+    with pytest.raises(NotSent) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_a")
     assert 25 <= caught.value.retry_after <= 31
 
@@ -124,7 +125,7 @@ def test_retry_after_as_an_http_date_is_honoured(fake):
 def test_server_error_is_retryable(fake):
     fake.add_batch("batch_a")
     fake.fail("openai.retrieve", "500")
-    with pytest.raises(OpenAIRetryable) as caught:
+    with pytest.raises(NotSent) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_a")
     assert caught.value.retry_after is None
     assert retrieve_batch(api_key=KEY, batch_id="batch_a").status == "completed"  # one-off fault
@@ -133,29 +134,30 @@ def test_server_error_is_retryable(fake):
 def test_rejected_key_is_an_auth_error_that_never_shows_the_key(fake):
     fake.add_batch("batch_a")
     fake.reject_openai_key(KEY)
-    with pytest.raises(OpenAIAuthError) as caught:
+    with pytest.raises(CredentialsRejected) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_a")
     assert caught.value.message == "OpenAI rejected the API key (HTTP 401)."
     assert_secret_free(caught.value, KEY)
     fake.fail("openai.retrieve", "401")
-    with pytest.raises(OpenAIAuthError):
+    with pytest.raises(CredentialsRejected):
         retrieve_batch(api_key="sk-some-other-key-0000000000", batch_id="batch_a")
 
 
 def test_unknown_batch_is_not_found(fake):
-    with pytest.raises(OpenAIBatchNotFound) as caught:
+    with pytest.raises(ResourceNotFound) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_missing")
     assert "batch_missing" in caught.value.message
     fake.add_batch("batch_a")
     fake.fail("openai.retrieve", "404")
-    with pytest.raises(OpenAIBatchNotFound):
+    with pytest.raises(ResourceNotFound):
         retrieve_batch(api_key=KEY, batch_id="batch_a")
 
 
 def test_empty_inputs_are_refused_without_a_request(fake):
-    with pytest.raises(OpenAIRequestError):
+    with pytest.raises(Rejected) as caught:
         retrieve_batch(api_key=KEY, batch_id="")
-    with pytest.raises(OpenAIAuthError):
+    assert type(caught.value) is Rejected  # not a key or batch problem the engine counts
+    with pytest.raises(CredentialsRejected):
         retrieve_batch(api_key="", batch_id="batch_a")
     assert fake.requests() == []
 
@@ -165,7 +167,7 @@ def test_timeouts_and_resets_are_retryable(fake, kind):
     fake.add_batch("batch_a")
     fake.fail("openai.retrieve", kind, delay=2)
     started = time.monotonic()
-    with pytest.raises(OpenAIRetryable) as caught:
+    with pytest.raises(NotSent) as caught:
         retrieve_batch(api_key=KEY, batch_id="batch_a")
     assert time.monotonic() - started < 1.5  # the SDK does not retry on its own
     assert_secret_free(caught.value, KEY)
@@ -180,7 +182,7 @@ def test_slow_answer_within_the_timeout_succeeds(fake):
 
 def test_unreachable_openai_is_retryable(settings):
     settings.OPENAI_BASE_URL = f"http://127.0.0.1:{_free_port()}/v1"
-    with pytest.raises(OpenAIRetryable):
+    with pytest.raises(NotSent):
         retrieve_batch(api_key=KEY, batch_id="batch_a")
 
 
@@ -200,8 +202,8 @@ def test_retrieve_many_reports_each_batch_and_runs_concurrently(fake, settings):
     assert len(arrivals) == 4 and max(arrivals) - min(arrivals) < 1.0
     assert list(results) == ["batch_1", "batch_2", "batch_3", "batch_4"]
     assert results["batch_1"].status == "completed" and results["batch_2"].status == "completed"
-    assert isinstance(results["batch_3"], OpenAIBatchNotFound)
-    assert isinstance(results["batch_4"], OpenAIRetryable) and results["batch_4"].retry_after == 2
+    assert isinstance(results["batch_3"], ResourceNotFound)
+    assert isinstance(results["batch_4"], NotSent) and results["batch_4"].retry_after == 2
     assert retrieve_many([]) == {}
 
 
@@ -210,8 +212,8 @@ def test_retrieve_many_with_a_bad_key_gives_auth_errors(fake):
     fake.reject_openai_key(KEY)
     results = retrieve_many([(KEY, "batch_1"), (KEY, "batch_2")])
     assert list(results) == [(KEY, "batch_1"), (KEY, "batch_2")]
-    assert all(isinstance(r, OpenAIAuthError) for r in results.values())
-    assert all(isinstance(r, OpenAIError) for r in results.values())
+    assert all(isinstance(r, CredentialsRejected) for r in results.values())
+    assert all(isinstance(r, IntegrationError) for r in results.values())
 
 
 def test_clients_are_cached_per_key_and_base_url(fake):
@@ -365,7 +367,7 @@ def test_search_jobs_finds_jobs_of_the_configuration_since_a_time(fake):
 
 def test_create_rate_limited_is_not_sent_with_retry_after(fake):
     fake.fail("keboola.create", "429", retry_after=12)
-    with pytest.raises(KeboolaNotSent) as caught:
+    with pytest.raises(NotSent) as caught:
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert caught.value.retry_after == 12.0
     assert fake.keboola_jobs_created == 0
@@ -373,14 +375,14 @@ def test_create_rate_limited_is_not_sent_with_retry_after(fake):
 
 def test_create_server_error_is_an_unknown_outcome(fake):
     fake.fail("keboola.create", "500")
-    with pytest.raises(KeboolaOutcomeUnknown):
+    with pytest.raises(OutcomeUnknown):
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
 
 
 @pytest.mark.parametrize("kind", ["401", "404"])
 def test_create_client_errors_are_rejections(fake, kind):
     fake.fail("keboola.create", kind)
-    with pytest.raises(KeboolaRejected) as caught:
+    with pytest.raises(Rejected) as caught:
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert caught.value.status_code == int(kind)
     assert_secret_free(caught.value, TOKEN)
@@ -388,7 +390,7 @@ def test_create_client_errors_are_rejections(fake, kind):
 
 def test_bad_token_is_rejected_without_showing_it(fake):
     fake.reject_keboola_token(TOKEN)
-    with pytest.raises(KeboolaRejected) as caught:
+    with pytest.raises(CredentialsRejected) as caught:
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert caught.value.status_code == 401 and "token" in caught.value.message
     assert_secret_free(caught.value, TOKEN)
@@ -396,7 +398,7 @@ def test_bad_token_is_rejected_without_showing_it(fake):
 
 
 def test_invalid_body_is_rejected_with_keboolas_reason(fake):
-    with pytest.raises(KeboolaRejected) as caught:
+    with pytest.raises(Rejected) as caught:
         create_job(stack_url=fake.stack_url, token=TOKEN, payload={"mode": "run", "config": CONFIG})
     assert caught.value.status_code == 400 and "component" in caught.value.message
 
@@ -404,7 +406,7 @@ def test_invalid_body_is_rejected_with_keboolas_reason(fake):
 def test_create_timeout_is_an_unknown_outcome(fake):
     fake.fail("keboola.create", "timeout", delay=1.5)
     started = time.monotonic()
-    with pytest.raises(KeboolaOutcomeUnknown) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert time.monotonic() - started < 1.2
     assert_secret_free(caught.value, TOKEN)
@@ -413,7 +415,7 @@ def test_create_timeout_is_an_unknown_outcome(fake):
 def test_timeout_after_create_is_unknown_and_search_finds_the_job(fake):
     started_at = datetime.now(UTC)
     fake.fail("keboola.create", "timeout_after_create", delay=2)
-    with pytest.raises(KeboolaOutcomeUnknown):
+    with pytest.raises(OutcomeUnknown):
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert fake.keboola_jobs_created == 1
     found = search_jobs(
@@ -429,7 +431,7 @@ def test_timeout_after_create_is_unknown_and_search_finds_the_job(fake):
 
 def test_reset_after_sending_is_an_unknown_outcome(fake):
     fake.fail("keboola.create", "reset")
-    with pytest.raises(KeboolaOutcomeUnknown):
+    with pytest.raises(OutcomeUnknown):
         create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     assert fake.keboola_jobs_created == 0  # the fake reset before creating; the client cannot know
     assert create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload()).status == "created"
@@ -437,7 +439,7 @@ def test_reset_after_sending_is_an_unknown_outcome(fake):
 
 def test_connection_refused_is_not_sent(settings):
     settings.KEBOOLA_TIMEOUT_SECONDS = 0.5
-    with pytest.raises(KeboolaNotSent) as caught:
+    with pytest.raises(NotSent) as caught:
         create_job(stack_url=f"http://127.0.0.1:{_free_port()}", token=TOKEN, payload=_payload())
     assert "connect" in caught.value.message
     assert_secret_free(caught.value, TOKEN)
@@ -448,9 +450,9 @@ def test_read_failures_are_safe_to_retry(fake, kind):
     job = create_job(stack_url=fake.stack_url, token=TOKEN, payload=_payload())
     fake.fail("keboola.get", kind, delay=1.5)
     fake.fail("keboola.search", kind, delay=1.5)
-    with pytest.raises(KeboolaNotSent):
+    with pytest.raises(NotSent):
         get_job(stack_url=fake.stack_url, token=TOKEN, job_id=job.id)
-    with pytest.raises(KeboolaNotSent):
+    with pytest.raises(NotSent):
         search_jobs(
             stack_url=fake.stack_url,
             token=TOKEN,
@@ -462,15 +464,15 @@ def test_read_failures_are_safe_to_retry(fake, kind):
 
 
 def test_unknown_job_is_rejected_as_404(fake):
-    with pytest.raises(KeboolaRejected) as caught:
+    with pytest.raises(Rejected) as caught:
         get_job(stack_url=fake.stack_url, token=TOKEN, job_id="424242")
     assert caught.value.status_code == 404
 
 
 def test_bad_stack_url_or_missing_token_is_rejected_before_sending(fake):
-    with pytest.raises(KeboolaRejected, match="stack URL"):
+    with pytest.raises(Rejected, match="stack URL"):
         create_job(stack_url="https://example.com", token=TOKEN, payload=_payload())
-    with pytest.raises(KeboolaRejected, match="token"):
+    with pytest.raises(Rejected, match="token"):
         create_job(stack_url=fake.stack_url, token="", payload=_payload())
     assert fake.requests() == []
 
@@ -492,3 +494,31 @@ def test_integrations_are_the_only_modules_importing_the_vendor_libraries():
         and pattern.search(path.read_text(errors="ignore"))
     ]
     assert offenders == []
+
+
+# --- Outgoing webhooks (the fake's Keboola route stands in for a receiver) ----------------------
+@pytest.mark.parametrize(
+    "kind, outcome, words",
+    [
+        ("429", NotSent, "rate limiting (HTTP 429)"),
+        ("500", OutcomeUnknown, "answered HTTP 500"),
+        ("401", Rejected, "refused the webhook (HTTP 401)"),
+        ("reset", OutcomeUnknown, "was lost before an answer"),
+        ("timeout", OutcomeUnknown, "did not answer within 0.5 s"),
+    ],
+)
+def test_webhook_failures_say_whether_the_receiver_may_have_acted(fake, settings, kind, outcome, words):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    fake.fail("keboola.create", kind, delay=1.5, retry_after=4)
+    with pytest.raises(outcome) as caught:
+        post_json(url=f"{fake.stack_url}/jobs", payload={"event": "x"}, signing_secret=TOKEN)
+    assert type(caught.value) is outcome and words in caught.value.message
+    assert caught.value.retry_after == (4.0 if kind == "429" else None)
+    assert_secret_free(caught.value, TOKEN)
+
+
+def test_webhook_to_a_closed_port_is_not_sent(settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    with pytest.raises(NotSent) as caught:
+        post_json(url=f"http://127.0.0.1:{_free_port()}/hook", payload={"event": "x"})
+    assert caught.value.message.startswith("Could not connect to 127.0.0.1:")
