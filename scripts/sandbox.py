@@ -137,10 +137,18 @@ R.setrlimit(R.RLIMIT_FSIZE, (fsize, fsize))
 os.umask(umask)
 os.chdir(a[8])
 os.environ["PWD"] = a[8]
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for s in (signal.SIGINT, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
+# When whatever started us dies (the service), SIGTERM arrives (PR_SET_PDEATHSIG, set after the
+# uid change, which clears it) and takes the whole process group along: without bwrap's PID
+# namespace that is the only way the script's own children end with it.
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+import ctypes
+prctl = ctypes.CDLL(None).prctl
+prctl(1, signal.SIGTERM)
 pid = os.fork()
 if pid == 0:
+    prctl(1, signal.SIGKILL)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     os.close(report)
@@ -429,8 +437,7 @@ class _Launch:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def _launch_sandboxed(spec: RunSpec, bwrap: str, uid: int) -> _Launch:
-    launch = _Launch(uid)
+def _launch_sandboxed(spec: RunSpec, bwrap: str, launch: _Launch) -> None:
     prefix = _interpreter_prefix(spec.python_path)
     args = [*_namespace_args(network=spec.network), *_system_args()]
     args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
@@ -461,11 +468,9 @@ def _launch_sandboxed(spec: RunSpec, bwrap: str, uid: int) -> _Launch:
     launch.executable = bwrap
     launch.argv = [f"{MARKER}-bwrap", "--args", str(args_fd), "--", *command]
     launch.env = _bwrap_env()
-    return launch
 
 
-def _launch_unsandboxed(spec: RunSpec, uid: int) -> _Launch:
-    launch = _Launch(uid)
+def _launch_unsandboxed(spec: RunSpec, launch: _Launch) -> None:
     launch.tmpdir = tempfile.mkdtemp(prefix=f"{MARKER}-")
     script = os.path.join(launch.tmpdir, "script.py")
     with open(script, "w", encoding="utf-8", errors="surrogateescape") as f:
@@ -483,7 +488,6 @@ def _launch_unsandboxed(spec: RunSpec, uid: int) -> _Launch:
     )
     launch.env = _script_env(spec, home=str(spec.workdir), path=path)
     launch.cwd = str(spec.workdir)
-    return launch
 
 
 # --- Output ---------------------------------------------------------------------------------
@@ -691,13 +695,15 @@ def run(
         if problem:
             return _not_started(spec, problem, started_at)
     uid = run_uid(Path(spec.workdir)) if _is_root() else os.geteuid()
+    launch = _Launch(uid)
     try:
         _hand_over(Path(spec.workdir), uid)
         if sandboxed:
-            launch = _launch_sandboxed(spec, bwrap_path() or "bwrap", uid)
+            _launch_sandboxed(spec, bwrap_path() or "bwrap", launch)
         else:
-            launch = _launch_unsandboxed(spec, uid)
+            _launch_unsandboxed(spec, launch)
     except OSError as exc:
+        launch.close()
         return _not_started(spec, f"The run could not be prepared: {exc.strerror or exc}.", started_at)
     return _execute(
         spec,

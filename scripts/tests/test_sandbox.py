@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from scripts import sandbox
 from scripts.environments import environment_build, python_resolve, pythons_available
@@ -355,18 +358,29 @@ def _processes_with(marker: str) -> list[int]:
 
 LEAVE_A_CHILD = """
 import os, sys, time
+r, w = os.pipe()
 if os.fork() == 0:
     os.setsid()  # even out of the process group
-    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", "{marker}"])
-time.sleep(0.5)
-print("parent leaves")
+    os.set_inheritable(w, True)
+    child = "import os, sys, time; os.write(int(sys.argv[1]), b'up'); time.sleep(300)"
+    os.execv(sys.executable, [sys.executable, "-c", child, str(w), "{marker}"])
+os.close(w)
+assert os.read(r, 2) == b"up"
+print("parent leaves", flush=True)
 """
+
+
+def _alive_while_output(marker: str, seen: list[int]):
+    """on_output that records how many of the marked processes live when output arrives."""
+    return lambda text: seen.append(len(_processes_with(marker)))
 
 
 def test_a_child_left_behind_is_killed_when_the_run_ends(spec):
     marker = f"leftover-{uuid.uuid4().hex}"
-    result = run(spec(LEAVE_A_CHILD.format(marker=marker)))
+    seen: list[int] = []
+    result = run(spec(LEAVE_A_CHILD.format(marker=marker)), on_output=_alive_while_output(marker, seen))
     assert (result.state, result.output) == ("succeeded", "parent leaves\n")
+    assert seen[0] == 1  # the child was there while the run went on
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -375,9 +389,11 @@ def test_a_child_left_behind_is_killed_when_the_run_ends(spec):
 
 def test_a_timeout_kills_every_process_of_the_run(spec):
     marker = f"leftover-{uuid.uuid4().hex}"
-    code = LEAVE_A_CHILD.format(marker=marker).replace('print("parent leaves")', "time.sleep(300)")
-    result = run(spec(code, timeout_seconds=2))
+    code = LEAVE_A_CHILD.format(marker=marker) + "time.sleep(300)\n"
+    seen: list[int] = []
+    result = run(spec(code, timeout_seconds=2), on_output=_alive_while_output(marker, seen))
     assert result.state == "timed_out"
+    assert seen[0] == 1
     time.sleep(0.2)
     assert _processes_with(marker) == []
 
@@ -546,8 +562,14 @@ def test_with_the_sandbox_off_limits_timeout_and_leftovers_still_apply(spec, ope
         pytest.skip("no interpreter outside /root for the unprivileged user")
     marker = f"leftover-{uuid.uuid4().hex}"
     code = LEAVE_A_CHILD.format(marker=marker).replace("os.setsid()", "pass")
-    result = run(spec(code, python_path=system_python, workdir=open_workdir), sandbox=False)
+    seen: list[int] = []
+    result = run(
+        spec(code, python_path=system_python, workdir=open_workdir),
+        sandbox=False,
+        on_output=_alive_while_output(marker, seen),
+    )
     assert result.state == "succeeded"
+    assert seen[0] == 1
     time.sleep(0.2)
     assert _processes_with(marker) == []
     result = run(
@@ -571,3 +593,96 @@ def test_a_malformed_spec_is_the_callers_bug(spec):
         run(spec("print(1)", env={"BAD=NAME": "x"}))
     with pytest.raises(ValueError):
         run(spec("print(1)", timeout_seconds=0))
+
+
+# --- The service going away, and an unprivileged service ------------------------------------
+
+SERVICE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from scripts.sandbox import RunSpec, run
+code = "import os, sys, time\\nif os.fork() == 0:\\n    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(300)', {marker!r}])\\nprint('running', flush=True)\\ntime.sleep(300)"
+spec = RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=Path({workdir!r}), env={{}}, network=False,
+               timeout_seconds=300, memory_mb=256, cpu_seconds=300, output_max_bytes=65536)
+run(spec, on_output=lambda text: print(text, end="", flush=True), sandbox={sandboxed!r})
+"""
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "sandbox-off"])
+def test_the_run_dies_with_the_service(sandboxed, open_workdir):
+    python = python_resolve("").path
+    if not sandboxed:
+        python = next((p.path for p in pythons_available() if p.path.startswith("/usr/")), None)
+        if python is None:
+            pytest.skip("no interpreter outside /root for the unprivileged user")
+    marker = f"orphan-{uuid.uuid4().hex}"
+    root = str(Path(__file__).resolve().parents[2])
+    source = SERVICE.format(
+        root=root, marker=marker, python=python, workdir=str(open_workdir), sandboxed=sandboxed
+    )
+    service = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, text=True)
+    try:
+        assert service.stdout.readline() == "running\n"
+        deadline = time.monotonic() + 10  # the script's child may not have exec'd yet
+        while not [p for p in _processes_with(marker) if p != service.pid] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len([p for p in _processes_with(marker) if p != service.pid]) == 1
+    finally:
+        service.kill()
+        service.wait()
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(marker) == []
+
+
+UNPRIVILEGED_SERVICE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import sandbox
+code = "import os, json\\nprint(json.dumps([os.getuid(), sorted(os.environ), os.listdir('/'), len([p for p in os.listdir('/proc') if p.isdigit()])]))"
+spec = sandbox.RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=Path({workdir!r}), env={{"A": "1"}},
+                       network=False, timeout_seconds=60, memory_mb=256, cpu_seconds=30, output_max_bytes=65536)
+print(json.dumps([sandbox._probe(), sandbox.run(spec, sandbox=True).__dict__], default=str))
+"""
+
+
+def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir):
+    """The Docker image runs the service as uid 10001: bwrap then makes a user namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a service as another uid")
+    python = next(
+        (
+            p.path
+            for p in pythons_available()
+            if p.path.startswith("/usr/") and Version(p.version) >= Version("3.11")
+        ),
+        None,
+    )
+    if python is None:
+        pytest.skip("no interpreter 3.11+ outside /root for the unprivileged service")
+    package = open_workdir.parent / "package"
+    package.mkdir()
+    shutil.copy(Path(sandbox.__file__), package / "sandbox.py")
+    open_workdir.mkdir()
+    os.chown(open_workdir, 10001, 10001)
+    source = UNPRIVILEGED_SERVICE.format(root=str(package), python=python, workdir=str(open_workdir))
+    out = subprocess.run(
+        [python, "-I", "-c", source],
+        user=10001,
+        group=10001,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    problem, result = json.loads(out.stdout or out.stderr)
+    assert problem is None
+    assert result["state"] == "succeeded", result
+    uid, env, root, processes = json.loads(result["output"])
+    assert uid == sandbox.SANDBOX_UID  # 10001 outside, nobody inside
+    assert env == ["A", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]
+    assert "work" not in root and "root" not in root
+    assert processes <= 3
