@@ -42,23 +42,35 @@ def lease_held(now: datetime) -> Q:
 
 
 def lease_claim(
-    rows: QuerySet, *, seconds: float, now: datetime, token: str | None = None, take_over: Q | None = None
+    rows: QuerySet,
+    *,
+    seconds: float,
+    now: datetime,
+    token: str | None = None,
+    take_over: Q | None = None,
+    **fields: Any,
 ) -> tuple[str, int]:
     """Claim every row of `rows` that is free (or matches `take_over`) for `seconds`, in one
-    conditional UPDATE. Returns the token the claimed rows now carry and how many there are;
-    the caller reads the rows back by that token when it needs more than the count."""
+    conditional UPDATE that also writes `fields` (a state change that goes with the claim, such
+    as a run becoming "running"). Returns the token the claimed rows now carry and how many there
+    are; the caller reads the rows back by that token when it needs more than the count."""
     token = token or lease_token_new()
     free = lease_free(now) if take_over is None else lease_free(now) | take_over
-    claimed = rows.filter(free).update(**{TOKEN: token, EXPIRES: now + timedelta(seconds=seconds)})
+    claimed = rows.filter(free).update(**{TOKEN: token, EXPIRES: now + timedelta(seconds=seconds)}, **fields)
     return token, claimed
+
+
+def lease_renew(rows: QuerySet | Model, *, token: str, seconds: float, now: datetime) -> int:
+    """Extend the lease on the rows still held under `token` to `seconds` from `now`, for work
+    that runs longer than one lease (a running script). Returns how many were still ours: 0
+    means the lease lapsed and was taken over, and the holder must stop."""
+    return _rows(rows).filter(**{TOKEN: token}).update(**{EXPIRES: now + timedelta(seconds=seconds)})
 
 
 def lease_release(rows: QuerySet | Model, *, token: str, **fields: Any) -> int:
     """Give back the rows (or the one row) still held under `token`, writing `fields` with them.
     Returns how many were still ours (0: the lease lapsed and someone took the row over)."""
-    if isinstance(rows, Model):
-        rows = type(rows)._default_manager.filter(pk=rows.pk)
-    return rows.filter(**{TOKEN: token}).update(**RELEASED, **fields)
+    return _rows(rows).filter(**{TOKEN: token}).update(**RELEASED, **fields)
 
 
 def lease_release_each(model: type[Model], *, token: str, changes: Mapping[Any, Mapping[str, Any]]) -> None:
@@ -73,6 +85,11 @@ def lease_release_each(model: type[Model], *, token: str, changes: Mapping[Any, 
         where_fields=(model._meta.pk.name, TOKEN),
         rows=[("", None, *(values[n] for n in names), pk, token) for pk, values in changes.items()],
     )
+
+
+def _rows(rows: QuerySet | Model) -> QuerySet:
+    """A queryset of the rows, or of the one row given as an instance."""
+    return type(rows)._default_manager.filter(pk=rows.pk) if isinstance(rows, Model) else rows
 
 
 def due(field: str, now: datetime) -> Q:

@@ -16,6 +16,7 @@ from polling.services.leases import (
     lease_held,
     lease_release,
     lease_release_each,
+    lease_renew,
     lease_token_new,
 )
 from polling.tests.factories import PollingJobFactory
@@ -57,6 +58,19 @@ def test_take_over_claims_rows_a_holder_hands_on():
     assert claimed == 1 and PollingJob.objects.get(lease_token=token) == handed_on
 
 
+def test_a_claim_writes_the_state_change_that_goes_with_it_only_to_the_rows_it_wins():
+    now = timezone.now()
+    free = PollingJobFactory(last_error="")
+    held = PollingJobFactory(last_error="", **_held())
+    token, claimed = lease_claim(
+        PollingJob.objects.all(), seconds=30, now=now, last_error="claimed", last_check_at=now
+    )
+    assert claimed == 1
+    free.refresh_from_db(), held.refresh_from_db()
+    assert (free.lease_token, free.last_error, free.last_check_at) == (token, "claimed", now)
+    assert (held.last_error, held.last_check_at) == ("", None)
+
+
 def test_a_token_carries_its_prefix_and_fits_the_column():
     token = lease_token_new(prefix="d:")
     assert token.startswith("d:") and len(token) == 32 and token != lease_token_new(prefix="d:")
@@ -75,6 +89,20 @@ def test_release_needs_the_token_and_writes_the_fields_with_it():
     job.refresh_from_db()
     assert (job.lease_token, job.lease_expires_at, job.last_error) == ("", None, "released")
     assert lease_release(job, token=token) == 0  # released once only
+
+
+def test_a_holder_renews_its_lease_and_learns_when_it_lost_it():
+    now = timezone.now()
+    job = PollingJobFactory()
+    token, _ = lease_claim(PollingJob.objects.filter(pk=job.pk), seconds=30, now=now)
+    later = now + timedelta(seconds=25)
+
+    assert lease_renew(job, token=token, seconds=30, now=later) == 1
+    job.refresh_from_db()
+    assert job.lease_token == token and job.lease_expires_at == later + timedelta(seconds=30)
+    # The lease lapsed and another worker took the row: renewing tells the old holder to stop.
+    assert lease_claim(PollingJob.objects.all(), seconds=30, now=later + timedelta(minutes=1))[1] == 1
+    assert lease_renew(job, token=token, seconds=30, now=later + timedelta(minutes=1)) == 0
 
 
 def test_release_each_writes_each_rows_values_and_skips_rows_no_longer_ours():
