@@ -1,5 +1,5 @@
-"""Beat's scheduler: django-celery-beat's, plus the job dispatcher, a heartbeat and a
-single-instance guard.
+"""Beat's scheduler: django-celery-beat's, plus the job dispatcher, a heartbeat, a
+single-instance guard and the scripts that run "at startup".
 
 The dispatcher (`polling.services.schedules.jobs_dispatch_due`) runs here, in beat's own loop,
 every `dispatch_every` seconds: one indexed query finds the due jobs, whatever their number,
@@ -30,6 +30,18 @@ class SingleBeatScheduler(DatabaseScheduler):
         self._last_heartbeat = time.monotonic()
         self._last_dispatch = 0.0
         super().setup_schedule()
+        self.run_startup_scripts()
+
+    def run_startup_scripts(self) -> int:
+        """Queue each "at startup" script once. Here, because beat runs once per service start
+        (single-instance), however many workers there are."""
+        from scripts.services.schedules import scripts_run_at_startup
+
+        try:
+            return scripts_run_at_startup()
+        except Exception as exc:  # database restarting: beat starts anyway, the log says so
+            logger.warning("could not queue the scripts that run at startup: %s", exc)
+            return 0
 
     def tick(self, *args, **kwargs):
         now = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import DatabaseError, close_old_connections
 
@@ -57,16 +59,24 @@ def follow_keboola_jobs() -> int:
     acks_late=True,
     max_retries=5,
 )
-def deliver_notification(self, job_id: int, event: str, channel: str) -> None:
+def deliver_notification(
+    self, job_id: int | None, event: str, channel: str, run_id: int | None = None
+) -> None:
+    """A job's notification, or with `run_id` a script run's (then `job_id` is None)."""
     from polling.models import LogLevel
     from polling.services.logs import log_event
     from polling.services.notifications import notification_deliver
 
     try:
-        notification_deliver(job_id=job_id, event=event, channel=channel)
+        notification_deliver(job_id=job_id, event=event, channel=channel, run_id=run_id)
     except Exception as exc:
         reason = getattr(exc, "message", None) or type(exc).__name__
         if self.request.retries >= self.max_retries:
+            if run_id is not None:
+                logging.getLogger(__name__).warning(
+                    "the %s notification (%s) of script run %s failed: %s", channel, event, run_id, reason
+                )
+                return
             log_event(
                 job_id=job_id,
                 status="notify_failed",

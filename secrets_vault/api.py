@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -20,6 +26,14 @@ class SecretCreateSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class SecretUserField(serializers.Field):
+    """A user as `secrets_vault.usage` lists it: a job id (integer) or a script's safe name."""
+
+    def to_representation(self, value):
+        return value
+
+
 class SecretSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -27,7 +41,8 @@ class SecretSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     used_by = serializers.ListField(
-        child=serializers.IntegerField(), help_text="Ids of active or paused jobs using this secret."
+        child=SecretUserField(),
+        help_text="Who uses this secret: ids of active or paused jobs, safe names of scripts.",
     )
 
 

@@ -36,7 +36,7 @@ def _flatten(detail) -> dict[str, list[str]]:
 def exception_handler(exc, context):
     """Every error body has a readable `detail`; 400s also carry `errors: {field: [...]}`."""
     if isinstance(exc, DomainError):
-        body = {"detail": exc.detail}
+        body = {"detail": exc.detail, **exc.extra}
         if exc.errors or exc.status_code == 400:
             body["errors"] = exc.errors or {"non_field_errors": [exc.detail]}
         return Response(body, status=exc.status_code)
@@ -114,6 +114,7 @@ ERROR_SCHEMA = {
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
             "description": "Validation errors per field (HTTP 400).",
         },
+        "line": {"type": "integer", "description": "A script's syntax error: the line it is on."},
     },
     "required": ["detail"],
 }

@@ -7,6 +7,8 @@ class DomainError(Exception):
     """Base of every error a user can cause; `detail` is safe to show to that user."""
 
     status_code = 400
+    # More keys for the error body, e.g. {"line": 3} for a script's syntax error.
+    extra: dict = {}
 
     def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None):
         super().__init__(detail)

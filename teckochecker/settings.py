@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "polling.models.JobStatus",
         "HealthStatusEnum": ["healthy", "unhealthy"],
         "ConnectionStateEnum": ["connected", "disconnected"],
+        "RunStateEnum": "scripts.models.RunState",
+        "EnvStateEnum": "scripts.models.EnvState",
     },
 }
 
@@ -263,6 +265,9 @@ CELERY_BEAT_SCHEDULE = {
     "teckochecker-heartbeat": {"task": "polling.tasks.worker_heartbeat", "schedule": 30.0},
     "teckochecker-prune-logs": {"task": "polling.tasks.prune_logs", "schedule": 3600.0},
     "teckochecker-follow-keboola": {"task": "polling.tasks.follow_keboola_jobs", "schedule": 15.0},
+    # Script runs whose worker died are ended; runs past the history limits are deleted.
+    "teckochecker-reap-script-runs": {"task": "scripts.tasks.reap_runs", "schedule": 30.0},
+    "teckochecker-prune-script-runs": {"task": "scripts.tasks.prune_runs", "schedule": 3600.0},
 }
 
 # --- Polling --------------------------------------------------------------------------------

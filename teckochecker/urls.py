@@ -3,12 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from polling.urls import api_resources as polling_resources
+from scripts.urls import api_resources as script_resources
 from secrets_vault.urls import api_resources as secret_resources
 from teckochecker.api import ApiRouter, api_path
 
 # One router for every app's viewsets, so /api (the browsable root) lists every resource.
 router = ApiRouter()
-for prefix, viewset, basename in [*secret_resources, *polling_resources]:
+for prefix, viewset, basename in [*secret_resources, *polling_resources, *script_resources]:
     router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     *api_path("redoc", SpectacularRedocView.as_view(url_name="schema"), "redoc"),
     *router.urls,
     path("", include("polling.urls")),
+    path("", include("scripts.urls")),
     path("", include("web.urls")),
 ]
 

@@ -1,4 +1,5 @@
-"""Telling people when a job finishes, fails, or its Keboola job fails: email and/or webhook.
+"""Telling people when a job finishes, fails, or its Keboola job fails, and when a script run
+succeeds or fails (if the script asks for it): email and/or webhook.
 
 Delivery runs in Celery (`polling.tasks.deliver_notification`) with retries, so it never blocks
 polling; a delivery that fails for good is logged on the job.
@@ -29,6 +30,11 @@ def _webhook_url(job: PollingJob) -> str:
     return job.notify_webhook_url or settings.NOTIFY_WEBHOOK_URL
 
 
+# A script run's events. Scripts have recipients of their own (empty: NOTIFY_EMAILS) and share
+# the global notification webhook.
+SCRIPT_EVENTS = {"script_succeeded": "succeeded", "script_failed": "failed"}
+
+
 def channels_for(job: PollingJob) -> list[str]:
     channels = []
     if _emails(job):
@@ -48,6 +54,51 @@ def notify(*, job_id: int, event: str) -> None:
     for channel in channels_for(job):
         # A broker that is down is logged and never blocks polling.
         task_send_on_commit("polling.tasks.deliver_notification", args=[job_id, event, channel])
+
+
+def _script_emails(script) -> list[str]:
+    raw = script.notify_emails or ",".join(settings.NOTIFY_EMAILS)
+    return [e.strip() for e in raw.split(",") if e.strip()]
+
+
+def notify_script_run(*, run_id: int, event: str) -> None:
+    """Queue a script run's notifications for `event` (script_succeeded / script_failed)."""
+    from scripts.models import ScriptRun
+
+    if event not in SCRIPT_EVENTS:
+        raise ValueError(f"unknown notification event {event!r}")
+    run = ScriptRun.objects.select_related("script").filter(pk=run_id).first()
+    if run is None:
+        return
+    channels = (["email"] if _script_emails(run.script) else []) + (
+        ["webhook"] if settings.NOTIFY_WEBHOOK_URL else []
+    )
+    for channel in channels:
+        task_send_on_commit(
+            "polling.tasks.deliver_notification", args=[None, event, channel], kwargs={"run_id": run_id}
+        )
+
+
+def script_run_message(run, event: str) -> dict:
+    """What a script run's notification says: the outcome, never the output (it is the user's)."""
+    script = run.script
+    text = f"TeckoChecker script '{script.name}' run #{run.pk} {SCRIPT_EVENTS[event]}: {run.state}"
+    if run.exit_code is not None:
+        text += f", exit code {run.exit_code}"
+    if run.message:
+        text += f". {run.message}"
+    return {
+        "text": text,
+        "event": event,
+        "script_id": script.pk,
+        "script_name": script.name,
+        "script_slug": script.slug,
+        "run_id": run.pk,
+        "state": run.state,
+        "trigger": run.trigger,
+        "exit_code": run.exit_code,
+        "message": run.message or None,
+    }
 
 
 def notification_message(job: PollingJob, event: str) -> dict:
@@ -73,8 +124,36 @@ def notification_message(job: PollingJob, event: str) -> dict:
     }
 
 
-def notification_deliver(*, job_id: int, event: str, channel: str) -> None:
-    """Deliver one notification now; raises on a failure worth retrying."""
+def _script_run_deliver(*, run_id: int, event: str, channel: str) -> None:
+    from scripts.models import ScriptRun
+
+    run = ScriptRun.objects.select_related("script").filter(pk=run_id).first()
+    if run is None:
+        return
+    message = script_run_message(run, event)
+    if channel == "email":
+        send_mail(
+            subject=f"[TeckoChecker] script {run.script.name}: run {SCRIPT_EVENTS[event]}",
+            message=message["text"],
+            from_email=None,
+            recipient_list=_script_emails(run.script),
+        )
+    elif channel == "webhook":
+        webhooks.post_json(
+            url=settings.NOTIFY_WEBHOOK_URL,
+            payload=message,
+            signing_secret=settings.NOTIFY_WEBHOOK_SECRET or None,
+        )
+    else:
+        raise ValueError(f"unknown channel {channel!r}")
+
+
+def notification_deliver(*, job_id: int | None, event: str, channel: str, run_id: int | None = None) -> None:
+    """Deliver one notification (of a job, or with `run_id` of a script run) now; raises on a
+    failure worth retrying."""
+    if run_id is not None:
+        _script_run_deliver(run_id=run_id, event=event, channel=channel)
+        return
     job = PollingJob.objects.filter(pk=job_id).first()
     if job is None:
         return

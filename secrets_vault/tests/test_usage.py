@@ -54,8 +54,8 @@ def test_the_vault_imports_no_app_that_uses_it():
     assert offenders == []
 
 
-def test_polling_registers_its_jobs_when_the_app_is_ready():
-    assert [users.name for users in usage.registered()] == ["jobs"]
+def test_polling_and_scripts_register_their_users_when_the_apps_are_ready():
+    assert [users.name for users in usage.registered()] == ["jobs", "scripts"]
 
 
 def test_jobs_using_lists_each_active_or_paused_job_once_per_secret():

@@ -38,7 +38,7 @@ def staff_token(admin_user):
 
 @pytest.fixture
 def some_data(admin_user):
-    """A secret and a job, so the detail endpoints have something to find."""
+    """A secret, a job, a script and a run, so the detail endpoints have something to find."""
     from polling.services import job_create
     from secrets_vault.services import secret_create
 
@@ -53,6 +53,9 @@ def some_data(admin_user):
         keboola_component_id="c",
         keboola_configuration_id="1",
     )
+    from scripts.tests.factories import ScriptFactory, ScriptRunFactory
+
+    ScriptRunFactory(script=ScriptFactory(), output="fuzz output\n")
 
 
 @pytest.mark.django_db

@@ -68,6 +68,7 @@ CASES = [
 def test_the_url_conf_is_what_this_file_expects():
     routes = {route.rstrip("/") for route, _ in ROUTES}
     assert "api/jobs" in routes and "api/admin/secrets/<int:secret_id>" in routes
+    assert {"api/scripts", "api/scripts/<int:pk>/run", "api/runs/<int:pk>/output", "api/pythons"} <= routes
     unknown = set(PUBLIC) - routes
     assert not unknown, f"PUBLIC lists routes that no longer exist: {unknown}"
     assert len(CASES) > 20
@@ -102,7 +103,19 @@ def test_a_signed_in_non_staff_user_is_refused(url, method, refusals, user):
 
 def _leaks_data(response) -> bool:
     body = response.content.decode(errors="replace")
-    return any(key in body for key in ('"jobs"', '"secrets"', '"logs"', '"total_jobs"', '"version"'))
+    return any(
+        key in body
+        for key in (
+            '"jobs"',
+            '"secrets"',
+            '"logs"',
+            '"total_jobs"',
+            '"version"',
+            '"scripts"',
+            '"runs"',
+            '"pythons"',
+        )
+    )
 
 
 def test_anonymous_api_calls_get_401_with_a_token_challenge():

@@ -1,0 +1,255 @@
+"""REST endpoints for scripts, runs and interpreters (SCRIPTS_CONTRACT.md). Views stay thin:
+parse, call one service, shape the answer with scripts.serializers."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polling.api import _choice_param, _int_param
+from scripts import selectors, services
+from scripts.models import RunState, RunTrigger
+from scripts.serializers import (
+    EnvironmentCheckSerializer,
+    EnvironmentSerializer,
+    PythonListSerializer,
+    RunDetailSerializer,
+    RunListSerializer,
+    RunSerializer,
+    SchedulePreviewRequestSerializer,
+    SchedulePreviewSerializer,
+    ScriptListSerializer,
+    ScriptPatchSerializer,
+    ScriptSerializer,
+    ScriptWriteSerializer,
+    run_representation,
+    script_representation,
+)
+from scripts.services.scripts import UPDATABLE_FIELDS
+from secrets_vault.api import MessageSerializer
+from teckochecker.api import ApiViewSet
+from teckochecker.errors import ValidationFailed
+
+SCRIPT_EXAMPLE = OpenApiExample(
+    "Every five minutes",
+    request_only=True,
+    value={
+        "name": "Hello World",
+        "code": "import requests\nprint(requests.get('https://example.com').status_code)\n",
+        "requirements": "requests==2.32.3\n",
+        "network": True,
+        "schedule": {"type": "interval", "every": 5, "unit": "minutes"},
+        "env": [{"name": "GREETING", "value": "hi"}, {"name": "API_TOKEN", "secret": "my-api-token"}],
+    },
+)
+
+
+def _body(request, allowed: tuple[str, ...] | None = None) -> dict:
+    if not isinstance(request.data, dict):
+        raise ValidationFailed.from_errors({"non_field_errors": ["Expected a JSON object."]})
+    body = dict(request.data)
+    unknown = sorted(set(body) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise ValidationFailed.from_errors({field: ["Unknown field."] for field in unknown})
+    return body
+
+
+def _script(script_id: int) -> dict:
+    services.script_get(script_id=script_id)  # 404 with the usual message
+    return script_representation(selectors.script_detail(script_id=script_id))
+
+
+def _runs_page(request, *, script_id: int | None) -> Response:
+    runs, total = selectors.run_list(
+        script_id=script_id,
+        state=_choice_param(request, "state", RunState.values),
+        trigger=_choice_param(request, "trigger", RunTrigger.values),
+        search=(request.query_params.get("search") or "")[:255] or None,
+        limit=_int_param(request, "limit", 50, 1, 500),
+        offset=_int_param(request, "offset", 0, 0, 10**9),
+    )
+    return Response({"runs": [run_representation(r) for r in runs], "total": total})
+
+
+RUN_FILTERS = [
+    OpenApiParameter("state", str, enum=RunState.values),
+    OpenApiParameter("trigger", str, enum=RunTrigger.values),
+    OpenApiParameter("search", str, description="Text in the run's output or message."),
+    OpenApiParameter("limit", int, description="Page size (1-500, default 50)."),
+    OpenApiParameter("offset", int),
+]
+
+
+class ScriptViewSet(ApiViewSet):
+    @extend_schema(
+        operation_id="api_scripts_list",
+        summary="List scripts by folder and name",
+        parameters=[
+            OpenApiParameter("folder", str, description="Only scripts in this folder ('' for none)."),
+            OpenApiParameter("search", str, description="Substring of the name, safe name or folder."),
+            OpenApiParameter("limit", int, description="Page size (1-1000); all when absent."),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: ScriptListSerializer},
+    )
+    def list(self, request):
+        folder = request.query_params.get("folder")
+        scripts, total = selectors.script_list(
+            folder=folder[:255] if folder is not None else None,
+            search=(request.query_params.get("search") or "")[:255] or None,
+            limit=_int_param(request, "limit", None, 1, 1000),
+            offset=_int_param(request, "offset", 0, 0, 10**9),
+        )
+        return Response({"scripts": [script_representation(s) for s in scripts], "total": total})
+
+    @extend_schema(
+        summary="Create a script; its environment is built in the background",
+        request=ScriptWriteSerializer,
+        responses={201: ScriptSerializer},
+        examples=[SCRIPT_EXAMPLE],
+    )
+    def create(self, request):
+        body = _body(request, UPDATABLE_FIELDS)
+        if "name" not in body:
+            raise ValidationFailed.from_errors({"name": ["This field is required."]})
+        script = services.script_create(**body)
+        return Response(_script(script.pk), status=http.HTTP_201_CREATED)
+
+    @extend_schema(summary="One script", responses={200: ScriptSerializer})
+    def retrieve(self, request, pk: int):
+        return Response(_script(int(pk)))
+
+    @extend_schema(
+        summary="Change a script (partial)", request=ScriptPatchSerializer, responses={200: ScriptSerializer}
+    )
+    def update(self, request, pk: int):
+        script = services.script_get(script_id=int(pk))
+        services.script_update(script=script, **_body(request))
+        return Response(_script(script.pk))
+
+    @extend_schema(
+        summary="Change a script (partial)", request=ScriptPatchSerializer, responses={200: ScriptSerializer}
+    )
+    def partial_update(self, request, pk: int):
+        return self.update(request, pk)
+
+    @extend_schema(
+        summary="Delete a script with its runs, schedule and environment (a running run is ended)",
+        responses={200: MessageSerializer},
+    )
+    def destroy(self, request, pk: int):
+        script = services.script_get(script_id=int(pk))
+        services.script_delete(script=script)
+        return Response({"message": f"Script '{script.name}' deleted successfully", "success": True})
+
+    @extend_schema(summary="Run the script now", request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk: int):
+        run = services.script_run_now(script=services.script_get(script_id=int(pk)))
+        return Response(run_representation(services.run_get(run_id=run.pk)), status=http.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Cancel every queued or running run of the script",
+        request=None,
+        responses={200: MessageSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk: int):
+        count = services.script_cancel_runs(script=services.script_get(script_id=int(pk)))
+        return Response({"message": f"{count} run(s) cancelled", "success": True})
+
+    @extend_schema(
+        summary="The script's runs, newest first", parameters=RUN_FILTERS, responses={200: RunListSerializer}
+    )
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk: int):
+        script = services.script_get(script_id=int(pk))
+        return _runs_page(request, script_id=script.pk)
+
+    @extend_schema(
+        summary="The script's environment: state, error, Python, disk use",
+        responses={200: EnvironmentSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def environment(self, request, pk: int):
+        info = services.environment_info(script=services.script_get(script_id=int(pk)))
+        return Response(EnvironmentSerializer(info).data)
+
+    @extend_schema(
+        summary="Check the environment: the interpreter starts, each requirement is installed",
+        request=None,
+        responses={200: EnvironmentCheckSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="environment/check")
+    def environment_check(self, request, pk: int):
+        return Response(services.environment_check(script=services.script_get(script_id=int(pk))))
+
+    @extend_schema(
+        summary="Build the environment again", request=None, responses={202: EnvironmentSerializer}
+    )
+    @action(detail=True, methods=["post"], url_path="environment/rebuild")
+    def environment_rebuild(self, request, pk: int):
+        script = services.environment_rebuild(script=services.script_get(script_id=int(pk)))
+        return Response(
+            EnvironmentSerializer(services.environment_info(script=script)).data,
+            status=http.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        summary="The next five run times of a schedule (for the schedule builder)",
+        request=SchedulePreviewRequestSerializer,
+        responses={200: SchedulePreviewSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="schedule-preview")
+    def schedule_preview(self, request):
+        body = _body(request)
+        times = services.next_runs(schedule=body.get("schedule"))
+        return Response(SchedulePreviewSerializer({"next_runs": times}).data)
+
+
+class RunViewSet(ApiViewSet):
+    @extend_schema(
+        operation_id="api_runs_list",
+        summary="Runs of every script, newest first; search looks in the output",
+        parameters=[OpenApiParameter("script", int, description="Only this script's runs."), *RUN_FILTERS],
+        responses={200: RunListSerializer},
+    )
+    def list(self, request):
+        script_id = _int_param(request, "script", None, 1, 2**63 - 1)
+        return _runs_page(request, script_id=script_id)
+
+    @extend_schema(summary="One run with its output", responses={200: RunDetailSerializer})
+    def retrieve(self, request, pk: int):
+        return Response(run_representation(services.run_get(run_id=int(pk)), with_output=True))
+
+    @extend_schema(
+        summary="The run's output as plain text",
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    @action(detail=True, methods=["get"])
+    def output(self, request, pk: int):
+        run = services.run_get(run_id=int(pk))
+        return HttpResponse(run.output, content_type="text/plain; charset=utf-8")
+
+    @extend_schema(summary="Cancel a queued or running run", request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk: int):
+        run = services.run_cancel(run=services.run_get(run_id=int(pk)))
+        return Response(run_representation(run))
+
+
+class PythonListView(APIView):
+    @extend_schema(summary="The Python interpreters scripts can use", responses={200: PythonListSerializer})
+    def get(self, request):
+        from scripts import environments
+
+        pythons = [
+            {"version": p.version, "path": p.path, "default": p.default}
+            for p in environments.pythons_available()
+        ]
+        return Response({"pythons": pythons})

@@ -1,0 +1,236 @@
+"""The wire shapes of scripts and runs (SCRIPTS_CONTRACT.md), built in one place.
+
+`script_representation` / `run_representation` build the answers; the serializer classes below
+document the same shapes in the OpenAPI schema (schemathesis checks that they agree). Input is
+documented by the *Write serializers but validated by the services, the one place that does.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from scripts.models import (
+    EnvState,
+    IntervalUnit,
+    OverlapPolicy,
+    RunState,
+    RunTrigger,
+    ScheduleType,
+    Script,
+    ScriptRun,
+)
+from scripts.services.environments import environment_info
+from scripts.services.schedules import script_next_runs, script_schedule
+
+
+def _iso(value) -> str | None:
+    return serializers.DateTimeField().to_representation(value) if value is not None else None
+
+
+def run_representation(run: ScriptRun, *, with_output: bool = False) -> dict:
+    data = {
+        "id": run.pk,
+        "script": run.script_id,
+        "script_name": run.script.name,
+        "script_slug": run.script.slug,
+        "state": run.state,
+        "trigger": run.trigger,
+        "polling_job": run.polling_job_id,
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+        "exit_code": run.exit_code,
+        "peak_memory_kb": run.peak_memory_kb,
+        "cpu_seconds": run.cpu_seconds,
+        "message": run.message,
+        "output_truncated": run.output_truncated,
+    }
+    if with_output:
+        data["output"] = run.output
+    return data
+
+
+def env_representation(script: Script) -> list[dict]:
+    """Plain variables with their value; secret ones with the secret's name only, never its value."""
+    return [
+        {"name": var.name, "secret": var.secret.name}
+        if var.secret_id
+        else {"name": var.name, "value": var.value}
+        for var in script.env_vars.all()
+    ]
+
+
+def script_representation(script: Script) -> dict:
+    """A script on the wire; `script.last_run` is set by the selectors (None without runs)."""
+    environment = environment_info(script=script)
+    last_run = getattr(script, "last_run", None)
+    return {
+        "id": script.pk,
+        "name": script.name,
+        "slug": script.slug,
+        "folder": script.folder,
+        "code": script.code,
+        "requirements": script.requirements,
+        "python_version": script.python_version,
+        "timeout_seconds": script.timeout_seconds,
+        "memory_mb": script.memory_mb,
+        "cpu_seconds": script.cpu_seconds,
+        "network": script.network,
+        "enabled": script.enabled,
+        "env": env_representation(script),
+        "schedule": script_schedule(script),
+        "overlap": script.overlap,
+        "notify": {
+            "on_success": script.notify_on_success,
+            "on_failure": script.notify_on_failure,
+            "emails": [e for e in script.notify_emails.split(",") if e],
+        },
+        "environment": {**environment, "built_at": _iso(environment["built_at"])},
+        "next_runs": [_iso(t) for t in script_next_runs(script=script)],
+        "last_run": run_representation(last_run) if last_run is not None else None,
+        "created_at": _iso(script.created_at),
+        "updated_at": _iso(script.updated_at),
+    }
+
+
+# --- the documented shapes -----------------------------------------------------------------
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    script = serializers.IntegerField(help_text="The script's id.")
+    script_name = serializers.CharField()
+    script_slug = serializers.CharField()
+    state = serializers.ChoiceField(choices=RunState.choices)
+    trigger = serializers.ChoiceField(choices=RunTrigger.choices)
+    polling_job = serializers.IntegerField(allow_null=True, help_text="The polling job that started it.")
+    queued_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    exit_code = serializers.IntegerField(allow_null=True)
+    peak_memory_kb = serializers.IntegerField(allow_null=True)
+    cpu_seconds = serializers.FloatField(allow_null=True)
+    message = serializers.CharField(allow_blank=True, help_text="Why it ended so (timeout, limit, cancel).")
+    output_truncated = serializers.BooleanField()
+
+
+class RunDetailSerializer(RunSerializer):
+    output = serializers.CharField(
+        allow_blank=True, help_text="stdout and stderr interleaved, capped at SCRIPTS_OUTPUT_MAX_BYTES."
+    )
+
+
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
+class RunListSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+class EnvVarSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.CharField(required=False, allow_blank=True, help_text="A plain value.")
+    secret = serializers.CharField(
+        required=False, help_text="The name of a vault secret (its value is never shown)."
+    )
+
+
+class ScheduleSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ScheduleType.choices)
+    every = serializers.IntegerField(required=False, min_value=1, help_text="interval: how many units")
+    unit = serializers.ChoiceField(choices=IntervalUnit.choices, required=False)
+    cron = serializers.CharField(required=False, help_text="cron: five fields, e.g. '0 3 * * *'")
+    timezone = serializers.CharField(required=False, help_text="cron: an IANA time zone (default UTC)")
+
+
+class NotifySerializer(serializers.Serializer):
+    on_success = serializers.BooleanField(required=False)
+    on_failure = serializers.BooleanField(required=False)
+    emails = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class EnvironmentSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=EnvState.choices)
+    error = serializers.CharField(allow_blank=True)
+    python_version = serializers.CharField(allow_blank=True)
+    disk_bytes = serializers.IntegerField(allow_null=True)
+    built_at = serializers.DateTimeField(allow_null=True)
+
+
+class EnvironmentCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    problems = serializers.ListField(child=serializers.CharField())
+    python_version = serializers.CharField(allow_blank=True)
+
+
+class ScriptSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    slug = serializers.CharField(help_text="The safe name: made from the name once, unique, never changes.")
+    folder = serializers.CharField(allow_blank=True)
+    code = serializers.CharField(allow_blank=True)
+    requirements = serializers.CharField(allow_blank=True)
+    python_version = serializers.CharField()
+    timeout_seconds = serializers.IntegerField()
+    memory_mb = serializers.IntegerField()
+    cpu_seconds = serializers.IntegerField()
+    network = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    env = EnvVarSerializer(many=True)
+    schedule = ScheduleSerializer()
+    overlap = serializers.ChoiceField(choices=OverlapPolicy.choices)
+    notify = NotifySerializer()
+    environment = EnvironmentSerializer()
+    next_runs = serializers.ListField(child=serializers.DateTimeField())
+    last_run = RunSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
+class ScriptListSerializer(serializers.Serializer):
+    scripts = ScriptSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+class ScriptWriteSerializer(serializers.Serializer):
+    """Documentation of the body; `services.script_create` / `script_update` validate it."""
+
+    name = serializers.CharField()
+    folder = serializers.CharField(required=False, allow_blank=True)
+    code = serializers.CharField(required=False, allow_blank=True)
+    requirements = serializers.CharField(required=False, allow_blank=True, help_text="pip lines")
+    python_version = serializers.CharField(required=False, help_text="One of GET /api/pythons.")
+    timeout_seconds = serializers.IntegerField(required=False)
+    memory_mb = serializers.IntegerField(required=False)
+    cpu_seconds = serializers.IntegerField(required=False)
+    network = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+    env = EnvVarSerializer(many=True, required=False)
+    schedule = ScheduleSerializer(required=False)
+    overlap = serializers.ChoiceField(choices=OverlapPolicy.choices, required=False)
+    notify = NotifySerializer(required=False)
+
+
+class ScriptPatchSerializer(ScriptWriteSerializer):
+    name = serializers.CharField(required=False)
+
+
+class PythonSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    path = serializers.CharField()
+    default = serializers.BooleanField()
+
+
+class PythonListSerializer(serializers.Serializer):
+    pythons = PythonSerializer(many=True)
+
+
+class SchedulePreviewRequestSerializer(serializers.Serializer):
+    schedule = ScheduleSerializer()
+
+
+class SchedulePreviewSerializer(serializers.Serializer):
+    next_runs = serializers.ListField(child=serializers.DateTimeField())

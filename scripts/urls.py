@@ -1,0 +1,12 @@
+from scripts import api
+from teckochecker.api import api_path
+
+# Registered on the project's one API router (teckochecker/urls.py): (prefix under /api, viewset, basename).
+api_resources = [
+    ("scripts", api.ScriptViewSet, "script"),
+    ("runs", api.RunViewSet, "run"),
+]
+
+urlpatterns = [
+    *api_path("api/pythons", api.PythonListView.as_view(), "python-list"),
+]
