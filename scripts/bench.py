@@ -59,6 +59,15 @@ def _measure(runs: int, *, sandbox: bool, python_path: str, workdir: Path) -> di
     return {"spawn_to_first_line": _summary(first), "exit_to_result": _summary(after_exit)}
 
 
+def _bare(runs: int, python_path: str) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([python_path, "-c", "pass"], check=True)
+        times.append(time.monotonic() - started)
+    return _summary(times)
+
+
 def overhead(runs: int = 20, *, python_version: str = "") -> dict[str, object]:
     """Figures of `runs` runs of a one-line script, with and without the sandbox."""
     python = python_resolve(python_version)
@@ -68,19 +77,16 @@ def overhead(runs: int = 20, *, python_version: str = "") -> dict[str, object]:
         run(_spec(workdir, python.path), sandbox=True)  # warm the page cache
         report: dict[str, object] = {"python": python.version, "runs": runs}
         report["sandbox"] = _measure(runs, sandbox=True, python_path=python.path, workdir=workdir)
-        bare = []
-        for _ in range(runs):
-            started = time.monotonic()
-            subprocess.run([python.path, "-c", "pass"], check=True)
-            bare.append(time.monotonic() - started)
-        report["bare_interpreter_start"] = _summary(bare)
+        report["bare_interpreter_start"] = _bare(runs, python.path)
         # Unsandboxed, a root service runs the script as an ordinary uid: it needs an interpreter
         # every user can reach (a pyenv build under /root is not).
         reachable = [p for p in pythons_available() if not p.path.startswith("/root/")]
         off_python = reachable[0].path if reachable else python.path
+        report["no_sandbox_python"] = off_python
         try:
             report["no_sandbox"] = _measure(runs, sandbox=False, python_path=off_python, workdir=workdir)
-        except RuntimeError as exc:  # the interpreter may be out of nobody's reach (/root/.pyenv)
+            report["no_sandbox_bare_interpreter_start"] = _bare(runs, off_python)
+        except RuntimeError as exc:
             report["no_sandbox"] = str(exc).splitlines()[0]
     return report
 
@@ -88,16 +94,22 @@ def overhead(runs: int = 20, *, python_version: str = "") -> dict[str, object]:
 def main(argv: list[str]) -> None:
     runs = int(argv[1]) if len(argv) > 1 else 20
     report = overhead(runs)
-    print(f"Python {report['python']}, {report['runs']} runs each")
-    for key in ("sandbox", "no_sandbox"):
-        figures = report[key]
-        if isinstance(figures, str):
-            print(f"{key:<12} {figures}")
-            continue
-        for metric, summary in figures.items():
-            print(f"{key:<12} {metric:<20} " + "  ".join(f"{k} {v:>7}" for k, v in summary.items()))
-    bare = report["bare_interpreter_start"]
-    print(f"{'bare':<12} {'python -c pass':<20} " + "  ".join(f"{k} {v:>7}" for k, v in bare.items()))
+    print(
+        f"{report['runs']} runs each; sandbox: Python {report['python']}, off: {report['no_sandbox_python']}"
+    )
+
+    def line(label: str, metric: str, summary: dict[str, float]) -> None:
+        print(f"{label:<11} {metric:<20} " + "  ".join(f"{k} {v:>7}" for k, v in summary.items()))
+
+    for metric, summary in report["sandbox"].items():
+        line("sandbox", metric, summary)
+    line("sandbox", "python -c pass", report["bare_interpreter_start"])
+    if isinstance(report["no_sandbox"], str):
+        print(f"{'off':<11} {report['no_sandbox']}")
+    else:
+        for metric, summary in report["no_sandbox"].items():
+            line("off", metric, summary)
+        line("off", "python -c pass", report["no_sandbox_bare_interpreter_start"])
 
 
 if __name__ == "__main__":
