@@ -437,37 +437,84 @@ class _Launch:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def _launch_sandboxed(spec: RunSpec, bwrap: str, launch: _Launch) -> None:
-    prefix = _interpreter_prefix(spec.python_path)
+def _identity_args(launch: _Launch) -> list[str]:
+    """/etc/passwd and /etc/group with an entry for the run's uid (getpass, pwd and the many
+    libraries that ask who they are fail without one); nobody is there already."""
+    if launch.uid == SANDBOX_UID:
+        return []
+    args: list[str] = []
+    for path, line in (
+        ("/etc/passwd", f"script:x:{launch.uid}:{launch.uid}:script:{SANDBOX_TMP}:/usr/sbin/nologin\n"),
+        ("/etc/group", f"script:x:{launch.uid}:\n"),
+    ):
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError:
+            content = b""
+        if content and not content.endswith(b"\n"):
+            content += b"\n"
+        args += ["--perms", "0644", "--ro-bind-data", str(launch.data_fd(content + line.encode())), path]
+    return args
+
+
+def _fill_bwrap(
+    launch: _Launch,
+    spec: RunSpec,
+    *,
+    mounts: list[str],
+    env: dict[str, str],
+    interpreter: str,
+    cwd: str,
+    command: list[str],
+    umask: int,
+) -> None:
+    """Make `launch` start `command` in bwrap: the system read-only, the interpreter's
+    installation, a fresh /tmp, the run's identity, then `mounts` (bwrap options)."""
     args = [*_namespace_args(network=spec.network), *_system_args()]
     args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
+    prefix = _interpreter_prefix(spec.python_path)
     if not _covered_by_system(prefix):
         args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
+    args += _identity_args(launch)
+    args += mounts
+    args.append("--clearenv")
+    for name, value in env.items():
+        args += ["--setenv", name, value]
+    # Options through a file, not argv: the host's `ps` shows argv, and values may be secrets.
+    # (bwrap reads only options from the file; the command follows on argv.)
+    args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
+    boot = _bootstrap_command(spec, launch, interpreter=interpreter, cwd=cwd, command=command, umask=umask)
+    # argv[0] names the process for `ps` and for cancel_process_group's check.
+    launch.executable = bwrap_path() or "bwrap"
+    launch.argv = [f"{MARKER}-bwrap", "--args", str(args_fd), "--", *boot]
+    launch.env = _bwrap_env()
+
+
+def _launch_sandboxed(spec: RunSpec, launch: _Launch) -> None:
+    mounts: list[str] = []
     if spec.env_dir is not None:
         # Only the given interpreter's installation is mounted, never one the environment's own
         # links point to: the environment was written by an installer running user code.
-        args += ["--ro-bind", str(spec.env_dir), ENV_MOUNT]
+        mounts += ["--ro-bind", str(spec.env_dir), ENV_MOUNT]
         interpreter = f"{ENV_MOUNT}/bin/python"
         path = f"{ENV_MOUNT}/bin:/usr/local/bin:/usr/bin:/bin"
     else:
         interpreter = os.path.realpath(spec.python_path)
         path = "/usr/local/bin:/usr/bin:/bin"
-    args += ["--bind", str(spec.workdir), WORKDIR_MOUNT]
+    mounts += ["--bind", str(spec.workdir), WORKDIR_MOUNT]
     code_fd = launch.data_fd(spec.code.encode("utf-8", "surrogateescape"))
-    args += [*_dirs_for(SCRIPT_MOUNT), "--perms", "0444", "--ro-bind-data", str(code_fd), SCRIPT_MOUNT]
-    args.append("--clearenv")
-    for name, value in _script_env(spec, home=SANDBOX_TMP, path=path).items():
-        args += ["--setenv", name, value]
-    # Options through a file, not argv: the host's `ps` shows argv, and values may be secrets.
-    # (bwrap reads only options from the file; the command follows on argv.)
-    args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
-    command = _bootstrap_command(
-        spec, launch, interpreter=interpreter, cwd=WORKDIR_MOUNT, command=[interpreter, "-u", SCRIPT_MOUNT]
+    mounts += [*_dirs_for(SCRIPT_MOUNT), "--perms", "0444", "--ro-bind-data", str(code_fd), SCRIPT_MOUNT]
+    _fill_bwrap(
+        launch,
+        spec,
+        mounts=mounts,
+        env=_script_env(spec, home=SANDBOX_TMP, path=path),
+        interpreter=interpreter,
+        cwd=WORKDIR_MOUNT,
+        command=[interpreter, "-u", SCRIPT_MOUNT],
+        umask=0o077,
     )
-    # argv[0] names the process for `ps` and for cancel_process_group's check.
-    launch.executable = bwrap
-    launch.argv = [f"{MARKER}-bwrap", "--args", str(args_fd), "--", *command]
-    launch.env = _bwrap_env()
 
 
 def _launch_unsandboxed(spec: RunSpec, launch: _Launch) -> None:
@@ -699,7 +746,7 @@ def run(
     try:
         _hand_over(Path(spec.workdir), uid)
         if sandboxed:
-            _launch_sandboxed(spec, bwrap_path() or "bwrap", launch)
+            _launch_sandboxed(spec, launch)
         else:
             _launch_unsandboxed(spec, launch)
     except OSError as exc:
@@ -773,31 +820,22 @@ def run_command(
         for path in writable:
             _hand_over(Path(path), uid)
         if sandboxed:
-            prefix = _interpreter_prefix(python_path)
-            args = [*_namespace_args(network=network), *_system_args()]
-            args += ["--perms", "1777", "--size", str(memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
-            mounts = [("--ro-bind", prefix)] if not _covered_by_system(prefix) else []
-            mounts += [("--ro-bind", str(p)) for p in read_only if not _covered_by_system(str(p))]
-            mounts += [("--bind", str(p)) for p in writable]
-            for option, path in mounts:
-                if os.path.exists(path):
-                    args += [*_dirs_for(path), option, path, path]
-            args.append("--clearenv")
-            for name, value in env.items():
-                args += ["--setenv", name, value]
-            args_fd = launch.data_fd(b"\0".join(a.encode("utf-8", "surrogateescape") for a in args) + b"\0")
+            mounts: list[str] = []
+            for option, paths in (("--ro-bind", read_only), ("--bind", writable)):
+                for path in map(str, paths):
+                    if os.path.exists(path) and not (option == "--ro-bind" and _covered_by_system(path)):
+                        mounts += [*_dirs_for(path), option, path, path]
             interpreter = os.path.realpath(python_path)
-            launch.executable = bwrap_path() or "bwrap"
-            launch.argv = [
-                f"{MARKER}-bwrap",
-                "--args",
-                str(args_fd),
-                "--",
-                *_bootstrap_command(
-                    spec, launch, interpreter=interpreter, cwd=str(cwd), command=command, umask=0o022
-                ),
-            ]
-            launch.env = _bwrap_env()
+            _fill_bwrap(
+                launch,
+                spec,
+                mounts=mounts,
+                env=env,
+                interpreter=interpreter,
+                cwd=str(cwd),
+                command=command,
+                umask=0o022,
+            )
         else:
             launch.argv = _bootstrap_command(
                 spec, launch, interpreter=python_path, cwd=str(cwd), command=command, umask=0o022

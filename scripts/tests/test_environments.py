@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from scripts import environments
+from scripts import environments, sandbox
 from scripts.environments import (
     EnvironmentError_,
     environment_build,
@@ -343,3 +343,26 @@ def test_a_package_build_runs_confined(tmp_path, cache_dir, python, monkeypatch,
     assert "must-not-leak" not in result.error
     assert "COULD NOT WRITE outside" in result.error and not outside.exists()
     assert "uid=0 " not in result.error + " "
+
+
+def test_without_bwrap_a_build_is_refused_with_how_to_install_it(
+    tmp_path, cache_dir, python, monkeypatch, settings
+):
+    settings.SCRIPTS_SANDBOX = True
+    monkeypatch.setattr(sandbox, "BWRAP_PATHS", ("/nonexistent/bwrap",))
+    monkeypatch.setattr(sandbox.shutil, "which", lambda *args, **kwargs: None)
+    try:
+        sandbox.sandbox_problem(refresh=True)
+        states = []
+        result = environment_build(
+            env_dir=tmp_path / "env",
+            python=python,
+            requirements=[],
+            on_state=states.append,
+            cache_dir=cache_dir,
+        )
+        assert not result.ok and "apt-get install bubblewrap" in result.error
+        assert states == ["creating"] and not (tmp_path / "env").exists()
+    finally:
+        monkeypatch.undo()
+        assert sandbox.sandbox_problem(refresh=True) is None

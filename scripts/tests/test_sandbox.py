@@ -105,6 +105,14 @@ def test_a_script_runs_unprivileged_in_its_working_directory_and_its_output_is_k
     assert (service["workdir"] / "out.txt").read_text() == "x"
 
 
+def test_the_script_knows_who_it_is(spec):
+    code = "import getpass, os, pwd\nprint(getpass.getuser(), pwd.getpwuid(os.getuid()).pw_dir, os.path.expanduser('~'))"
+    result = run(spec(code))
+    assert result.state == "succeeded", result.output
+    name = "script" if os.geteuid() == 0 else "nobody"
+    assert result.output.split()[0] == name and result.output.split()[2] == "/tmp"
+
+
 def test_stdout_and_stderr_interleave_in_order(spec):
     code = "import sys\nprint('one')\nprint('two', file=sys.stderr)\nprint('three')\nsys.exit(4)"
     result = run(spec(code))
@@ -505,13 +513,15 @@ def test_without_bwrap_runs_are_refused_with_how_to_install_it(spec, monkeypatch
     settings.SCRIPTS_SANDBOX = True
     monkeypatch.setattr(sandbox, "BWRAP_PATHS", ("/nonexistent/bwrap",))
     monkeypatch.setattr(sandbox.shutil, "which", lambda name, **kw: None)
-    problem = sandbox_problem(refresh=True)
-    assert "apt-get install bubblewrap" in problem and "SCRIPTS_SANDBOX=off" in problem
-    started = []
-    result = run(spec("print('must not run')"), on_start=started.append)
-    assert (result.state, result.message, result.exit_code, started) == ("failed", problem, None, [])
-    monkeypatch.undo()
-    assert sandbox_problem(refresh=True) is None
+    try:
+        problem = sandbox_problem(refresh=True)
+        assert "apt-get install bubblewrap" in problem and "SCRIPTS_SANDBOX=off" in problem
+        started = []
+        result = run(spec("print('must not run')"), on_start=started.append)
+        assert (result.state, result.message, result.exit_code, started) == ("failed", problem, None, [])
+    finally:
+        monkeypatch.undo()  # and forget the cached problem, for the tests after this one
+        assert sandbox_problem(refresh=True) is None
 
 
 def test_with_the_sandbox_off_there_is_no_problem_to_report(settings):
