@@ -8,12 +8,14 @@ declares, as if imported.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+_loading = threading.Lock()
 
 
 def task_send(
@@ -25,8 +27,12 @@ def task_send(
 
     if name not in app.tasks:
         # Only a worker imports the apps' tasks modules by itself (autodiscovery waits for its
-        # start); a web or manage.py process loads them here, the first time it sends.
-        app.loader.import_default_modules()
+        # start); a web or manage.py process loads them here, the first time it sends. Under the
+        # lock: autodiscovery runs once, and a second thread would find nothing left to import
+        # while the first is still importing.
+        with _loading:
+            if name not in app.tasks:
+                app.loader.import_default_modules()
     task = app.tasks[name]
     options = {"queue": queue} if queue else {}
     try:

@@ -82,13 +82,23 @@ def test_no_service_imports_a_tasks_module():
 
 
 def test_a_process_that_never_imported_the_tasks_modules_finds_the_task(tmp_path):
-    """manage.py commands and the web server send tasks they never imported."""
+    """manage.py commands and the web server send tasks they never imported, from many threads."""
+    # Eight first sends at once, as concurrent webhook requests in the web server make them.
     code = (
-        "import sys, django\n"
+        "import sys, threading, django\n"
         "django.setup()\n"
         "from teckochecker.tasks_out import task_send\n"
         "assert 'polling.tasks' not in sys.modules, 'imported already'\n"
-        "assert task_send('polling.tasks.poll_job', args=[5]) is True, 'not sent'\n"
+        "start, results = threading.Barrier(8), []\n"
+        "def send():\n"
+        "    start.wait()\n"
+        "    try:\n"
+        "        results.append(task_send('polling.tasks.poll_job', args=[5]))\n"
+        "    except Exception as exc:\n"
+        "        results.append(repr(exc))\n"
+        "threads = [threading.Thread(target=send) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert results == [True] * 8, results\n"
     )
     env = {
         **os.environ,
