@@ -1,4 +1,4 @@
-# TeckoChecker image: one image for the web server, the Celery worker and Celery beat
+# TeckoChecker image: one image for the web server, the Celery workers and Celery beat
 # (docker-compose.yml picks the command). Configuration comes from the environment (.env).
 FROM python:3.11-slim
 
@@ -7,6 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATA_DIR=/app/data
+
+# bubblewrap sandboxes users' script runs (the scripts-worker service).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group teckochecker
 

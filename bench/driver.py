@@ -136,28 +136,31 @@ class Driver:
         self.env.setdefault("API_THROTTLE_WEBHOOK", "1000000/minute")  # one client sends every event
         settings.OPENAI_BASE_URL = self.fake.openai_base_url
 
-        from teckochecker.management.commands.start import Command as Start
+        from teckochecker.management.commands import start
 
+        # The processes and command lines of `manage.py start`: beat runs as a thread of the
+        # first worker, and the scripts worker idles beside them.
+        for name, value in start.CHILD_ENV.items():
+            self.env.setdefault(name, value)
         self.port = free_port()
-        web, worker, beat = Start().children(
-            host="127.0.0.1", port=self.port, no_beat=False, concurrency=self.config["concurrency"]
-        )
+        web = start.web_argv(host="127.0.0.1", port=self.port)
         self.children.append(
-            Child("web", web.argv, self.workdir / "web.log").start(env=self.env, cwd=settings.BASE_DIR)
+            Child("web", web, self.workdir / "web.log").start(env=self.env, cwd=settings.BASE_DIR)
         )
         for i in range(1, self.config["workers"] + 1):
-            argv = [*worker.argv, "-n", f"bench-w{i}@%h"]
-            child = Child(f"worker {i}", argv, self.workdir / f"worker{i}.log")
+            worker = start.worker_argv(concurrency=self.config["concurrency"], beat=i == 1)
+            argv = [*worker, "-n", f"bench-w{i}@%h"]
+            role = f"worker {i}" + (" + beat" if i == 1 else "")
+            child = Child(role, argv, self.workdir / f"worker{i}.log")
             self.children.append(child.start(env=self.env, cwd=settings.BASE_DIR))
-        self.children.append(
-            Child("beat", beat.argv, self.workdir / "beat.log").start(env=self.env, cwd=settings.BASE_DIR)
-        )
-        from teckochecker.management.commands.start import wait_for_http
+        scripts = Child("scripts worker", start.scripts_worker_argv(), self.workdir / "scripts-worker.log")
+        self.children.append(scripts.start(env=self.env, cwd=settings.BASE_DIR))
+        wait_for_http = start.wait_for_http
 
         if not wait_for_http("127.0.0.1", self.port, 60, alive=self._all_alive):
             raise RuntimeError("the web server did not start")
         for child in self.children:
-            if child.role.startswith("worker"):
+            if "worker" in child.role:
                 wait_until(lambda c=child: "ready" in c.log_tail(200), timeout=60, what=f"{child.role}")
         wait_until(self._all_alive, timeout=1, what="every process")
         time.sleep(3)  # let beat load its schedule before measuring idle memory

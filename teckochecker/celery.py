@@ -1,19 +1,79 @@
 """The Celery app. Workers and beat load Django settings (CELERY_* names) from here."""
 
 import os
+import signal
+import warnings
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init
+from click import Option
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teckochecker.settings")
 # Celery's Django fixup runs Django's system checks when a worker or beat starts; the URL checks
 # import the whole URLconf (DRF, drf-spectacular, the admin, the views): about 20 MB in every
 # Celery process for nothing they use. `manage.py start`, `migrate` and `check` run the checks.
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
+if os.environ.get("TECKOCHECKER_SUPERVISED"):
+    # `manage.py start` says in one line what running as root means; Celery's banner about it
+    # would repeat that in every worker.
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
 
 app = Celery("teckochecker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class ThreadedBeat(bootsteps.StartStopStep):
+    """`celery worker --beat-thread`: beat runs as a thread of the worker.
+
+    Celery's own `-B` forks a beat process, which costs as much memory as a worker of its own;
+    `manage.py start` runs everything on one machine, so one process does both. If beat stops
+    (e.g. another beat already runs against the database), the worker stops as well, so that
+    its supervisor sees it and restarts or gives up, as it would for a beat process."""
+
+    label = "Beat (thread)"
+    conditional = True
+
+    def __init__(self, worker, beat_thread: bool = False, **kwargs):
+        self.enabled = bool(beat_thread)
+        super().__init__(worker, **kwargs)
+
+    def create(self, worker):
+        from celery.beat import _Threaded
+
+        step = self
+
+        class Service(_Threaded):
+            def run(self):
+                try:
+                    super().run()
+                finally:
+                    if not step.stopping:
+                        os.kill(os.getpid(), signal.SIGTERM)  # a warm shutdown of the worker
+
+        self.stopping = False
+        return Service(
+            worker.app,
+            max_interval=1,
+            scheduler_cls=worker.scheduler,
+            schedule_filename=worker.schedule_filename,
+        )
+
+    def stop(self, worker):
+        self.stopping = True
+        super().stop(worker)
+
+    def terminate(self, worker):
+        self.stopping = True
+        super().terminate(worker)
+
+
+app.user_options["worker"].add(
+    Option(["--beat-thread"], is_flag=True, default=False, help="Run beat as a thread of this worker.")
+)
+app.steps["worker"].add(ThreadedBeat)
 
 
 @worker_init.connect

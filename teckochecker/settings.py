@@ -82,7 +82,9 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin's modules are loaded by the URLconf (admin.autodiscover() in urls.py), i.e. only
+    # in the web server: the workers do not carry the admin, its forms and what they import.
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

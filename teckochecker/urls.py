@@ -12,6 +12,8 @@ router = ApiRouter()
 for prefix, viewset, basename in [*secret_resources, *polling_resources, *script_resources]:
     router.register(prefix, viewset, basename=basename)
 
+admin.autodiscover()  # here, not at django.setup(): see INSTALLED_APPS
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api_path("api/schema", SpectacularAPIView.as_view(), "schema"),

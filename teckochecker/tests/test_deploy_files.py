@@ -16,7 +16,7 @@ from django.core.management import get_commands
 from django.urls import resolve
 
 BASE_DIR = Path(settings.BASE_DIR)
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "beat", "scripts-worker")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,12 @@ def assert_runs_something_real(argv: list[str]) -> None:
         assert argv[3] in {"worker", "beat", "inspect"}
         if "-Q" in argv:
             queue = argv[argv.index("-Q") + 1]
-            assert queue in {settings.CELERY_TASK_DEFAULT_QUEUE, "${CELERY_QUEUE:-teckochecker}"}
+            assert queue in {
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "${CELERY_QUEUE:-teckochecker}",
+                settings.SCRIPTS_QUEUE,
+                "${SCRIPTS_QUEUE:-${CELERY_QUEUE:-teckochecker}-scripts}",
+            }
     else:
         pytest.fail(f"unexpected program {program!r} in {argv}")
 
@@ -74,8 +79,8 @@ def health_urls(text: str) -> list[str]:
     return re.findall(r"http://127\.0\.0\.1:8000(/[\w/]+)", text)
 
 
-def test_compose_has_the_five_services(compose):
-    assert set(compose["services"]) == {"web", "worker", "beat", "redis", "postgres"}
+def test_compose_has_the_six_services(compose):
+    assert set(compose["services"]) == {"web", "worker", "beat", "scripts-worker", "redis", "postgres"}
 
 
 def test_app_services_share_one_image_build(compose):
@@ -100,8 +105,8 @@ def test_web_migrates_and_syncs_schedules_before_serving(compose):
     assert script.index("migrate") < script.index("sync_schedules") < script.index("gunicorn")
 
 
-def test_worker_and_beat_wait_for_the_migrated_web(compose):
-    for name in ("worker", "beat"):
+def test_workers_and_beat_wait_for_the_migrated_web(compose):
+    for name in ("worker", "beat", "scripts-worker"):
         assert compose["services"][name]["depends_on"]["web"]["condition"] == "service_healthy"
 
 
@@ -109,7 +114,7 @@ def test_exactly_one_beat(compose):
     assert compose["services"]["beat"]["deploy"]["replicas"] == 1
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "beat", "redis", "postgres"])
+@pytest.mark.parametrize("name", ["web", "worker", "beat", "scripts-worker", "redis", "postgres"])
 def test_every_service_restarts_and_has_a_health_check(compose, name):
     service = compose["services"][name]
     assert service["restart"] == "unless-stopped"
@@ -139,6 +144,36 @@ def test_named_volumes_are_declared_and_used(compose):
     }
     assert used == declared
     assert {"postgres-data", "redis-data"} <= declared
+
+
+def test_scripts_worker_serves_the_scripts_queue_with_its_own_slots(compose):
+    command = compose["services"]["scripts-worker"]["command"]
+    assert command[command.index("-Q") + 1] == "${SCRIPTS_QUEUE:-${CELERY_QUEUE:-teckochecker}-scripts}"
+    assert command[command.index("--concurrency") + 1] == "${SCRIPTS_CONCURRENCY:-2}"
+    assert command[command.index("--pool") + 1] == "threads"
+    assert command[command.index("-n") + 1] == "scripts@%h"
+    health = compose["services"]["scripts-worker"]["healthcheck"]["test"][1]
+    assert "inspect ping" in health and "-d scripts@$$HOSTNAME" in health
+
+
+def test_compose_defaults_match_the_settings_defaults(compose):
+    """The ${VAR:-default} in the scripts worker's command is what settings.py would choose."""
+    command = compose["services"]["scripts-worker"]["command"]
+    default_slots = command[command.index("--concurrency") + 1].removeprefix("${SCRIPTS_CONCURRENCY:-")
+    assert int(default_slots.rstrip("}")) == 2 == _settings_default("SCRIPTS_CONCURRENCY")
+
+
+def _settings_default(name: str) -> int:
+    match = re.search(rf'env_int\("{name}", (\d+)', (BASE_DIR / "teckochecker" / "settings.py").read_text())
+    assert match, name
+    return int(match.group(1))
+
+
+def test_dockerfile_installs_bubblewrap_without_recommends(dockerfile):
+    runs = [args for instruction, args in dockerfile if instruction == "RUN"]
+    install = next(r for r in runs if "bubblewrap" in r)
+    assert "apt-get install -y --no-install-recommends bubblewrap" in install
+    assert "rm -rf /var/lib/apt/lists/*" in install
 
 
 def test_dockerfile_runs_as_a_non_root_user(dockerfile):

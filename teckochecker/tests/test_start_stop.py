@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,7 +86,9 @@ def site(tmp_path_factory):
         )
 
     assert manage("migrate", "--no-input", "-v", "0").returncode == 0
-    yield SimpleNamespace(manage=manage, run_dir=tmp_path / "data" / "run", env=env)
+    yield SimpleNamespace(
+        manage=manage, run_dir=tmp_path / "data" / "run", logs_dir=tmp_path / "data" / "logs", env=env
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -98,14 +101,14 @@ def test_start_daemon_serves_and_stop_leaves_nothing_running(site):
     manage, run_dir = site.manage, site.run_dir
     port = free_port()
     started = manage("start", "--daemon", "--port", str(port))
-    assert started.returncode == 0, started.stderr + (run_dir / "teckochecker.log").read_text()
+    assert started.returncode == 0, started.stderr + (site.logs_dir / "teckochecker.log").read_text()
     assert f"http://127.0.0.1:{port}/web" in started.stdout
     assert f"http://127.0.0.1:{port}/admin" in started.stdout
     assert f"http://127.0.0.1:{port}/docs" in started.stdout
 
     pid = int((run_dir / "teckochecker.pid").read_text())
     children = descendants(pid)
-    assert len(children) >= 4  # gunicorn master + its worker, celery worker, celery beat
+    assert len(children) >= 4  # gunicorn master + its worker, celery worker (+ beat), scripts worker
 
     assert get(f"http://127.0.0.1:{port}/admin/login/") == 200
     deadline = time.monotonic() + 30
@@ -165,7 +168,7 @@ def test_foreground_start_restarts_a_child_that_dies(site):
         deadline = time.monotonic() + 60
         while get_or_none(f"http://127.0.0.1:{port}/admin/login/") != 200 and time.monotonic() < deadline:
             time.sleep(0.3)
-        is_worker = lambda p: b"celery\x00-A\x00teckochecker\x00worker" in cmdline(p)  # noqa: E731
+        is_worker = lambda p: is_polling_worker(cmdline(p))  # noqa: E731
         worker = next(p for p in descendants(supervisor.pid) if is_worker(p))
         os.kill(worker, 9)
         deadline = time.monotonic() + 30
@@ -199,7 +202,7 @@ def test_foreground_start_stops_everything_when_a_child_keeps_dying(site):
         while get_or_none(f"http://127.0.0.1:{port}/admin/login/") != 200 and time.monotonic() < deadline:
             time.sleep(0.3)
         children = descendants(supervisor.pid)
-        worker = next(p for p in children if b"celery\x00-A\x00teckochecker\x00worker" in cmdline(p))
+        worker = next(p for p in children if is_polling_worker(cmdline(p)))
         os.kill(worker, 9)
         _, stderr = supervisor.communicate(timeout=60)
     finally:
@@ -209,6 +212,103 @@ def test_foreground_start_stops_everything_when_a_child_keeps_dying(site):
     assert "Celery worker exited" in stderr
     assert not any(alive(p) for p in children)
     assert not (run_dir / "teckochecker.pid").exists()
+
+
+def start_in_foreground(site, *args: str) -> tuple[subprocess.Popen, int]:
+    shutil.rmtree(site.logs_dir, ignore_errors=True)  # only this start's lines
+    port = free_port()
+    supervisor = subprocess.Popen(
+        [sys.executable, "manage.py", "start", "--port", str(port), *args],
+        cwd=BASE_DIR,
+        env=site.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return supervisor, port
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} not in {path}:\n{content[-3000:]}")
+
+
+def test_foreground_start_prints_only_our_lines_and_logs_the_rest_to_files(site):
+    supervisor, port = start_in_foreground(site)
+    try:
+        worker_log = wait_for_log(site.logs_dir / "worker.log", "celery@")
+        wait_for_log(site.logs_dir / "worker.log", "DatabaseScheduler")  # beat runs inside the worker
+        scripts_log = wait_for_log(site.logs_dir / "scripts-worker.log", "scripts@")
+        web_log = wait_for_log(site.logs_dir / "web.log", "Booting worker")
+        assert get_or_none(f"http://127.0.0.1:{port}/admin/login/") == 200
+        children = descendants(supervisor.pid)
+        commands = [cmdline(p) for p in children]
+        scripts = [c for c in commands if b"-n\x00scripts@%h" in c]
+        assert len(scripts) == 1
+        assert b"-Q\x00start-stop-test-scripts\x00" in scripts[0]
+        assert b"--concurrency\x002\x00" in scripts[0] and b"--pool\x00threads" in scripts[0]
+        assert not any(b"\x00beat\x00" in c for c in commands)  # no beat process of its own
+        assert not any(b"django" in c or b"manage.py" in c for c in commands)
+        supervisor_cmdline = cmdline(supervisor.pid)
+        assert b"supervisor.py" in supervisor_cmdline  # `start` became the small supervisor
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        stdout, stderr = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, stderr
+
+    assert stdout.splitlines() == [
+        "✓ Schedules in step with 0 job(s): 0 repaired, 0 per-job periodic task(s) removed",
+        "✓ TeckoChecker is running (web server + worker + beat + scripts worker)",
+        f"  Web page:  http://127.0.0.1:{port}/web",
+        f"  Admin:     http://127.0.0.1:{port}/admin",
+        f"  API docs:  http://127.0.0.1:{port}/docs",
+        "  Log in with the admin user created by `python manage.py init`.",
+        f"  Logs:      {site.logs_dir}",
+        "  Press Ctrl-C to stop.",
+        "✓ TeckoChecker stopped",
+    ]
+    expected_stderr = ["No admin user yet: create one with `python manage.py init`."]
+    if os.geteuid() == 0:
+        expected_stderr.append(
+            "⚠ Running as root: the web server, the workers and every dependency they load can change "
+            "anything on this machine. Start TeckoChecker as an ordinary user (or use the container, "
+            "which runs as the user teckochecker)."
+        )
+    assert stderr.splitlines() == expected_stderr
+
+    # What the console no longer shows is in the logs, where it belongs.
+    worker_log = (site.logs_dir / "worker.log").read_text()
+    assert "celery@" in worker_log and "ready" in worker_log
+    assert "scripts@" in scripts_log and "ready" in scripts_log
+    assert "Listening at" in web_log
+    for log in (worker_log, scripts_log):
+        assert "SecurityWarning" not in log and "-------------- celery@" not in log  # no banners at all
+
+
+def test_foreground_start_verbose_brings_the_details_back(site):
+    supervisor, port = start_in_foreground(site, "--verbose", "--no-beat")
+    try:
+        wait_for_log(site.logs_dir / "scripts-worker.log", "scripts@")
+        wait_for_log(site.logs_dir / "worker.log", "ready")
+        assert get_or_none(f"http://127.0.0.1:{port}/admin/login/") == 200
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        stdout, stderr = supervisor.communicate(timeout=60)
+    shown = stdout + stderr
+    assert "[web server] [" in shown and "Booting worker" in shown
+    assert "[Celery worker] " in shown and "[tasks]" in shown  # Celery's banner
+    assert "[scripts worker] " in shown and "scripts@" in shown
+
+
+def is_polling_worker(command: bytes) -> bool:
+    """The polling worker, not the scripts worker (both are `celery -A teckochecker worker`)."""
+    return b"celery\x00-A\x00teckochecker\x00worker" in command and b"-Q\x00start-stop-test\x00" in command
 
 
 def cmdline(pid: int) -> bytes:

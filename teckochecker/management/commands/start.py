@@ -1,21 +1,18 @@
-"""`manage.py start`: the web server, a Celery worker and Celery beat, supervised together.
+"""`manage.py start`: the web server, the Celery workers and beat, supervised together.
 
-The supervisor is this process: it starts the three as children, forwards SIGINT/SIGTERM to
-them, and stops everything if one of them dies, so a half-running system never lingers.
-`--daemon` runs the same supervisor detached, with a pid file that `manage.py stop` uses.
+This command prepares (settings load, migrations, schedules, no second beat) and decides what to
+run; then it replaces itself with the supervisor (`teckochecker/supervisor.py`), a small process
+without Django that starts the children, copies their output to `data/logs/`, restarts one that
+dies now and then and stops everything if one keeps dying. The pid stays the same, so the pid
+file and `manage.py stop` do not care which of the two is running. `--daemon` runs the same
+thing detached.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -27,14 +24,24 @@ from django.db.migrations.executor import MigrationExecutor
 
 from teckochecker.cli import TeckoCommand
 from teckochecker.processes import pid_alive
+from teckochecker.supervisor import STARTUP_TIMEOUT_SECONDS, STOP_GRACE_SECONDS, Plan, http_answers
 
-STOP_GRACE_SECONDS = 20
-RESTART_WINDOW_SECONDS = 600  # how long children get to finish their work after SIGTERM
-STARTUP_TIMEOUT_SECONDS = 60
+__all__ = ["STOP_GRACE_SECONDS", "pid_alive", "pid_file", "running_pid"]
+
+# Fewer glibc malloc arenas in the threaded web server and workers: idle and peak memory drop
+# (docs/BENCHMARKS.md, "Memory") at no measurable cost in speed. Set it in the environment to
+# override.
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def run_dir() -> Path:
     path = Path(settings.DATA_DIR) / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -44,7 +51,8 @@ def pid_file() -> Path:
 
 
 def log_file() -> Path:
-    return run_dir() / "teckochecker.log"
+    """The console of a `--daemon` supervisor (its status lines, warnings and errors)."""
+    return logs_dir() / "teckochecker.log"
 
 
 def running_pid() -> int | None:
@@ -66,28 +74,14 @@ def executable(name: str) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", name]
 
 
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the supervisor is killed outright (Linux), instead of lingering."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def wait_for_http(host: str, port: int, timeout: float, alive=lambda: True) -> bool:
     """Wait until the web server answers HTTP (any status: the app is loaded), not just until
     its port accepts connections, which gunicorn does before its worker has imported Django."""
     deadline = time.monotonic() + timeout
-    url = f"http://{host}:{port}/api/health"
     while time.monotonic() < deadline and alive():
-        try:
-            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())):  # noqa: S310
-                return True
-        except urllib.error.HTTPError:
+        if http_answers(health_url(host, port)):
             return True
-        except OSError:
-            time.sleep(0.3)
+        time.sleep(0.3)
     return False
 
 
@@ -98,22 +92,104 @@ def display_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    process: subprocess.Popen | None = None
+def health_url(host: str, port: int) -> str:
+    return f"http://{display_host(host)}:{port}/api/health"
+
+
+# --- the children's command lines (also used by the benchmark) ----------------------------------
+def celery_argv() -> list[str]:
+    return [*executable("celery"), "-A", "teckochecker"]
+
+
+def web_argv(*, host: str, port: int) -> list[str]:
+    return [
+        *executable("gunicorn"),
+        "teckochecker.wsgi:application",
+        "--bind",
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        # One process with threads keeps the web server's memory small.
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--graceful-timeout",
+        str(STOP_GRACE_SECONDS - 5),
+        # Nothing here uses gunicorn's control socket; without it two installations on one
+        # machine do not share ~/.gunicorn/gunicorn.ctl.
+        "--no-control-socket",
+    ]
+
+
+def worker_argv(*, concurrency: int, beat: bool = False) -> list[str]:
+    """The polling worker; with `beat`, beat runs as a thread inside it (one process fewer;
+    see `teckochecker.celery.ThreadedBeat`)."""
+    argv = [
+        *celery_argv(),
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--without-gossip",
+        "--without-mingle",
+        "-Q",
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        "-l",
+        "info",
+    ]
+    if beat:
+        argv += ["--beat-thread", "--schedule-filename", str(run_dir() / "celerybeat-schedule")]
+    return argv
+
+
+def scripts_worker_argv() -> list[str]:
+    """The worker of users' script runs: its own queue and slots, so a slow script never delays
+    polling."""
+    return [
+        *celery_argv(),
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(settings.SCRIPTS_CONCURRENCY),
+        "--without-gossip",
+        "--without-mingle",
+        "-Q",
+        settings.SCRIPTS_QUEUE,
+        "-n",
+        "scripts@%h",
+        "-l",
+        "info",
+    ]
+
+
+def beat_argv() -> list[str]:
+    """Beat as a process of its own (the benchmark and compose run it so)."""
+    schedule = run_dir() / "celerybeat-schedule"
+    return [*celery_argv(), "beat", "-l", "info", "--schedule", str(schedule)]
+
+
+def root_notice() -> str | None:
+    """One line for a service started as root, instead of Celery's warning banner."""
+    if os.geteuid() != 0:
+        return None
+    return (
+        "⚠ Running as root: the web server, the workers and every dependency they load can change "
+        "anything on this machine. Start TeckoChecker as an ordinary user (or use the container, "
+        "which runs as the user teckochecker)."
+    )
 
 
 class Command(TeckoCommand):
     help = (
-        "Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all of them. "
-        "--daemon runs them in the background (stop with `python manage.py stop`)."
+        "Run the web server, the Celery workers (polling and scripts) and Celery beat together; "
+        "Ctrl-C stops all of them. Their logs are in DATA_DIR/logs. --daemon runs them in the "
+        "background (stop with `python manage.py stop`)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--daemon", action="store_true", help="Detach; log to DATA_DIR/run/teckochecker.log."
+            "--daemon", action="store_true", help="Detach; log to DATA_DIR/logs/teckochecker.log."
         )
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
         parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
@@ -124,6 +200,11 @@ class Command(TeckoCommand):
             type=int,
             default=5,
             help="Restart a child that exits up to this many times in 10 minutes (default 5; 0: stop all).",
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Show every line the processes write (banners, INFO logs), not only warnings and errors.",
         )
 
     def handle(self, *args, **options) -> None:
@@ -145,13 +226,15 @@ class Command(TeckoCommand):
 
     # --- daemon -----------------------------------------------------------------------------
     def start_daemon(
-        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, **_
+        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, verbose: bool, **_
     ) -> None:
+        import subprocess
+
         argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "start"]
         argv += ["--host", host, "--port", str(port), "--concurrency", str(concurrency)]
         argv += ["--max-restarts", str(max_restarts)]
-        if no_beat:
-            argv.append("--no-beat")
+        argv += ["--no-beat"] if no_beat else []
+        argv += ["--verbose"] if verbose else []
         log = log_file()
         with open(log, "ab") as out:
             process = subprocess.Popen(
@@ -163,98 +246,71 @@ class Command(TeckoCommand):
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 cwd=settings.BASE_DIR,
             )
-        started = wait_for_http(
-            display_host(host), port, STARTUP_TIMEOUT_SECONDS, alive=lambda: process.poll() is None
-        )
+        started = wait_for_http(host, port, STARTUP_TIMEOUT_SECONDS, alive=lambda: process.poll() is None)
         if not started:
             if process.poll() is None:
                 process.terminate()
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise CommandError("\n".join([f"TeckoChecker did not start; see {log}. Its last lines:", *tail]))
-        self.print_urls(host, port, no_beat=no_beat)
+        for line in self.ready_lines(host, port, no_beat=no_beat):
+            self.stdout.write(line)
         self.stdout.write(f"  Running in the background (pid {process.pid}); log: {log}")
         self.stdout.write("  Stop it with `python manage.py stop`.")
 
-    # --- foreground supervisor --------------------------------------------------------------
-    def supervise(
-        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, **_
-    ) -> None:
+    # --- foreground: prepare, then become the supervisor --------------------------------------
+    def supervise(self, **options) -> None:
+        """Prepare, write the plan, and replace this process with the supervisor (same pid)."""
         self.prepare_database()
-        if not no_beat:
+        if not options["no_beat"]:
             self.refuse_second_beat()
-        connections.close_all()  # children open their own; do not hold SQLite open here
+        connections.close_all()  # the children open their own; do not hold SQLite open here
+        notice = root_notice()
+        if notice:
+            self.stderr.write(notice)
+        path = run_dir() / "supervisor.json"
+        self.plan(**options).save(path)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        supervisor = Path(__file__).resolve().parents[2] / "supervisor.py"
+        # -P: do not put teckochecker/ on sys.path (its celery.py would shadow Celery's).
+        os.execv(sys.executable, [sys.executable, "-P", str(supervisor), str(path)])  # noqa: S606
 
-        children = self.children(host=host, port=port, no_beat=no_beat, concurrency=concurrency)
-        stop_requested: list[int] = []
-
-        def on_signal(signum, _frame) -> None:
-            if stop_requested:  # a second Ctrl-C: no more waiting
-                for child in children:
-                    if child.process and child.process.poll() is None:
-                        child.process.kill()
-            stop_requested.append(signum)
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGHUP, on_signal)
-
-        path = pid_file()
-        path.write_text(f"{os.getpid()}\n")
-        exit_code = 0
-        try:
-            for child in children:
-                child.process = subprocess.Popen(
-                    child.argv,
-                    stdin=subprocess.DEVNULL,
-                    # Own process group: a terminal Ctrl-C reaches only this supervisor, which
-                    # then sends each child exactly one SIGTERM (a second SIGINT would make the
-                    # Celery worker abandon running tasks).
-                    process_group=0,
-                    preexec_fn=_die_with_parent,
-                    cwd=settings.BASE_DIR,
-                )
-            restarts: dict[str, list[float]] = {c.name: [] for c in children}
-
-            def all_alive() -> bool:
-                return not stop_requested and all(c.process.poll() is None for c in children)
-
-            if wait_for_http(display_host(host), port, STARTUP_TIMEOUT_SECONDS, alive=all_alive):
-                self.print_urls(host, port, no_beat=no_beat)
-                self.stdout.write("  Press Ctrl-C to stop.")
-            while not stop_requested:
-                dead = next((c for c in children if c.process.poll() is not None), None)
-                if dead is not None:
-                    # A child that dies now and then (e.g. a worker losing Redis during a restart)
-                    # is started again; one that keeps dying stops everything.
-                    now = time.monotonic()
-                    recent = [t for t in restarts[dead.name] if now - t < RESTART_WINDOW_SECONDS]
-                    if len(recent) >= max_restarts:
-                        self.stderr.write(
-                            f"✗ The {dead.name} exited (code {dead.process.returncode}); stopping the others."
-                        )
-                        exit_code = 1
-                        break
-                    restarts[dead.name] = [*recent, now]
-                    self.stderr.write(
-                        f"⚠ The {dead.name} exited (code {dead.process.returncode}); restarting it "
-                        f"({len(recent) + 1}/{max_restarts} in {RESTART_WINDOW_SECONDS // 60} minutes)."
-                    )
-                    time.sleep(1)
-                    dead.process = subprocess.Popen(
-                        dead.argv,
-                        stdin=subprocess.DEVNULL,
-                        process_group=0,
-                        preexec_fn=_die_with_parent,
-                        cwd=settings.BASE_DIR,
-                    )
-                time.sleep(0.5)
-        finally:
-            self.stop_children(children)
-            if path.read_text().strip() == str(os.getpid()):
-                path.unlink(missing_ok=True)
-        if exit_code:
-            raise SystemExit(exit_code)
-        self.stdout.write("✓ TeckoChecker stopped")
+    def plan(
+        self, *, host: str, port: int, no_beat: bool, concurrency: int, max_restarts: int, verbose: bool, **_
+    ) -> Plan:
+        logs = logs_dir()
+        children = [
+            ("web server", web_argv(host=host, port=port), "web.log"),
+            (
+                "Celery worker",
+                worker_argv(concurrency=concurrency, beat=not no_beat),
+                "worker.log",
+            ),
+            ("scripts worker", scripts_worker_argv(), "scripts-worker.log"),
+        ]
+        level = os.environ.get("LOG_LEVEL", "").upper()
+        return Plan(
+            children=[{"name": name, "argv": argv, "log": str(logs / log)} for name, argv, log in children],
+            cwd=str(settings.BASE_DIR),
+            pid_file=str(pid_file()),
+            health_url=health_url(host, port),
+            ready_lines=[
+                *self.ready_lines(host, port, no_beat=no_beat),
+                f"  Logs:      {logs}",
+                "  Press Ctrl-C to stop.",
+            ],
+            max_restarts=max_restarts,
+            verbose=verbose,
+            # LOG_LEVEL set on purpose (INFO, DEBUG) brings those lines to the console too.
+            console_level=level if level in {"DEBUG", "INFO"} else "WARNING",
+            env={
+                **{k: v for k, v in CHILD_ENV.items() if k not in os.environ},
+                "PYTHONUNBUFFERED": "1",
+                "TECKOCHECKER_SUPERVISED": "1",
+                # `celery --quiet`: no ASCII banner and configuration dump (what matters is logged).
+                **({} if verbose else {"CELERY_QUIET": "1"}),
+            },
+        )
 
     def prepare_database(self) -> None:
         executor = MigrationExecutor(connections["default"])
@@ -283,70 +339,13 @@ class Command(TeckoCommand):
                 "stop it or start this one with --no-beat."
             )
 
-    def children(self, *, host: str, port: int, no_beat: bool, concurrency: int) -> list[Child]:
-        celery = [*executable("celery"), "-A", "teckochecker"]
-        children = [
-            Child(
-                "web server",
-                [
-                    *executable("gunicorn"),
-                    "teckochecker.wsgi:application",
-                    "--bind",
-                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                    # One process with threads keeps the web server's memory small.
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "8",
-                    "--graceful-timeout",
-                    str(STOP_GRACE_SECONDS - 5),
-                ],
-            ),
-            Child(
-                "Celery worker",
-                [
-                    *celery,
-                    "worker",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    str(concurrency),
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-Q",
-                    settings.CELERY_TASK_DEFAULT_QUEUE,
-                    "-l",
-                    "info",
-                ],
-            ),
-        ]
-        if not no_beat:
-            schedule = run_dir() / "celerybeat-schedule"
-            children.append(
-                Child("Celery beat", [*celery, "beat", "-l", "info", "--schedule", str(schedule)])
-            )
-        return children
-
-    def stop_children(self, children: list[Child]) -> None:
-        running = [c.process for c in children if c.process and c.process.poll() is None]
-        for process in running:
-            try:
-                process.terminate()
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def print_urls(self, host: str, port: int, *, no_beat: bool) -> None:
+    def ready_lines(self, host: str, port: int, *, no_beat: bool) -> list[str]:
         base = f"http://{display_host(host)}:{port}"
-        parts = "web server + worker" + ("" if no_beat else " + beat")
-        self.stdout.write(self.style.SUCCESS(f"✓ TeckoChecker is running ({parts})"))
-        self.stdout.write(f"  Web page:  {base}/web")
-        self.stdout.write(f"  Admin:     {base}/admin")
-        self.stdout.write(f"  API docs:  {base}/docs")
-        self.stdout.write("  Log in with the admin user created by `python manage.py init`.")
+        parts = "web server + worker" + ("" if no_beat else " + beat") + " + scripts worker"
+        return [
+            self.style.SUCCESS(f"✓ TeckoChecker is running ({parts})"),
+            f"  Web page:  {base}/web",
+            f"  Admin:     {base}/admin",
+            f"  API docs:  {base}/docs",
+            "  Log in with the admin user created by `python manage.py init`.",
+        ]
