@@ -26,7 +26,7 @@ pytest_phase = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest --phase $(1) \
 
 .PHONY: run stop test lint demo bench
 
-## run: set up if needed, then the web server, worker and beat on http://127.0.0.1:8000
+## run: set up if needed, then the web server, the workers and beat on http://127.0.0.1:8000
 run: $(RUN_STAMP)
 	@if [ "$(ENV_FILE)" != "none" ] && [ ! -e "$(ENV_FILE)" ]; then \
 		$(PYTHON) manage.py init --no-input; \
@@ -54,11 +54,12 @@ demo: $(RUN_STAMP)
 	fi
 	$(PYTHON) manage.py demo
 
-## bench: load and memory figures (100 jobs; docs/BENCHMARKS.md has the bigger runs)
+## bench: memory of `start` at rest per process, then load figures (100 jobs; docs/BENCHMARKS.md has the bigger runs)
 bench: $(RUN_STAMP)
 	@if [ "$(ENV_FILE)" != "none" ] && [ ! -e "$(ENV_FILE)" ]; then \
 		$(PYTHON) manage.py init --no-input; \
 	fi
+	$(PYTHON) -m bench.idle
 	$(PYTHON) manage.py bench --jobs 100
 
 $(PYTHON):

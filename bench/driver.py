@@ -138,21 +138,22 @@ class Driver:
 
         from teckochecker.management.commands import start
 
-        # The processes and command lines of `manage.py start`: beat runs as a thread of the
-        # first worker, and the scripts worker idles beside them.
-        for name, value in start.CHILD_ENV.items():
-            self.env.setdefault(name, value)
+        # The command lines of `manage.py start`, except that beat runs as a process of its own
+        # (its figures stay apart from the workers'); the scripts worker idles beside them.
         self.port = free_port()
         web = start.web_argv(host="127.0.0.1", port=self.port)
         self.children.append(
             Child("web", web, self.workdir / "web.log").start(env=self.env, cwd=settings.BASE_DIR)
         )
         for i in range(1, self.config["workers"] + 1):
-            worker = start.worker_argv(concurrency=self.config["concurrency"], beat=i == 1)
-            argv = [*worker, "-n", f"bench-w{i}@%h"]
-            role = f"worker {i}" + (" + beat" if i == 1 else "")
-            child = Child(role, argv, self.workdir / f"worker{i}.log")
+            argv = [*start.worker_argv(concurrency=self.config["concurrency"]), "-n", f"bench-w{i}@%h"]
+            child = Child(f"worker {i}", argv, self.workdir / f"worker{i}.log")
             self.children.append(child.start(env=self.env, cwd=settings.BASE_DIR))
+        self.children.append(
+            Child("beat", start.beat_argv(), self.workdir / "beat.log").start(
+                env=self.env, cwd=settings.BASE_DIR
+            )
+        )
         scripts = Child("scripts worker", start.scripts_worker_argv(), self.workdir / "scripts-worker.log")
         self.children.append(scripts.start(env=self.env, cwd=settings.BASE_DIR))
         wait_for_http = start.wait_for_http

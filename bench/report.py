@@ -211,6 +211,15 @@ def render(report: dict, console=None) -> None:
             _fmt(p["cpu_seconds"]),
             "",
         )
+    stack = [p for p in report["processes"] if p["role"] != "fake servers"]
+    table.add_row(
+        "total (without the fake servers)",
+        "",
+        _fmt(sum(p["idle_rss_mb"] or 0 for p in stack)),
+        _fmt(sum(p["peak_rss_mb"] or 0 for p in stack)),
+        _fmt(sum(p["cpu_seconds"] or 0 for p in stack)),
+        "",
+    )
     console.print(table)
     if k["duplicates"]:
         console.print(f"Duplicate Keboola jobs (polling job id → Keboola ids): {k['duplicates']}")

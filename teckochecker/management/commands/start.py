@@ -28,11 +28,6 @@ from teckochecker.supervisor import STARTUP_TIMEOUT_SECONDS, STOP_GRACE_SECONDS,
 
 __all__ = ["STOP_GRACE_SECONDS", "pid_alive", "pid_file", "running_pid"]
 
-# Fewer glibc malloc arenas in the threaded web server and workers: idle and peak memory drop
-# (docs/BENCHMARKS.md, "Memory") at no measurable cost in speed. Set it in the environment to
-# override.
-CHILD_ENV = {"MALLOC_ARENA_MAX": "2"}
-
 
 def run_dir() -> Path:
     path = Path(settings.DATA_DIR) / "run"
@@ -304,7 +299,6 @@ class Command(TeckoCommand):
             # LOG_LEVEL set on purpose (INFO, DEBUG) brings those lines to the console too.
             console_level=level if level in {"DEBUG", "INFO"} else "WARNING",
             env={
-                **{k: v for k, v in CHILD_ENV.items() if k not in os.environ},
                 "PYTHONUNBUFFERED": "1",
                 "TECKOCHECKER_SUPERVISED": "1",
                 # `celery --quiet`: no ASCII banner and configuration dump (what matters is logged).
