@@ -57,6 +57,14 @@ def test_page_is_served_at_both_paths_without_redirect(client, path):
         "web/js/jobs.js",
         "web/js/job-form.js",
         "web/js/job-view.js",
+        "web/js/scripts.js",
+        "web/js/script-detail.js",
+        "web/js/script-env.js",
+        "web/js/script-runs.js",
+        "web/js/script-schedule.js",
+        "web/js/script-settings.js",
+        "web/js/editor.js",
+        "web/vendor/codemirror.js",
         "web/js/secrets.js",
         "web/js/monitor.js",
         "web/js/logs.js",
@@ -80,6 +88,22 @@ def test_no_script_inserts_html_strings():
         source = script.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
             assert sink not in source, f"{script.name} uses {sink}"
+
+
+def test_the_editor_bundle_exports_what_the_page_imports():
+    """A rebuilt bundle (web/editor-bundle) that lost a name would break the Scripts tab."""
+    import re
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parent.parent / "static" / "web"
+    editor = (static / "js" / "editor.js").read_text()
+    imported = re.search(r"import \{([^}]*)\} from \"\.\./vendor/codemirror\.js\"", editor).group(1)
+    wanted = {name.split(" as ")[0].strip() for name in imported.split(",") if name.strip()}
+    bundle = (static / "vendor" / "codemirror.js").read_text()
+    exported = re.search(r"export\{([^}]*)\};?\s*$", bundle).group(1)
+    names = {item.split(" as ")[-1].strip() for item in exported.split(",")}
+    assert wanted and wanted <= names, sorted(wanted - names)
+    assert len(bundle) < 600_000, "keep the bundle to Python + the basic setup"
 
 
 def test_login_signs_in_a_staff_user(csrf_client, admin_user):

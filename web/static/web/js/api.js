@@ -142,4 +142,19 @@ export const api = {
   jobLogs: (id, query) => request("GET", `/api/jobs/${encodeURIComponent(id)}/logs`, { query }),
 
   logs: (query) => request("GET", "/api/logs", { query }),
+
+  scripts: (query) => request("GET", "/api/scripts", { query }),
+  script: (id) => request("GET", `/api/scripts/${encodeURIComponent(id)}`),
+  createScript: (data) => request("POST", "/api/scripts", { body: data }),
+  updateScript: (id, data) => request("PATCH", `/api/scripts/${encodeURIComponent(id)}`, { body: data }),
+  deleteScript: (id) => request("DELETE", `/api/scripts/${encodeURIComponent(id)}`),
+  runScript: (id) => request("POST", `/api/scripts/${encodeURIComponent(id)}/run`),
+  scriptRuns: (id, query) => request("GET", `/api/scripts/${encodeURIComponent(id)}/runs`, { query }),
+  scriptEnvironment: (id) => request("GET", `/api/scripts/${encodeURIComponent(id)}/environment`),
+  checkEnvironment: (id) => request("POST", `/api/scripts/${encodeURIComponent(id)}/environment/check`),
+  rebuildEnvironment: (id) => request("POST", `/api/scripts/${encodeURIComponent(id)}/environment/rebuild`),
+  schedulePreview: (schedule) => request("POST", "/api/scripts/schedule-preview", { body: { schedule } }),
+  pythons: () => request("GET", "/api/pythons"),
+  run: (id) => request("GET", `/api/runs/${encodeURIComponent(id)}`),
+  cancelRun: (id) => request("POST", `/api/runs/${encodeURIComponent(id)}/cancel`),
 };

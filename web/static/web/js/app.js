@@ -1,14 +1,17 @@
-// Boot: sign-in, tabs (hash routing: #jobs, #jobs/12, #logs, ...), theme, command line.
+// Boot: sign-in, tabs (hash routing: #jobs, #jobs/12, #scripts/3, #logs, ...), theme, command line.
 import { api, csrfToken, errorText, onAuthRequired } from "./api.js";
 import { h, setupModal, closeModal } from "./dom.js";
 import { formatTime, tickCountdowns, viewerTimeZone } from "./format.js";
 import { createJobsTab } from "./jobs.js";
 import { createLogsTab } from "./logs.js";
 import { createMonitorTab } from "./monitor.js";
+import { createScriptsTab } from "./scripts.js";
 import { createSecretsTab } from "./secrets.js";
 import { createSystemTab } from "./system.js";
 
-const TABS = ["secrets", "jobs", "monitor", "logs", "system"];
+const TABS = ["secrets", "jobs", "scripts", "monitor", "logs", "system"];
+// Tabs with a list and a detail page per item (#jobs/12, #scripts/3).
+const DETAIL_TABS = new Set(["jobs", "scripts"]);
 const THEME_KEY = "teckochecker-theme";
 const $ = (id) => document.getElementById(id);
 
@@ -37,6 +40,7 @@ const ctx = {
 const tabs = {
   secrets: createSecretsTab($("panel-secrets"), ctx),
   jobs: createJobsTab($("panel-jobs"), ctx),
+  scripts: createScriptsTab($("panel-scripts"), ctx),
   monitor: createMonitorTab($("panel-monitor"), ctx),
   logs: createLogsTab($("panel-logs"), ctx),
   system: createSystemTab($("panel-system"), ctx),
@@ -59,7 +63,7 @@ function toggleTheme() {
 // --- routing ----------------------------------------------------------------------------------
 function parseHash() {
   const [tab, id] = location.hash.replace(/^#\/?/, "").split("/");
-  return { tab: TABS.includes(tab) ? tab : "jobs", id: tab === "jobs" && /^\d+$/.test(id || "") ? Number(id) : null };
+  return { tab: TABS.includes(tab) ? tab : "jobs", id: DETAIL_TABS.has(tab) && /^\d+$/.test(id || "") ? Number(id) : null };
 }
 
 function show(tab) {
@@ -76,9 +80,9 @@ function route() {
   if (!session.signedIn) return;
   const { tab, id } = parseHash();
   show(tab);
-  if (tab === "jobs") {
-    if (id) tabs.jobs.showDetail(id);
-    else tabs.jobs.showList();
+  if (DETAIL_TABS.has(tab)) {
+    if (id) tabs[tab].showDetail(id);
+    else tabs[tab].showList();
   } else {
     tabs[tab].load();
   }
@@ -153,7 +157,8 @@ const HELP = [
   "refresh           reload the current view",
   "clear             clear this console",
   "job <id>          open a job",
-  "jobs | secrets | monitor | logs | system   switch tab",
+  "script <id>       open a script",
+  "jobs | scripts | secrets | monitor | logs | system   switch tab",
   "theme             switch light/dark",
   "logout            sign out",
 ];
@@ -178,10 +183,11 @@ function runCommand(line) {
     case "clear":
       output.replaceChildren();
       break;
-    case "job": {
+    case "job":
+    case "script": {
       const id = args[0] || "";
-      if (!/^\d+$/.test(id)) print("usage: job <id>  (a number)", "error");
-      else ctx.navigate(`jobs/${id}`);
+      if (!/^\d+$/.test(id)) print(`usage: ${command.toLowerCase()} <id>  (a number)`, "error");
+      else ctx.navigate(`${command.toLowerCase()}s/${id}`);
       break;
     }
     case "theme":

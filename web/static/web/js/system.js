@@ -13,6 +13,14 @@ const ENDPOINTS = [
   ["POST", "/api/jobs/{id}/pause | resume", "pause / resume"],
   ["GET", "/api/jobs/{id}/logs", "a job's log"],
   ["GET", "/api/logs", "recent events (?level= ?job=)"],
+  ["GET | POST", "/api/scripts", "list / create scripts"],
+  ["GET | PUT | PATCH | DELETE", "/api/scripts/{id}", "one script"],
+  ["POST", "/api/scripts/{id}/run | cancel", "run now / cancel its runs"],
+  ["GET", "/api/scripts/{id}/runs", "a script's runs"],
+  ["GET | POST", "/api/scripts/{id}/environment[/check | /rebuild]", "its environment"],
+  ["GET", "/api/runs/{id}[/output]", "one run with its output"],
+  ["POST", "/api/runs/{id}/cancel", "cancel a queued or running run"],
+  ["GET", "/api/pythons", "Python versions found on the server"],
 ];
 
 function rows(pairs) {

@@ -1,0 +1,229 @@
+// One script's page: the code and requirements editors, its settings and schedule, its
+// environment, the run button and its runs. Save is PATCH /api/scripts/{id} with every field.
+import { api, errorText } from "./api.js";
+import { clearFormErrors, confirmAction, h, replace, showFormErrors, toast } from "./dom.js";
+import { createEnvironmentBox } from "./script-env.js";
+import { createRunsPanel } from "./script-runs.js";
+import { createScheduleBuilder } from "./script-schedule.js";
+import { createScriptSettings } from "./script-settings.js";
+
+const STARTER = 'print("Hello from TeckoChecker")\n';
+
+// Leaving the page with unsaved edits asks first; the check belongs to the script on screen.
+let hasUnsavedEdits = () => false;
+window.addEventListener("beforeunload", (event) => {
+  if (hasUnsavedEdits()) event.preventDefault();
+});
+
+async function loadEverything(ctx, id) {
+  // The editor bundle is big next to the rest of the page: it loads when a script is first opened.
+  const [script, pythons, secrets, scripts, editor] = await Promise.allSettled([api.script(id), api.pythons(), ctx.secrets(), api.scripts(), import("./editor.js")]);
+  if (script.status === "rejected") throw script.reason;
+  if (editor.status === "rejected") throw new Error(`The code editor did not load (${errorText(editor.reason)}). Reload the page.`);
+  const folders = scripts.status === "fulfilled" ? [...new Set((scripts.value.scripts || []).map((s) => s.folder).filter(Boolean))].sort() : [];
+  return {
+    script: script.value,
+    pythons: pythons.status === "fulfilled" ? pythons.value.pythons || [] : [],
+    secrets: secrets.status === "fulfilled" ? secrets.value : [],
+    folders,
+    createEditor: editor.value.createEditor,
+  };
+}
+
+function section(title, ...children) {
+  return h("section", { class: "script-section" }, h("h3", {}, `> ${title}`), ...children);
+}
+
+/** A slot for an editor, with its own error line like a form field. */
+function editorField(name, editor, hint) {
+  return h(
+    "div",
+    { class: "field editor-field", dataset: { field: name }, id: `script-${name}` },
+    editor.dom,
+    hint ? h("div", { class: "hint" }, hint) : null,
+    h("div", { class: "field-error", dataset: { errorFor: name }, role: "alert" }),
+  );
+}
+
+/** The line a server message points at ("Line 3: invalid syntax"), or null. */
+function lineOf(message) {
+  const match = /\bline (\d+)/i.exec(String(message || ""));
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * Render script `id` into `container`. `isCurrent()` says whether the page still shows it (the
+ * user may have moved on while it loaded). Resolves to { isDirty() } once shown (null when it
+ * could not load; the error is shown in place).
+ */
+export async function showScriptDetail(container, ctx, id, { isCurrent = () => true } = {}) {
+  const back = h("a", { href: "#scripts", class: "btn btn-small" }, "« all scripts");
+  replace(container, h("div", { class: "panel-status" }, `loading script #${id}…`));
+  let loaded;
+  try {
+    loaded = await loadEverything(ctx, id);
+  } catch (err) {
+    replace(container, h("div", { class: "toolbar" }, back), h("div", { class: "panel-status error" }, err.status === 404 ? `Script #${id}: ${errorText(err)}` : errorText(err)));
+    return null;
+  }
+  if (!isCurrent()) return null;
+  let script = loaded.script;
+  const { createEditor } = loaded;
+  let saved = "";
+  let saving = null;
+
+  const dirtyMark = h("span", { class: "dirty", id: "script-dirty", hidden: true }, "● unsaved");
+  const changed = () => {
+    dirtyMark.hidden = JSON.stringify(body()) === saved;
+  };
+  const code = createEditor({ doc: script.code || "", language: "python", label: "script code", hint: STARTER, onChange: changed, onSave: () => save(), onRun: () => run() });
+  const requirements = createEditor({ doc: script.requirements || "", language: "text", label: "requirements", hint: "requests==2.32.3\n# one pip requirement per line", onChange: changed, onSave: () => save() });
+  const settings = createScriptSettings(script, { ...loaded, onChange: changed });
+  const schedule = createScheduleBuilder(script.schedule, { onChange: changed });
+  const environment = createEnvironmentBox(ctx, id, script.environment, { onReady: () => runs.load() });
+  const runs = createRunsPanel(ctx, id, { onFinished: () => refreshEnvironment() });
+
+  function body() {
+    return { ...settings.value(), code: code.value, requirements: requirements.value, schedule: schedule.value() };
+  }
+
+  const title = h("span", { id: "script-title" }, script.name);
+  const slug = h("span", { class: "muted", id: "script-slug" }, ` ${script.slug}`);
+  const saveButton = h("button", { type: "submit", class: "btn", id: "script-save", title: "Ctrl+S" }, "save");
+  const runButton = h("button", { type: "button", class: "btn btn-primary", id: "script-run", title: "Ctrl+Enter", onclick: () => run() }, "▶ run");
+  const form = h(
+    "form",
+    { class: "script-form", id: "script-form", novalidate: true },
+    h(
+      "div",
+      { class: "toolbar" },
+      back,
+      h("h2", { class: "detail-title" }, title, slug),
+      h("div", { class: "spacer" }),
+      dirtyMark,
+      saveButton,
+      runButton,
+      h("button", { type: "button", class: "btn btn-small btn-danger", id: "script-delete", onclick: () => remove() }, "delete"),
+    ),
+    h("div", { class: "form-error", role: "alert" }),
+    h(
+      "div",
+      { class: "script-layout" },
+      h(
+        "div",
+        { class: "script-main" },
+        section("code", editorField("code", code, "Python. Ctrl+S saves, Ctrl+Enter saves and runs; Tab indents (Esc, then Tab, leaves the editor).")),
+        section("requirements", editorField("requirements", requirements, "pip requirement lines, checked before anything is installed.")),
+        environment.dom,
+        runs.dom,
+      ),
+      h(
+        "div",
+        { class: "script-side" },
+        section("script", settings.general),
+        section("schedule", schedule.dom),
+        section("limits", settings.limits),
+        section("environment variables", settings.env),
+        section("notifications", settings.notify),
+      ),
+    ),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    save();
+  });
+  replace(container, form);
+  saved = JSON.stringify(body());
+  runs.load();
+
+  async function refreshEnvironment() {
+    try {
+      environment.update((await api.script(id)).environment);
+    } catch (err) {
+      /* the runs panel shows what went wrong with the server */
+    }
+  }
+
+  function showSaveError(err) {
+    showFormErrors(form, err);
+    const errors = err.errors || {};
+    const codeLine = err.body?.line ?? (errors.code ? lineOf(errors.code) : null);
+    if (codeLine) {
+      code.markError(codeLine, err.detail);
+      const slot = form.querySelector('[data-error-for="code"]');
+      if (!slot.textContent) slot.textContent = err.detail;
+      slot.closest(".field").classList.add("has-error");
+      form.querySelector(".form-error").textContent = "";
+    }
+    const requirementsLine = errors.requirements ? lineOf(errors.requirements) : null;
+    if (requirementsLine) requirements.markError(requirementsLine, String(errors.requirements));
+  }
+
+  /** Save every field; resolves true when saved. One save at a time. */
+  function save() {
+    if (saving) return saving;
+    saving = (async () => {
+      clearFormErrors(form);
+      code.clearErrors();
+      requirements.clearErrors();
+      saveButton.disabled = true;
+      try {
+        const sent = body();
+        script = await api.updateScript(id, sent);
+        saved = JSON.stringify(sent);
+        changed();
+        title.textContent = script.name;
+        slug.textContent = ` ${script.slug}`;
+        environment.update(script.environment);
+        toast(`Script '${script.name}' saved.`, "success");
+        ctx.print(`script ${script.id} '${script.name}' saved`);
+        return true;
+      } catch (err) {
+        showSaveError(err);
+        ctx.print(`script ${id}: ${errorText(err)}`, "error");
+        return false;
+      } finally {
+        saveButton.disabled = false;
+        saving = null;
+      }
+    })();
+    return saving;
+  }
+
+  /** Runs what the editor shows: unsaved changes are saved first. */
+  async function run() {
+    if (runButton.disabled) return; // one click, one run (Ctrl+Enter repeats fast)
+    runButton.disabled = true;
+    try {
+      if (!dirtyMark.hidden && !(await save())) return;
+      const started = await api.runScript(id);
+      ctx.print(`script ${id}: run ${started.id} ${started.state}`);
+      await runs.load();
+      runs.follow(started);
+    } catch (err) {
+      toast(errorText(err), "error");
+      ctx.print(errorText(err), "error");
+    } finally {
+      runButton.disabled = false;
+    }
+  }
+
+  async function remove() {
+    const ok = await confirmAction(`Delete script '${script.name}' with its environment and run history?`);
+    if (!ok) return;
+    try {
+      await api.deleteScript(id);
+      toast(`Script '${script.name}' deleted.`, "success");
+      ctx.print(`script ${id} deleted`);
+      ctx.navigate("scripts");
+    } catch (err) {
+      toast(errorText(err), "error");
+      ctx.print(errorText(err), "error");
+    }
+  }
+
+  const isDirty = () => form.isConnected && !dirtyMark.hidden;
+  hasUnsavedEdits = isDirty;
+  if (!script.code) code.focus();
+  return { isDirty };
+}

@@ -1,0 +1,230 @@
+"""The Scripts tab in Chromium: create a script, write code, save, run it on a real scripts
+worker (sandbox and all), see its output; the schedule builder; errors in place."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from polling.tests.stack import Stack, process_env
+from scripts.models import RunState, Script, ScriptRun
+from scripts.tests.factories import ScriptEnvVarFactory, ScriptFactory, ScriptRunFactory
+from secrets_vault.tests.factories import OpenAISecretFactory
+from web.tests.browser import ROOT, expect, open_tab, sign_in
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+DOCS_SCREENSHOT = ROOT / "docs" / "screenshots" / "scripts-tab.png"
+XSS = "<img src=x onerror=alert(1)>"
+# A run waits for its environment (a uv venv) and a worker slot; generous for a loaded machine.
+RUN_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def scripts_worker(request, transactional_db):
+    """A Celery worker on SCRIPTS_QUEUE, as `manage.py start` runs it, against the test database."""
+    stack = Stack(request.node.name, process_env())
+    stack.start(
+        "scripts-worker",
+        [
+            sys.executable, "-m", "celery", "-A", "teckochecker", "worker",
+            "--pool", "threads", "--concurrency", "2",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-n", f"{request.node.name}-scripts@%h", "-Q", settings.SCRIPTS_QUEUE, "-l", "info",
+        ],
+    )  # fmt: skip
+    yield stack
+    stack.stop_all()
+
+
+def code_editor(page):
+    return page.locator("#script-code .cm-content")
+
+
+def test_create_write_save_run_and_see_the_output(page, admin_user, scripts_worker):
+    sign_in(page, "#scripts")
+    expect()(page.locator("#scripts-table")).to_contain_text("No scripts yet")
+    page.click("#create-script")
+    page.fill("#script-create-form [name=name]", "Hello World")
+    page.fill("#script-create-form [name=folder]", "demo")
+    page.click("#script-create-form button[type=submit]")
+
+    # Creating is quick, and the editor opens at once (PRD "Simple Creation Process").
+    expect()(page.locator("#script-title")).to_have_text("Hello World")
+    expect()(page.locator("#script-slug")).to_have_text("hello-world")
+    assert re.search(r"#scripts/\d+$", page.url)
+    script = Script.objects.get(slug="hello-world")
+    assert script.folder == "demo"
+
+    code_editor(page).fill("import os\nprint('hello from', os.environ['GREETING'])\nprint('bye')\n")
+    expect()(page.locator("#script-dirty")).to_be_visible()
+    page.click("#add-env-var")
+    page.locator("#script-env-vars .env-name").fill("GREETING")
+    page.locator("#script-env-vars .env-value").fill("the sandbox")
+    page.click("#script-save")
+    expect()(page.locator("#script-dirty")).to_be_hidden()
+    script.refresh_from_db()
+    assert script.code.startswith("import os\nprint('hello from'")
+    assert [(v.name, v.value) for v in script.env_vars.all()] == [("GREETING", "the sandbox")]
+
+    page.click("#script-run")
+    output = page.locator("#run-output")
+    expect()(output).to_have_text("hello from the sandbox\nbye\n", timeout=RUN_TIMEOUT_MS)
+    expect()(page.locator("#run-head .run-state")).to_have_text(re.compile("succeeded"))
+    expect()(page.locator("#runs-table tr.run-row")).to_have_count(1)
+    expect()(page.locator("#runs-table tr.run-row")).to_contain_text("manual")
+    run = ScriptRun.objects.get(script=script)
+    assert (run.state, run.exit_code) == (RunState.SUCCEEDED, 0)
+    expect()(page.locator("#env-state")).to_have_text(re.compile("ready"))
+
+    # A failing script: its output and exit code, and the list shows the last run.
+    code_editor(page).fill("import sys\nprint('oops', file=sys.stderr)\nsys.exit(3)\n")
+    page.click("#script-run")  # saves the edit first
+    expect()(page.locator("#run-head")).to_contain_text("exit 3", timeout=RUN_TIMEOUT_MS)
+    expect()(output).to_have_text("oops\n")
+    expect()(page.locator("#runs-table tr.run-row")).to_have_count(2)
+    page.click("#script-detail a:has-text('all scripts')")
+    row = page.locator("#scripts-table tr.script-row", has_text="Hello World")
+    expect()(row).to_contain_text("failed")
+    expect()(row).to_contain_text("ready")
+
+
+def test_a_syntax_error_is_marked_on_its_line_and_nothing_is_saved(page, admin_user):
+    script = ScriptFactory(name="Broken", slug="broken", code="print('ok')\n")
+    sign_in(page, f"#scripts/{script.pk}")
+    code_editor(page).fill("x = 1\nprint('unclosed'\ny = 2\n")
+    page.click("#script-save")
+    slot = page.locator("#script-form [data-error-for=code]")
+    expect()(slot).to_contain_text(re.compile(r"[Ll]ine \d"))
+    expect()(page.locator("#script-code .cm-lintRange-error")).to_have_count(1)
+    expect()(page.locator("#script-dirty")).to_be_visible()
+    script.refresh_from_db()
+    assert script.code == "print('ok')\n"
+
+    page.fill("#script-form [name=timeout_seconds]", "abc")
+    code_editor(page).fill("print('fixed')\n")
+    page.click("#script-save")
+    expect()(page.locator("#script-form [data-error-for=timeout_seconds]")).not_to_be_empty()
+    assert "[object Object]" not in page.content()
+
+
+def test_schedule_builder_previews_the_next_runs_and_saves(page, admin_user):
+    script = ScriptFactory(name="Nightly", slug="nightly")
+    sign_in(page, f"#scripts/{script.pk}")
+    preview = page.locator("#schedule-preview")
+    expect()(preview).to_contain_text("only when you press run")
+
+    page.select_option("#schedule-type", "interval")
+    page.fill("#schedule-every", "15")
+    page.select_option("#schedule-unit", "minutes")
+    expect()(preview.locator("li")).to_have_count(5)
+
+    page.select_option("#schedule-type", "cron")
+    page.fill("#schedule-cron", "61 * * * *")
+    expect()(preview.locator(".error")).not_to_be_empty()
+    page.select_option("#schedule-preset", "0 3 * * *")
+    expect()(page.locator("#schedule-cron")).to_have_value("0 3 * * *")
+    page.fill("#schedule-timezone", "Europe/Prague")
+    expect()(preview.locator("li")).to_have_count(5)
+    # The viewer is in Europe/Prague too (see the page fixture): 03:00 local each time.
+    for text in preview.locator("li").all_text_contents():
+        assert " 03:00:00" in text, text
+    page.click("#script-save")
+    expect()(page.locator("#script-dirty")).to_be_hidden()
+    script.refresh_from_db()
+    assert (script.schedule_type, script.schedule_cron, script.schedule_timezone) == (
+        "cron",
+        "0 3 * * *",
+        "Europe/Prague",
+    )
+
+    open_tab(page, "scripts")
+    row = page.locator("#scripts-table tr.script-row", has_text="Nightly")
+    expect()(row).to_contain_text("cron 0 3 * * * (Europe/Prague)")
+    expect()(row.locator("time.countdown")).to_have_text(re.compile(r"^in \d"))
+
+
+def test_user_text_in_scripts_and_output_renders_literally(page, admin_user):
+    secret = OpenAISecretFactory(name="openai-prod", value="sk-never-shown-1234")
+    script = ScriptFactory(name=XSS, slug="xss", folder=XSS, code=f"print({XSS!r})\n")
+    ScriptEnvVarFactory(script=script, name="OPENAI_API_KEY", value="", secret=secret)
+    ScriptRunFactory(script=script, state=RunState.FAILED, exit_code=1, output=f"{XSS}\n", message=XSS)
+    sign_in(page, "#scripts")
+    expect()(page.locator("#scripts-table a.script-name")).to_have_text(XSS)
+    page.locator("#scripts-table a.script-name").click()
+    expect()(page.locator("#script-title")).to_have_text(XSS)
+    expect()(page.locator("#run-output")).to_have_text(f"{XSS}\n")
+    expect()(page.locator("#run-message")).to_have_text(XSS)
+    expect()(page.locator("#script-env-vars .env-secret")).to_have_value("openai-prod")
+    assert page.locator("img[src=x]").count() == 0
+    assert "sk-never-shown-1234" not in page.content()
+    assert page.dialogs == []
+
+
+def test_scripts_tab_screenshot(page, admin_user):
+    now = timezone.now()
+    code = (
+        "import json\nimport os\nimport urllib.request\n\n"
+        'URL = "https://api.example.com/orders?since=yesterday"\n\n\n'
+        "def main() -> None:\n"
+        '    """Fetch yesterday\'s orders and print a short report."""\n'
+        "    with urllib.request.urlopen(URL, timeout=30) as answer:\n"
+        "        orders = json.load(answer)\n"
+        '    total = sum(o["amount"] for o in orders)\n'
+        '    print(f"{len(orders)} orders, {total:.2f} EUR")\n\n\n'
+        'if __name__ == "__main__":\n'
+        "    main()\n"
+    )
+    report = ScriptFactory(
+        name="Daily orders report",
+        slug="daily-orders-report",
+        folder="reports",
+        code=code,
+        requirements="",
+        network=True,
+        schedule_type="cron",
+        schedule_cron="0 6 * * 1-5",
+        schedule_timezone="Europe/Prague",
+        env_python="3.11.2",
+        env_disk_bytes=21_500_000,
+    )
+    ScriptEnvVarFactory(script=report, name="REPORT_TO", value="ops@example.com")
+    for minutes, state, exit_code, output in (
+        (2880, RunState.SUCCEEDED, 0, "38 orders, 1912.40 EUR\n"),
+        (1440, RunState.FAILED, 1, "urllib.error.URLError: <urlopen error timed out>\n"),
+        (5, RunState.SUCCEEDED, 0, "42 orders, 2318.90 EUR\n"),
+    ):
+        ScriptRunFactory(
+            script=report,
+            state=state,
+            exit_code=exit_code,
+            output=output,
+            queued_at=now - timedelta(minutes=minutes),
+            started_at=now - timedelta(minutes=minutes, seconds=-1),
+            finished_at=now - timedelta(minutes=minutes, seconds=-3),
+            peak_memory_kb=18_432,
+            cpu_seconds=0.21,
+        )
+    ScriptFactory(
+        name="Backup database",
+        slug="backup-database",
+        folder="ops",
+        schedule_type="interval",
+        schedule_every=6,
+        schedule_unit="hours",
+    )
+    ScriptFactory(name="Health check", slug="health-check", folder="ops", schedule_type="startup")
+    sign_in(page, f"#scripts/{report.pk}")
+    expect()(page.locator("#run-output")).to_have_text("42 orders, 2318.90 EUR\n")
+    expect()(page.locator("#schedule-preview li")).to_have_count(5)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1400, "height": 1280})
+        page.wait_for_timeout(300)  # the fade-in
+        page.screenshot(path=str(DOCS_SCREENSHOT))
