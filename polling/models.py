@@ -51,6 +51,7 @@ class ActionType(models.TextChoices):
 
     KEBOOLA = "keboola", "Run a Keboola job"
     WEBHOOK = "webhook", "POST to a webhook URL"
+    SCRIPT = "script", "Run a script"
 
 
 KEBOOLA_FAILED_STATUSES = {"error", "terminated", "cancelled"}
@@ -73,6 +74,11 @@ class PollingJob(models.Model):
     action_url = models.CharField(max_length=500, blank=True, default="")
     action_secret = models.ForeignKey(
         Secret, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_jobs"
+    )
+    # The script action: which script runs (scripts.services.script_delete refuses while an
+    # active or paused job names it; a finished job keeps its history).
+    action_script = models.ForeignKey(
+        "scripts.Script", null=True, blank=True, on_delete=models.SET_NULL, related_name="polling_jobs"
     )
     # Notifications when the job finishes, fails or its Keboola job fails (empty: the global default).
     notify_emails = models.CharField(max_length=1000, blank=True, default="")

@@ -44,6 +44,7 @@ JOB_ROW_FIELDS = (
     "action_type",
     "action_url",
     "action_secret_id",
+    "action_script_id",
     "notify_emails",
     "notify_webhook_url",
     "trigger_state",

@@ -80,6 +80,7 @@ def job_representation(row: dict) -> dict:
         "action_type": row["action_type"],
         "action_url": row["action_url"],
         "action_secret_id": row["action_secret_id"],
+        "action_script_id": row["action_script_id"],
         "notify_emails": row["notify_emails"],
         "notify_webhook_url": row["notify_webhook_url"],
         "trigger_state": row["trigger_state"],
@@ -148,9 +149,12 @@ class JobSerializer(serializers.Serializer):
     )
     keboola_job_finished_at = serializers.DateTimeField(allow_null=True)
     keboola_job_duration_seconds = serializers.FloatField(allow_null=True)
-    action_type = serializers.CharField(help_text="keboola (default) or webhook")
+    action_type = serializers.CharField(help_text="keboola (default), webhook or script")
     action_url = serializers.CharField(allow_blank=True)
     action_secret_id = serializers.IntegerField(allow_null=True)
+    action_script_id = serializers.IntegerField(
+        allow_null=True, help_text="The script the script action runs."
+    )
     notify_emails = serializers.CharField(allow_blank=True)
     notify_webhook_url = serializers.CharField(allow_blank=True)
     trigger_state = serializers.CharField()
@@ -185,10 +189,13 @@ class JobCreateSerializer(serializers.Serializer):
     keboola_component_id = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
     keboola_configuration_id = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
     poll_interval_seconds = serializers.IntegerField(required=False)
-    action_type = serializers.CharField(required=False, help_text="keboola (default) or webhook")
+    action_type = serializers.CharField(required=False, help_text="keboola (default), webhook or script")
     action_url = serializers.CharField(required=False, allow_blank=True, help_text="For the webhook action.")
     action_secret_id = serializers.IntegerField(
         required=False, help_text="Optional http_header secret sent as X-TeckoChecker-Secret."
+    )
+    action_script_id = serializers.IntegerField(
+        required=False, help_text="For the script action: the script to run once (its id)."
     )
     notify_emails = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated.")
     notify_webhook_url = serializers.CharField(required=False, allow_blank=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from polling.actions.base import Action, ActionResult, TriggerMetadata
 from polling.actions.keboola import KeboolaAction
+from polling.actions.script import ScriptAction
 from polling.actions.webhook import WebhookAction
 from teckochecker.integrations import Rejected
 
 REGISTRY: dict[str, Action] = {
     KeboolaAction.type: KeboolaAction(),
     WebhookAction.type: WebhookAction(),
+    ScriptAction.type: ScriptAction(),
 }
 
 

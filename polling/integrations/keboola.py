@@ -96,21 +96,27 @@ def build_trigger_payload(
     *, component_id: str, configuration_id: str, completed_batch_ids: list[str], failed_batch_ids: list[str]
 ) -> dict:
     """The POST /jobs body of API.md: the batch lists and counts as Keboola variables (strings)."""
-    completed, failed = list(completed_batch_ids), list(failed_batch_ids)
     return {
         "mode": "run",
         "component": component_id,
         "config": configuration_id,
         "variableValuesData": {
-            "values": [
-                {"name": "batch_ids_completed", "value": json.dumps(completed)},
-                {"name": "batch_ids_failed", "value": json.dumps(failed)},
-                {"name": "batch_count_total", "value": str(len(completed) + len(failed))},
-                {"name": "batch_count_completed", "value": str(len(completed))},
-                {"name": "batch_count_failed", "value": str(len(failed))},
-            ]
+            "values": trigger_variables(completed=completed_batch_ids, failed=failed_batch_ids)
         },
     }
+
+
+def trigger_variables(*, completed: list[str], failed: list[str]) -> list[dict[str, str]]:
+    """The five variables (names and string values) a trigger passes on: to Keboola, and to a
+    script run by the script action as environment variables."""
+    completed, failed = list(completed), list(failed)
+    return [
+        {"name": "batch_ids_completed", "value": json.dumps(completed)},
+        {"name": "batch_ids_failed", "value": json.dumps(failed)},
+        {"name": "batch_count_total", "value": str(len(completed) + len(failed))},
+        {"name": "batch_count_completed", "value": str(len(completed))},
+        {"name": "batch_count_failed", "value": str(len(failed))},
+    ]
 
 
 def create_job(*, stack_url: str, token: str, payload: dict) -> KeboolaJob:

@@ -63,6 +63,21 @@ def _resolve_secret(*, field: str, secret_id: object, expected: str) -> Secret:
     return secret
 
 
+def _resolve_script(script_id: object):
+    """The script the script action runs (by id); a clear 400/404 otherwise."""
+    from scripts.models import Script
+
+    field = "action_script_id"
+    if script_id is None:
+        raise ValidationFailed.from_errors({field: ["The script action needs a script (action_script_id)."]})
+    if isinstance(script_id, bool) or not isinstance(script_id, int):
+        raise ValidationFailed.from_errors({field: ["Script id must be an integer."]})
+    script = Script.objects.filter(pk=script_id).first() if is_valid_id(script_id) else None
+    if script is None:
+        raise NotFound(f"Script {script_id} not found.", errors={field: [f"Script {script_id} not found."]})
+    return script
+
+
 def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
     checks = {
         "name": lambda: v.clean_name(data["name"]),
@@ -99,6 +114,7 @@ def job_create(
     action_type: str = ActionType.KEBOOLA,
     action_url: str = "",
     action_secret_id: int | None = None,
+    action_script_id: int | None = None,
     notify_emails: str | list[str] = "",
     notify_webhook_url: str = "",
 ) -> PollingJob:
@@ -122,7 +138,7 @@ def job_create(
             keboola_component_id=keboola_component_id,
             keboola_configuration_id=keboola_configuration_id,
         )
-    else:
+    elif action_type == ActionType.WEBHOOK:
         fields["action_url"] = action_url
     cleaned = _clean_fields(fields)
     openai_secret = _resolve_secret(
@@ -133,10 +149,11 @@ def job_create(
         keboola_secret = _resolve_secret(
             field="keboola_secret_id", secret_id=keboola_secret_id, expected=SecretType.KEBOOLA
         )
-    elif action_secret_id is not None:
+    elif action_secret_id is not None and action_type == ActionType.WEBHOOK:
         action_secret = _resolve_secret(
             field="action_secret_id", secret_id=action_secret_id, expected=SecretType.HTTP_HEADER
         )
+    action_script = _resolve_script(action_script_id) if action_type == ActionType.SCRIPT else None
     ids = cleaned.pop("batch_ids")
     now = timezone.now()
     with transaction.atomic():
@@ -146,6 +163,7 @@ def job_create(
             openai_secret=openai_secret,
             keboola_secret=keboola_secret,
             action_secret=action_secret,
+            action_script=action_script,
             status=JobStatus.ACTIVE,
             created_at=now,
             next_check_at=now,

@@ -74,7 +74,7 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
     """Run the job's action (a Keboola job, a webhook) exactly once, or move it towards that:
     reconcile an unconfirmed attempt, schedule a retry, or fail the job with the reason."""
     now = timezone.now()
-    job = PollingJob.objects.select_related("keboola_secret", "action_secret").get(pk=job_id)
+    job = PollingJob.objects.select_related("keboola_secret", "action_secret", "action_script").get(pk=job_id)
     try:
         action = get_action(job.action_type)
         secret = _action_secret(job, action)
@@ -250,7 +250,7 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
         done = (
             f"Keboola job {result.reference} {how}"
             if is_keboola
-            else f"Webhook delivered ({result.reference})"
+            else result.extra.get("done") or f"Webhook delivered ({result.reference})"
         )
         log_event(job_id=job.pk, status="triggered", message=f"{done}; job {status.replace('_', ' ')}.")
         notify(job_id=job.pk, event="finished")

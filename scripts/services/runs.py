@@ -228,12 +228,13 @@ def _claim(run_id: int, worker: str) -> _Claim | str:
         if ScriptRun.objects.filter(script_id=script.pk, state=RunState.RUNNING).exists():
             return "busy"  # sent again when the running one ends (_start_next)
         token, claimed = lease_claim(
-            ScriptRun.objects.filter(pk=run_id, state=RunState.QUEUED), seconds=LEASE_SECONDS, now=now
+            ScriptRun.objects.filter(pk=run_id, state=RunState.QUEUED),
+            seconds=LEASE_SECONDS,
+            now=now,
+            state=RunState.RUNNING,
+            started_at=now,
+            worker=worker[:255],
         )
-        if claimed:
-            ScriptRun.objects.filter(pk=run_id, lease_token=token).update(
-                state=RunState.RUNNING, started_at=now, worker=worker[:255]
-            )
     if not claimed:
         return "skipped"
     run.refresh_from_db()
@@ -291,7 +292,11 @@ class _RunRefused(Exception):
 
 
 class _Monitor:
-    """The sandbox's callbacks for one run: pid, live output, lease renewal and cancel check."""
+    """The sandbox's callbacks for one run: pid, live output, lease renewal and cancel check.
+
+    The renewal is the lease module's (`lease_renew`: the same token condition) with two more
+    things in the same UPDATE: the output so far, and `cancel_requested=False`, so one statement
+    twice a second both keeps the lease and notices a cancel from any process."""
 
     def __init__(self, run_id: int, token: str, secrets: _Secrets, cap: int):
         self.run_id, self.token, self.secrets, self.cap = run_id, token, secrets, cap

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from scripts import validation as v
 from scripts.models import OverlapPolicy, Script, ScriptEnvVar
-from scripts.services.exceptions import ScriptNotFound
+from scripts.services.exceptions import ScriptNotFound, ScriptStateConflict
 from secrets_vault.models import Secret
 from teckochecker.errors import ValidationFailed, is_valid_id
 
@@ -234,11 +234,23 @@ def script_delete(*, script: Script) -> None:
     A running run's worker sees its run gone at its next check (well under a second) and ends
     the script's whole process group.
     """
+    from polling.models import JobStatus
     from scripts.services.environments import environment_remove_later
     from scripts.services.schedules import schedule_remove
 
     with transaction.atomic():
         locked = script_get(script_id=script.pk, for_update=True)
+        job_ids = sorted(
+            locked.polling_jobs.filter(status__in=[JobStatus.ACTIVE, JobStatus.PAUSED]).values_list(
+                "pk", flat=True
+            )
+        )
+        if job_ids:
+            noun = "job" if len(job_ids) == 1 else "jobs"
+            raise ScriptStateConflict(
+                f"Script '{locked.name}' is run by active or paused polling {noun} "
+                f"{', '.join(str(i) for i in job_ids)}; delete or finish those jobs first."
+            )
         schedule_remove(script=locked)
         environment_remove_later(script=locked)
         locked.delete()  # its runs go with it

@@ -9,6 +9,7 @@ from polling import selectors, services
 from polling import validation as v
 from polling.models import KEBOOLA_FAILED_STATUSES, ActionType, JobStatus
 from polling.serializers import LogSerializer, job_representation
+from scripts.services import script_get_by_ref
 from secrets_vault.services import secret_get_by_name
 from teckochecker.cli import (
     TeckoCommand,
@@ -77,6 +78,11 @@ class Command(TeckoCommand):
             help="What runs when all batches are done (default: keboola).",
         )
         create.add_argument("--action-secret", help="Name of an http_header secret for the webhook action.")
+        create.add_argument(
+            "--script",
+            help="The script to run once when all batches are done (its safe name or id); "
+            "implies --action script.",
+        )
         self.add_extra_options(create)
 
         listing = sub.add_parser("list", help="Show jobs, newest first.")
@@ -131,6 +137,13 @@ class Command(TeckoCommand):
         # Batch IDs first, so a job with no or bad batch IDs gets the guide's message even
         # before its secret names are looked up.
         v.clean_batch_ids(batch_ids)
+        script = options.get("script")
+        if script:
+            if options["action_type"] not in (ActionType.KEBOOLA, ActionType.SCRIPT):
+                raise CommandError("--script goes with the script action, not --action webhook.")
+            options["action_type"] = ActionType.SCRIPT
+        if options["action_type"] == ActionType.SCRIPT and not script:
+            raise CommandError("--script is required for the script action.")
         if options["action_type"] == ActionType.KEBOOLA and not keboola_secret:
             raise CommandError("--keboola-secret is required for the keboola action.")
         action_secret = options.get("action_secret")
@@ -146,6 +159,7 @@ class Command(TeckoCommand):
             action_type=options["action_type"],
             action_url=options.get("action_url") or "",
             action_secret_id=secret_get_by_name(name=action_secret).pk if action_secret else None,
+            action_script_id=script_get_by_ref(ref=script).pk if script else None,
             notify_emails=options.get("notify_email") or "",
             notify_webhook_url=options.get("notify_webhook_url") or "",
         )
@@ -212,7 +226,9 @@ class Command(TeckoCommand):
                 outcome += f" ({job['keboola_job_duration_seconds']:.0f} s)"
             style = "red" if job["keboola_job_status"] in KEBOOLA_FAILED_STATUSES else None
             rows.append(("Keboola Job Status", Text(outcome, style=style or "")))
-        if job["action_type"] != ActionType.KEBOOLA:
+        if job["action_type"] == ActionType.SCRIPT:
+            rows.append(("Action", f"script → #{job['action_script_id']}"))
+        elif job["action_type"] != ActionType.KEBOOLA:
             rows.append(("Action", f"{job['action_type']} → {job['action_url']}"))
         if job["notify_emails"] or job["notify_webhook_url"]:
             rows.append(
