@@ -651,7 +651,7 @@ UNPRIVILEGED_SERVICE = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-import sandbox
+from scripts import sandbox
 code = "import os, json\\nprint(json.dumps([os.getuid(), sorted(os.environ), os.listdir('/'), len([p for p in os.listdir('/proc') if p.isdigit()])]))"
 spec = sandbox.RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=Path({workdir!r}), env={{"A": "1"}},
                        network=False, timeout_seconds=60, memory_mb=256, cpu_seconds=30, output_max_bytes=65536)
@@ -674,8 +674,10 @@ def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir
     if python is None:
         pytest.skip("no interpreter 3.11+ outside /root for the unprivileged service")
     package = open_workdir.parent / "package"
-    package.mkdir()
-    shutil.copy(Path(sandbox.__file__), package / "sandbox.py")
+    (package / "scripts").mkdir(parents=True)
+    (package / "scripts" / "__init__.py").write_text("")
+    for module in ("sandbox.py", "supervise.py"):  # no Django: the sandbox needs none
+        shutil.copy(Path(sandbox.__file__).with_name(module), package / "scripts" / module)
     open_workdir.mkdir()
     os.chown(open_workdir, 10001, 10001)
     source = UNPRIVILEGED_SERVICE.format(root=str(package), python=python, workdir=str(open_workdir))
