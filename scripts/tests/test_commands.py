@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from polling.tests.stack import process_env
 from scripts import environments
 from scripts.management.commands import script as script_command
 from scripts.models import RunState, Script, ScriptRun
 from scripts.tests.factories import ScriptEnvVarFactory, ScriptFactory, ScriptRunFactory
+from scripts.tests.worker import scripts_worker  # noqa: F401 (fixture)
 from secrets_vault.tests.factories import OpenAISecretFactory
 
 pytestmark = pytest.mark.django_db
@@ -287,3 +292,32 @@ def test_delete_asks_first(sent):
     out, _ = run("delete", "doomed", stdin="y\n")
     assert "✓ Script 'Doomed' deleted" in out
     assert not Script.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("scripts_worker")
+def test_run_wait_in_a_real_process_streams_from_a_real_worker(tmp_path):
+    """manage.py in its own process, the run on a scripts worker in the sandbox: the first line
+    arrives while the script still sleeps, and the exit code is the script's."""
+    code = tmp_path / "ticks.py"
+    code.write_text(
+        "import time\nprint('tick 0', flush=True)\ntime.sleep(5)\nprint('tick 1')\nraise SystemExit(4)\n"
+    )
+    manage = [sys.executable, "manage.py", "script"]
+    options = {"env": process_env(), "cwd": settings.BASE_DIR, "stdin": subprocess.DEVNULL, "text": True}
+    subprocess.run(
+        [*manage, "add", "--name", "Ticks", "--file", str(code)], check=True, timeout=60, **options
+    )
+    waiting = subprocess.Popen(
+        [*manage, "run", "ticks", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options
+    )
+    try:
+        assert waiting.stdout.readline() == "tick 0\n"
+        assert waiting.poll() is None  # streamed: the script is still sleeping
+        rest, err = waiting.communicate(timeout=120)
+    finally:
+        waiting.kill()
+    assert rest == "tick 1\n"
+    assert waiting.returncode == 4
+    assert "failed (exit code 4)" in err

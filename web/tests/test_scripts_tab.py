@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
-from polling.tests.stack import Stack, process_env
 from scripts.models import RunState, Script, ScriptRun
 from scripts.tests.factories import ScriptEnvVarFactory, ScriptFactory, ScriptRunFactory
+from scripts.tests.worker import scripts_worker  # noqa: F401 (fixture)
 from secrets_vault.tests.factories import OpenAISecretFactory
 from web.tests.browser import ROOT, expect, open_tab, sign_in
 
@@ -26,28 +24,12 @@ XSS = "<img src=x onerror=alert(1)>"
 RUN_TIMEOUT_MS = 90_000
 
 
-@pytest.fixture
-def scripts_worker(request, transactional_db):
-    """A Celery worker on SCRIPTS_QUEUE, as `manage.py start` runs it, against the test database."""
-    stack = Stack(request.node.name, process_env())
-    stack.start(
-        "scripts-worker",
-        [
-            sys.executable, "-m", "celery", "-A", "teckochecker", "worker",
-            "--pool", "threads", "--concurrency", "2",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-n", f"{request.node.name}-scripts@%h", "-Q", settings.SCRIPTS_QUEUE, "-l", "info",
-        ],
-    )  # fmt: skip
-    yield stack
-    stack.stop_all()
-
-
 def code_editor(page):
     return page.locator("#script-code .cm-content")
 
 
-def test_create_write_save_run_and_see_the_output(page, admin_user, scripts_worker):
+@pytest.mark.usefixtures("scripts_worker")
+def test_create_write_save_run_and_see_the_output(page, admin_user):
     sign_in(page, "#scripts")
     expect()(page.locator("#scripts-table")).to_contain_text("No scripts yet")
     page.click("#create-script")
