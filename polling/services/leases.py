@@ -60,11 +60,14 @@ def lease_claim(
     return token, claimed
 
 
-def lease_renew(rows: QuerySet | Model, *, token: str, seconds: float, now: datetime) -> int:
-    """Extend the lease on the rows still held under `token` to `seconds` from `now`, for work
-    that runs longer than one lease (a running script). Returns how many were still ours: 0
-    means the lease lapsed and was taken over, and the holder must stop."""
-    return _rows(rows).filter(**{TOKEN: token}).update(**{EXPIRES: now + timedelta(seconds=seconds)})
+def lease_renew(rows: QuerySet | Model, *, token: str, seconds: float, now: datetime, **fields: Any) -> int:
+    """Extend the lease on the rows still held under `token` to `seconds` from `now`, writing
+    `fields` with it (progress so far), for work that runs longer than one lease (a running
+    script). Returns how many were still ours: 0 means the lease lapsed and was taken over (or
+    a condition the caller put on `rows` no longer holds), and the holder must stop."""
+    return (
+        _rows(rows).filter(**{TOKEN: token}).update(**{EXPIRES: now + timedelta(seconds=seconds)}, **fields)
+    )
 
 
 def lease_release(rows: QuerySet | Model, *, token: str, **fields: Any) -> int:

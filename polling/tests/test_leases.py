@@ -97,9 +97,17 @@ def test_a_holder_renews_its_lease_and_learns_when_it_lost_it():
     token, _ = lease_claim(PollingJob.objects.filter(pk=job.pk), seconds=30, now=now)
     later = now + timedelta(seconds=25)
 
-    assert lease_renew(job, token=token, seconds=30, now=later) == 1
+    assert lease_renew(job, token=token, seconds=30, now=later, last_error="progress") == 1
     job.refresh_from_db()
     assert job.lease_token == token and job.lease_expires_at == later + timedelta(seconds=30)
+    assert job.last_error == "progress"
+    # A condition on the rows (a cancel request, here: the status) stops the renewal too.
+    PollingJob.objects.filter(pk=job.pk).update(status="paused")
+    assert (
+        lease_renew(PollingJob.objects.filter(pk=job.pk, status="active"), token=token, seconds=30, now=later)
+        == 0
+    )
+    PollingJob.objects.filter(pk=job.pk).update(status="active")
     # The lease lapsed and another worker took the row: renewing tells the old holder to stop.
     assert lease_claim(PollingJob.objects.all(), seconds=30, now=later + timedelta(minutes=1))[1] == 1
     assert lease_renew(job, token=token, seconds=30, now=later + timedelta(minutes=1)) == 0
