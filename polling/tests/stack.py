@@ -102,6 +102,17 @@ class Stack:
             ),
         )
 
+    def start_scripts_worker(self, concurrency: int = 2) -> subprocess.Popen:
+        """The worker `start` runs for script runs and environment builds (SCRIPTS_QUEUE)."""
+        return self.start(
+            "scripts",
+            _celery(
+                "worker", "--pool", "threads", "--concurrency", str(concurrency), "--without-gossip",
+                "--without-mingle", "--without-heartbeat", "-n", f"{self.name}-scripts@%h",
+                "-Q", settings.SCRIPTS_QUEUE, "-l", "info",
+            ),
+        )  # fmt: skip
+
     def start_beat(self) -> subprocess.Popen:
         schedule = ARTIFACTS / f"{self.name}-beat.schedule"
         return self.start("beat", _celery("beat", "-l", "info", "-s", str(schedule), "--max-interval", "1"))
@@ -130,11 +141,15 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(name: str, *, workers: int = 1, beat: bool = True, **env: str):
+def running_stack(
+    name: str, *, workers: int = 1, beat: bool = True, scripts_worker: bool = False, **env: str
+):
     stack = Stack(name, process_env(**env))
     try:
         for index in range(1, workers + 1):
             stack.start_worker(index)
+        if scripts_worker:
+            stack.start_scripts_worker()
         if beat:
             stack.start_beat()
         yield stack
