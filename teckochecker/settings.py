@@ -232,6 +232,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_URL = "filesystem://localhost/"  # the same, without kombu's "no hostname" warning
+    if os.environ.get("CELERY_BROKER_URL"):
+        # Celery reads the variable itself, ahead of this setting, in every process.
+        os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "teckochecker")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker" / CELERY_TASK_DEFAULT_QUEUE
