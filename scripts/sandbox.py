@@ -10,8 +10,9 @@ default every run goes through bubblewrap (`bwrap`). What the script sees:
   it), and its own environment read-only at `/env`;
 - its script at `/sandbox/script.py` (read-only) and its private working directory at
   `/workdir` (read-write, the current directory), a fresh `/tmp` (tmpfs, capped at the memory
-  limit, because tmpfs pages do not count against the address-space limit), fresh `/proc` of its
-  own PID namespace (only its own processes), a minimal `/dev`;
+  limit, because tmpfs pages do not count against the address-space limit) and `/dev/shm`
+  (for multiprocessing; 64 MB at most), fresh `/proc` of its own PID namespace (only its own
+  processes), a minimal `/dev`;
 - a cleared environment: PATH, HOME=/tmp, LANG, TMPDIR, PWD, and what the caller puts in
   `RunSpec.env` (the script's declared variables and the run facts). Variable values reach bwrap
   through a file descriptor, never its command line, so the host's `ps` does not show them.
@@ -98,6 +99,8 @@ ENV_MOUNT = "/env"
 WORKDIR_MOUNT = "/workdir"
 SCRIPT_MOUNT = "/sandbox/script.py"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs of the sandbox's own
+SHM_MAX_MB = 64
+SANDBOX_SHM = "/dev/shm"  # noqa: S108 - a fresh tmpfs of the sandbox's own
 SYSTEM_DIRS = ("/usr", "/etc")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 MARKER = "teckochecker-run"  # in every run's command line: cancel_process_group checks it
@@ -471,6 +474,9 @@ def _fill_bwrap(
     installation, a fresh /tmp, the run's identity, then `mounts` (bwrap options)."""
     args = [*_namespace_args(network=spec.network), *_system_args()]
     args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
+    # multiprocessing's locks and queues live in /dev/shm, which bwrap's /dev leaves to root.
+    shm = min(spec.memory_mb, SHM_MAX_MB) * 1024 * 1024
+    args += ["--perms", "1777", "--size", str(shm), "--tmpfs", SANDBOX_SHM]
     prefix = _interpreter_prefix(spec.python_path)
     if not _covered_by_system(prefix):
         args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
