@@ -252,6 +252,9 @@ def test_runs_output_and_cancel(sent):
     assert "Runs of Worker (3 of 3)" in out and "✅ succeeded" in out and "⏳ queued" in out
     data = json.loads(run("runs", "worker", "--state", "succeeded", "--json")[0])
     assert [r["id"] for r in data["runs"]] == [done.pk] and "output" not in data["runs"][0]
+    found = json.loads(run("runs", "worker", "--search", "line 2", "--json")[0])
+    assert [r["id"] for r in found["runs"]] == [done.pk]
+    assert run("runs", "worker", "--search", "nothing like it")[0].strip() == "No matching runs of 'Worker'."
     assert run("output", str(done.pk)) == ("line 1\nline 2\n", "")
     assert (
         run("output", str(truncated.pk))[1].strip()

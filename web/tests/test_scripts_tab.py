@@ -149,7 +149,7 @@ def test_user_text_in_scripts_and_output_renders_literally(page, admin_user):
     assert page.dialogs == []
 
 
-def test_scripts_tab_screenshot(page, admin_user):
+def test_a_script_with_runs_searching_their_output_and_the_screenshot(page, admin_user):
     now = timezone.now()
     code = (
         "import json\nimport os\nimport urllib.request\n\n"
@@ -210,3 +210,13 @@ def test_scripts_tab_screenshot(page, admin_user):
         page.set_viewport_size({"width": 1400, "height": 1280})
         page.wait_for_timeout(300)  # the fade-in
         page.screenshot(path=str(DOCS_SCREENSHOT))
+
+    # Search in the output of runs, and the state filter.
+    page.fill("#runs-search", "URLError")
+    expect()(page.locator("#runs-table tr.run-row")).to_have_count(1)
+    expect()(page.locator("#runs-table tr.run-row")).to_contain_text("failed")
+    page.fill("#runs-search", "")
+    page.select_option("#runs-state", "succeeded")
+    expect()(page.locator("#runs-table tr.run-row")).to_have_count(2)
+    page.fill("#runs-search", "no such text")
+    expect()(page.locator("#runs-table")).to_contain_text("No run matches.")

@@ -151,6 +151,7 @@ class Command(TeckoCommand):
         runs = sub.add_parser("runs", help="A script's runs, newest first.")
         runs.add_argument("script", help="Script ID or safe name.")
         runs.add_argument("--state", choices=RunState.values, help="Only runs in this state.")
+        runs.add_argument("--search", help="Only runs whose output or message contains this text.")
         runs.add_argument("--limit", type=whole_number, default=DEFAULT_RUNS, help="How many (default 20).")
         runs.add_argument(
             "--json", dest="as_json", action="store_true", help="Print JSON instead of a table."
@@ -366,16 +367,21 @@ class Command(TeckoCommand):
             rows.append(("Last Run", f"#{last.pk} {fmt_run_state(last.state)} {fmt_time(last.queued_at)}"))
         self.render(details_table("Script Details", rows))
 
-    def do_runs(self, *, script: str, state: str | None, limit: int, as_json: bool, **_) -> None:
+    def do_runs(
+        self, *, script: str, state: str | None, search: str | None, limit: int, as_json: bool, **_
+    ) -> None:
         if not 1 <= limit <= 1000:
             raise CommandError(f"--limit must be between 1 and 1000 (got {limit}).")
         target = services.script_get_by_ref(ref=script)
-        runs, total = selectors.run_list(script_id=target.pk, state=state, limit=limit)
+        runs, total = selectors.run_list(script_id=target.pk, state=state, search=search or None, limit=limit)
         if as_json:
             self.write_json({"runs": [run_representation(r) for r in runs], "total": total})
             return
         if not runs:
-            self.stdout.write(f"No runs of '{target.name}' yet." if state is None else f"No {state} runs.")
+            filtered = state is not None or search
+            self.stdout.write(
+                f"No matching runs of '{target.name}'." if filtered else f"No runs of '{target.name}' yet."
+            )
             return
         t = table(
             f"Runs of {target.name} ({len(runs)} of {total})",

@@ -5,6 +5,7 @@ import { h, replace, toast } from "./dom.js";
 import { ago, duration, formatDate } from "./format.js";
 
 export const ACTIVE_RUN_STATES = new Set(["queued", "running"]);
+const RUN_STATES = ["queued", "running", "succeeded", "failed", "timed_out", "killed", "cancelled"];
 const PAGE = 20;
 const POLL_MS = 1000;
 
@@ -37,6 +38,19 @@ function runFacts(run) {
 export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
   const state = { offset: 0, total: 0, selected: null, timer: null };
   const status = h("div", { class: "panel-status" });
+  const search = h("input", { type: "search", id: "runs-search", placeholder: "search output", autocomplete: "off", size: 16 });
+  const stateFilter = h(
+    "select",
+    { id: "runs-state", "aria-label": "run state" },
+    h("option", { value: "" }, "all states"),
+    RUN_STATES.map((s) => h("option", { value: s }, s.replace("_", " "))),
+  );
+  let searchTimer = null;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => load(), 300);
+  });
+  stateFilter.addEventListener("change", () => load());
   const tbody = h("tbody");
   const more = h("button", { type: "button", class: "btn btn-small", hidden: true, onclick: () => load({ append: true }) }, "load more");
   const outputHead = h("div", { class: "run-head", id: "run-head" });
@@ -45,7 +59,15 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
   const dom = h(
     "div",
     { class: "runs", id: "script-runs" },
-    h("div", { class: "toolbar" }, h("h3", {}, "> runs"), h("div", { class: "spacer" }), h("button", { type: "button", class: "btn btn-small", onclick: () => load() }, "refresh")),
+    h(
+      "div",
+      { class: "toolbar" },
+      h("h3", {}, "> runs"),
+      h("div", { class: "spacer" }),
+      search,
+      stateFilter,
+      h("button", { type: "button", class: "btn btn-small", onclick: () => load() }, "refresh"),
+    ),
     status,
     h(
       "div",
@@ -80,16 +102,20 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
   async function load({ append = false } = {}) {
     if (!append) state.offset = 0;
     try {
-      const data = await api.scriptRuns(scriptId, { limit: PAGE, offset: state.offset });
+      const filters = { search: search.value.trim(), state: stateFilter.value };
+      const data = await api.scriptRuns(scriptId, { limit: PAGE, offset: state.offset, ...filters });
       const runs = data.runs || [];
       state.total = data.total ?? runs.length;
       const rows = runs.map(row);
       if (append) tbody.append(...rows);
-      else replace(tbody, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No runs yet. Press run.")));
+      else {
+        const none = filters.search || filters.state ? "No run matches." : "No runs yet. Press run.";
+        replace(tbody, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "empty" }, none)));
+      }
       state.offset += runs.length;
       more.hidden = state.offset >= state.total;
       status.className = "panel-status";
-      status.textContent = `${state.total} run(s)`;
+      status.textContent = `${state.total} run(s)${filters.search || filters.state ? " match" : ""}`;
       if (!state.selected && runs.length) follow(runs[0], { quiet: true });
     } catch (err) {
       status.className = "panel-status error";
