@@ -84,9 +84,9 @@ def lease_release_each(model: type[Model], *, token: str, changes: Mapping[Any, 
     names = tuple(next(iter(changes.values())))
     update_rows(
         model,
-        set_fields=(TOKEN, EXPIRES, *names),
+        set_fields=(*RELEASED, *names),
         where_fields=(model._meta.pk.name, TOKEN),
-        rows=[("", None, *(values[n] for n in names), pk, token) for pk, values in changes.items()],
+        rows=[(*RELEASED.values(), *(values[n] for n in names), pk, token) for pk, values in changes.items()],
     )
 
 
