@@ -55,6 +55,9 @@ def test_demo_runs_the_product_end_to_end(tmp_path):
     assert "✓ Job finished: completed_with_failures" in result.stdout
     assert "(1 create request(s) received)" in result.stdout
     assert 'batch_ids_failed         ["batch_demo_gamma"]' in result.stdout
+    assert "✓ Script demo-hello succeeded in" in result.stdout
+    assert "    Hello from script demo-hello, run 1" in result.stdout
+    assert "    Greeting from its settings: have a nice day" in result.stdout
 
 
 # --- the demo's steps, one by one -----------------------------------------------------------

@@ -1,8 +1,9 @@
 """`manage.py demo`: the whole product working end to end, with no real credentials.
 
 It starts the fake OpenAI and Keboola servers, a throw-away database under DATA_DIR/demo and
-the real service (web, worker, beat), creates two secrets and a job watching three batches
-that finish within a minute, and narrates until Keboola has been triggered.
+the real service (web, workers, beat), creates two secrets and a job watching three batches
+that finish within a minute, runs a small script in its sandbox and prints its output, and
+narrates until Keboola has been triggered.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from django.core.management.base import CommandError
 from teckochecker.cli import TeckoCommand
 
 DEMO_FLAG = "TECKOCHECKER_DEMO_CHILD"
+DEMO_SCRIPT = """\
+import os, platform
+
+print(f"Hello from script {os.environ['TECKOCHECKER_SCRIPT']}, run {os.environ['TECKOCHECKER_RUN_ID']}")
+print(f"Python {platform.python_version()}, user id {os.getuid()}, working directory {os.getcwd()}")
+print("Greeting from its settings:", os.environ["GREETING"])
+"""
 
 
 class Command(TeckoCommand):
@@ -87,6 +95,7 @@ class Command(TeckoCommand):
         fake = self.start_fakes(port=options["fake_port"], finish_within=options["finish_within"])
         try:
             job = self.create_demo_job(fake)
+            script = self.create_demo_script()
             out = self.stdout.write
             out("TeckoChecker demo")
             out(f"  fake OpenAI + Keboola : {fake.url}")
@@ -94,9 +103,11 @@ class Command(TeckoCommand):
                 f"  web page              : http://127.0.0.1:{options['port']}/web   (user demo / {password})"
             )
             out(f"  demo job              : #{job.pk} watching 3 batches, checked every 5 s")
+            out(f"  demo script           : {script.slug} (runs once, in its own sandbox)")
             service = self.start_service(port=options["port"], quiet=options["exit_when_done"])
             self.stop_on_signals()
             try:
+                script_ok = self.run_demo_script(script.pk, service, timeout=options["timeout"])
                 code = self.watch(
                     job.pk,
                     fake,
@@ -104,6 +115,7 @@ class Command(TeckoCommand):
                     timeout=options["timeout"],
                     exit_when_done=options["exit_when_done"],
                 )
+                code = code or (0 if script_ok else 1)
             finally:
                 self.stop_service(service)
         finally:
@@ -167,6 +179,37 @@ class Command(TeckoCommand):
             keboola_configuration_id="demo-123",
             poll_interval_seconds=5,
         )
+
+    def create_demo_script(self):
+        """A small script with one plain variable; it runs by hand (`run_demo_script`)."""
+        from scripts.services import script_create
+
+        return script_create(
+            name="Demo: hello", code=DEMO_SCRIPT, env=[{"name": "GREETING", "value": "have a nice day"}]
+        )
+
+    def run_demo_script(self, script_id: int, service, *, timeout: float) -> bool:
+        """Run the demo script once (its environment is built first, in the background) and print
+        its output; True when it succeeded."""
+        from scripts.models import FINISHED_RUN_STATES, RunState, Script
+        from scripts.services import run_get, script_run_now
+
+        run = script_run_now(script=Script.objects.get(pk=script_id))
+        self.stdout.write(f"[{time.strftime('%H:%M:%S')}]   script: run #{run.pk} queued")
+        deadline = time.monotonic() + timeout
+        while not self.stop_requested and time.monotonic() < deadline and service.poll() is None:
+            run = run_get(run_id=run.pk)
+            if run.state in FINISHED_RUN_STATES:
+                mark = "✓" if run.state == RunState.SUCCEEDED else "✗"
+                self.stdout.write(
+                    f"{mark} Script {run.script.slug} {run.state} in {run.duration_seconds:.2f} s; its output:"
+                )
+                for line in run.output.splitlines() or [run.message]:
+                    self.stdout.write(f"    {line}")
+                return run.state == RunState.SUCCEEDED
+            time.sleep(0.5)
+        self.stderr.write("✗ The demo script did not finish in time.")
+        return False
 
     def start_service(self, *, port: int, quiet: bool) -> subprocess.Popen:
         """`manage.py start` (web, worker, beat) in a child process; `quiet` drops its output."""
