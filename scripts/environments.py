@@ -51,6 +51,7 @@ MIN_PYTHON = (3, 8)
 PYTHONS_CACHE_SECONDS = 60.0
 MAX_REQUIREMENT_LINES = 200
 MAX_REQUIREMENT_LINE_CHARS = 500
+MAX_REQUIREMENTS_CHARS = 100_000
 ERROR_MAX_CHARS = 4000
 BUILD_TIMEOUT_SECONDS = 900.0
 CHECK_TIMEOUT_SECONDS = 60.0
@@ -183,6 +184,8 @@ def requirements_parse(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise EnvironmentError_("Requirements must be text, one package per line.")
+    if len(text) > MAX_REQUIREMENTS_CHARS:
+        raise EnvironmentError_(f"Requirements are longer than {MAX_REQUIREMENTS_CHARS:,} characters.")
     lines = text.splitlines()
     result: list[str] = []
     seen: dict[str, int] = {}

@@ -107,6 +107,7 @@ def test_requirements_parse_accepts_and_normalises(text, expected):
         ("six\nSix>=1", "Line 2: 'Six' is already listed on line 1"),
         ("x" * 501, "longer than 500 characters"),
         ("\n".join(f"pkg{i}" for i in range(201)), "Line 201: at most 200 requirements"),
+        ("# " + "x" * 100_000, "Requirements are longer than 100,000 characters."),
     ],
 )
 def test_requirements_parse_refuses_with_the_line_and_the_problem(text, fragment):
