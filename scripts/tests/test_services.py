@@ -314,3 +314,23 @@ def test_a_failed_run_notifies_the_script_s_recipients(settings, monkeypatch, ma
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["ops@example.com"]
     assert "Nightly" in mailoutbox[0].subject
     assert f"run #{run.pk} failed: failed, exit code 2. Exited with code 2." in mailoutbox[0].body
+
+
+def test_sync_schedules_repairs_script_periodic_tasks(sent):
+    import io
+
+    from django.core.management import call_command
+
+    script = services.script_create(name="every", schedule={"type": "interval", "every": 1, "unit": "hours"})
+    every_hour = PeriodicTask.objects.get(pk=script.periodic_task_id).interval
+    PeriodicTask.objects.filter(pk=script.periodic_task_id).delete()  # lost (a restored backup)
+    PeriodicTask.objects.create(
+        name="teckochecker.script.999", task="scripts.tasks.scheduled_run", interval=every_hour
+    )
+    out = io.StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert (
+        "✓ Script schedules in step with 1 script(s): 1 left-over periodic task(s) removed" in out.getvalue()
+    )
+    script.refresh_from_db()
+    assert PeriodicTask.objects.get(name=f"teckochecker.script.{script.pk}").interval.every == 1
