@@ -35,6 +35,9 @@ Who it runs as: never the service's user with its privileges.
   unprivileged user namespaces; in Docker the default seccomp profile forbids them - see
   `sandbox_problem()`), maps the service uid to 65534 inside, drops all capabilities and forbids
   further user namespaces.
+- Either way a seccomp filter refuses new user namespaces to the script (`_seccomp_filter`):
+  inside one it would hold every capability, and the kernel code that opens up is where many
+  privilege escalations were found.
 
 Limits (rlimits, set by the bootstrap inside the sandbox): address space (memory), CPU seconds
 (SIGXCPU at the limit, SIGKILL a second later), file size, core dumps off, and number of
@@ -75,6 +78,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
@@ -459,6 +463,63 @@ def _identity_args(launch: _Launch) -> list[str]:
     return args
 
 
+def _seccomp_filter() -> bytes:
+    """A seccomp program (x86_64 and aarch64) refusing new user namespaces: unshare() and
+    clone() with CLONE_NEWUSER get EPERM, clone3() (whose flags a filter cannot read) ENOSYS
+    so the C library falls back to clone(). A user namespace would hand the script every
+    capability inside it, and with them much more of the kernel to attack. Other
+    architectures pass unfiltered (x32 calls are refused)."""
+    ld, jeq, jge, jset, ja, ret = 0x20, 0x15, 0x35, 0x45, 0x05, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    clone_newuser, clone3 = 0x10000000, 435
+    # (opcode, k, true-label, false-label); labels resolve to relative jumps below.
+    program = [
+        (ld, 4, None, None),  # arch
+        (jeq, 0xC000003E, "x86_64", None),
+        (jeq, 0xC00000B7, "aarch64", "allow"),
+        ("x86_64", None, None, None),
+        (ld, 0, None, None),  # syscall number
+        (jge, 0x40000000, "eperm", None),
+        (jeq, clone3, "enosys", None),
+        (jeq, 272, "flags", None),  # unshare
+        (jeq, 56, "flags", None),  # clone
+        (ja, "allow", None, None),
+        ("aarch64", None, None, None),
+        (ld, 0, None, None),
+        (jeq, clone3, "enosys", None),
+        (jeq, 97, "flags", None),  # unshare
+        (jeq, 220, "flags", None),  # clone
+        (ja, "allow", None, None),
+        ("flags", None, None, None),
+        (ld, 16, None, None),  # low 32 bits of the first argument: the flags
+        (jset, clone_newuser, "eperm", "allow"),
+        ("allow", None, None, None),
+        (ret, allow, None, None),
+        ("eperm", None, None, None),
+        (ret, eperm, None, None),
+        ("enosys", None, None, None),
+        (ret, enosys, None, None),
+    ]
+    labels: dict[str, int] = {}
+    instructions = []
+    for item in program:
+        if isinstance(item[0], str):
+            labels[item[0]] = len(instructions)
+        else:
+            instructions.append(item)
+    code = b""
+    for index, (op, k, true, false) in enumerate(instructions):
+        jt, jf = (0 if label is None else labels[label] - index - 1 for label in (true, false))
+        if op == ja:
+            code += struct.pack("<HBBI", op, 0, 0, labels[k] - index - 1)
+        else:
+            code += struct.pack("<HBBI", op, jt, jf, k)
+    return code
+
+
+_SECCOMP = _seccomp_filter()
+
+
 def _fill_bwrap(
     launch: _Launch,
     spec: RunSpec,
@@ -481,6 +542,7 @@ def _fill_bwrap(
     if not _covered_by_system(prefix):
         args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
     args += _identity_args(launch)
+    args += ["--seccomp", str(launch.data_fd(_SECCOMP))]
     args += mounts
     args.append("--clearenv")
     for name, value in env.items():

@@ -126,6 +126,20 @@ if __name__ == "__main__":
     assert not Path("/dev/shm/teckochecker-test-private").exists()
 
 
+def test_a_script_cannot_make_a_user_namespace_but_threads_and_fork_work(spec):
+    code = """
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))
+print(subprocess.run(["unshare", "--user", "true"], capture_output=True).returncode != 0)
+t = threading.Thread(target=print, args=("thread",))
+t.start()
+t.join()
+"""
+    result = run(spec(code))
+    assert result.output.splitlines() == ["-1 Operation not permitted", "True", "thread"], result.output
+
+
 def test_stdout_and_stderr_interleave_in_order(spec):
     code = "import sys\nprint('one')\nprint('two', file=sys.stderr)\nprint('three')\nsys.exit(4)"
     result = run(spec(code))
