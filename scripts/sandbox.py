@@ -88,7 +88,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.supervise import Output, classify, kill_group, watch
+from scripts.supervise import Output, asks_to_cancel, classify, kill_group, watch
 
 SANDBOX_UID = 65534  # nobody: the uid inside a user namespace, and the fallback
 SANDBOX_GID = 65534  # nogroup
@@ -887,7 +887,7 @@ def _supervise(
     text = output.finish()
 
     def cancelled_after() -> bool:
-        return bool(should_cancel and should_cancel())
+        return should_cancel is not None and asks_to_cancel(should_cancel)
 
     state, code, message = classify(
         spec,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import os
 import re
 import selectors
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scripts.sandbox import RunSpec
+
+logger = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 TAIL_MAX_BYTES = 64 * 1024
@@ -52,13 +55,22 @@ class Output:
             if self.on_output is not None:
                 text = self.decoder.decode(kept)
                 if text:
-                    self.on_output(text)
+                    self._tell(text)
         if data:
             self.tail += data
             excess = len(self.tail) - self.tail_max
             if excess > 0:
                 self.dropped += excess
                 del self.tail[:excess]
+
+    def _tell(self, text: str) -> None:
+        # A failing listener (the live view's database write) must not end the run: the output
+        # is still kept here and returned; the listener is dropped.
+        try:
+            self.on_output(text)
+        except Exception:
+            logger.exception("on_output failed; the rest of this run's output is not streamed")
+            self.on_output = None
 
     @property
     def truncated(self) -> bool:
@@ -78,7 +90,7 @@ class Output:
         else:
             rest += self.tail.decode("utf-8", "replace")
         if rest and self.on_output is not None:
-            self.on_output(rest)
+            self._tell(rest)
         head = self.head.decode("utf-8", "replace")
         if self.truncated:
             return head + self.mark() + self.tail.decode("utf-8", "replace")
@@ -155,6 +167,15 @@ def classify(
     return "failed", code, f"Exited with code {code}."
 
 
+def asks_to_cancel(should_cancel: Callable[[], bool]) -> bool:
+    # A failing question (a database hiccup) is not a cancel: asked again next poll.
+    try:
+        return bool(should_cancel())
+    except Exception:
+        logger.exception("should_cancel failed; the run goes on")
+        return False
+
+
 @dataclass
 class Watched:
     stopped: str | None  # "timed_out", "cancelled" or None when it ended by itself
@@ -194,7 +215,7 @@ def watch(
                     kill_group(pid)
                 elif should_cancel is not None and now >= next_cancel_check:
                     next_cancel_check = now + poll_seconds
-                    if should_cancel():
+                    if asks_to_cancel(should_cancel):
                         stopped = "cancelled"
                         kill_group(pid)
             if exited_at is not None and now - exited_at > EXIT_DRAIN_SECONDS:

@@ -501,6 +501,20 @@ def test_should_cancel_stops_the_run(spec):
     assert result.output == "started\n"
 
 
+def test_failing_callbacks_do_not_end_the_run(spec, caplog):
+    def broken(*args):
+        raise RuntimeError("database is down")
+
+    result = run(
+        spec("import time\nprint('one', flush=True)\ntime.sleep(0.5)\nprint('two')"),
+        on_output=broken,
+        should_cancel=broken,
+        poll_seconds=0.05,
+    )
+    assert (result.state, result.output) == ("succeeded", "one\ntwo\n")
+    assert "on_output failed" in caplog.text and "should_cancel failed" in caplog.text
+
+
 def test_cancel_process_group_from_elsewhere_ends_the_run(spec):
     pids = []
     cancelled = threading.Event()
