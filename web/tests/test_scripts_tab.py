@@ -95,6 +95,14 @@ def test_a_syntax_error_is_marked_on_its_line_and_nothing_is_saved(page, admin_u
     expect()(page.locator("#script-form [data-error-for=timeout_seconds]")).not_to_be_empty()
     assert "[object Object]" not in page.content()
 
+    # Deleting asks first, then nothing of the script stays, unsaved edits included.
+    page.click("#script-delete")
+    expect()(page.locator("#modal .confirm-message")).to_contain_text("Broken")
+    page.click("#modal .btn-danger")
+    expect()(page.locator("#scripts-table")).to_contain_text("No scripts yet")
+    assert not Script.objects.exists()
+    assert page.locator("#script-form").count() == 0
+
 
 def test_schedule_builder_previews_the_next_runs_and_saves(page, admin_user):
     script = ScriptFactory(name="Nightly", slug="nightly")
@@ -130,6 +138,10 @@ def test_schedule_builder_previews_the_next_runs_and_saves(page, admin_user):
     row = page.locator("#scripts-table tr.script-row", has_text="Nightly")
     expect()(row).to_contain_text("cron 0 3 * * * (Europe/Prague)")
     expect()(row.locator("time.countdown")).to_have_text(re.compile(r"^in \d"))
+    row.locator("[data-action=delete]").click()
+    page.click("#modal .btn-danger")
+    expect()(page.locator("#scripts-table")).to_contain_text("No scripts yet")
+    assert not Script.objects.exists()
 
 
 def test_user_text_in_scripts_and_output_renders_literally(page, admin_user):

@@ -213,6 +213,7 @@ export async function showScriptDetail(container, ctx, id, { isCurrent = () => t
     if (!ok) return;
     try {
       await api.deleteScript(id);
+      replace(container); // ends its polling: nothing of it stays on the page
       toast(`Script '${script.name}' deleted.`, "success");
       ctx.print(`script ${id} deleted`);
       ctx.navigate("scripts");

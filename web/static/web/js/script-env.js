@@ -65,7 +65,7 @@ export function createEnvironmentBox(ctx, scriptId, environment, { onReady } = {
       update(await api.scriptEnvironment(scriptId));
     } catch (err) {
       replace(checkResult, h("span", { class: "error" }, errorText(err)));
-      timer = setTimeout(poll, POLL_MS * 3);
+      if (err.status !== 404) timer = setTimeout(poll, POLL_MS * 3); // the script is gone: stop
       return;
     }
     if (wasBusy && !BUSY.has(current.state) && onReady) onReady(current);

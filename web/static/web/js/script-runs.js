@@ -148,7 +148,7 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
     } catch (err) {
       status.className = "panel-status error";
       status.textContent = errorText(err);
-      state.timer = setTimeout(() => poll(id), POLL_MS * 3);
+      if (err.status !== 404) state.timer = setTimeout(() => poll(id), POLL_MS * 3); // gone: stop
       return;
     }
     if (state.selected !== id) return;

@@ -123,6 +123,7 @@ export function createScriptsTab(panel, ctx) {
     if (!ok) return;
     try {
       await api.deleteScript(script.id);
+      if (state.scriptId === script.id) forgetDetail();
       toast(`Script '${script.name}' deleted.`, "success");
       ctx.print(`script ${script.id} deleted`);
     } catch (err) {
@@ -185,6 +186,13 @@ export function createScriptsTab(panel, ctx) {
     state.scriptId = id;
     state.detail = null;
     state.detail = await showScriptDetail(detailView, ctx, id, { isCurrent: () => state.view === "detail" && state.scriptId === id });
+  }
+
+  /** Drop the script page kept behind the list (its script is gone). */
+  function forgetDetail() {
+    replace(detailView);
+    state.scriptId = null;
+    state.detail = null;
   }
 
   function showList() {
