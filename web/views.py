@@ -131,5 +131,16 @@ def config_view(request: HttpRequest) -> JsonResponse:
                 "emails": len(settings.NOTIFY_EMAILS),
                 "webhook": bool(settings.NOTIFY_WEBHOOK_URL),
             },
+            "scripts": {
+                "queue": settings.SCRIPTS_QUEUE,
+                "concurrency": settings.SCRIPTS_CONCURRENCY,
+                "sandbox": settings.SCRIPTS_SANDBOX,
+                "timeout_seconds": settings.SCRIPTS_DEFAULT_TIMEOUT_SECONDS,
+                "memory_mb": settings.SCRIPTS_DEFAULT_MEMORY_MB,
+                "cpu_seconds": settings.SCRIPTS_DEFAULT_CPU_SECONDS,
+                "output_max_bytes": settings.SCRIPTS_OUTPUT_MAX_BYTES,
+                "history_days": settings.SCRIPTS_HISTORY_DAYS,
+                "history_max_runs": settings.SCRIPTS_HISTORY_MAX_RUNS,
+            },
         }
     )

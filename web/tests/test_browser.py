@@ -229,6 +229,8 @@ def test_monitor_logs_system_tabs_and_theme(page, admin_user, settings):
     open_tab(page, "system")
     expect()(page.locator("#system-version")).to_have_text(settings.VERSION)
     expect()(page.locator("#system-config")).to_contain_text("poll interval")
+    sandbox = "bubblewrap (on)" if settings.SCRIPTS_SANDBOX else "OFF: runs are not sandboxed"
+    expect()(page.locator("#system-config")).to_contain_text(sandbox)
     for href in ("/docs", "/redoc", "/admin/"):
         assert page.locator(f"#panel-system a[href='{href}']").count() == 1
     assert settings.SECRET_KEY not in page.content()

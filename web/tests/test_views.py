@@ -177,6 +177,8 @@ def test_config_is_for_staff_only_and_holds_no_secret(client, admin_user, settin
     for secret in (settings.SECRET_KEY, *settings.FERNET_KEYS):
         assert secret not in text
     assert response.json()["version"] == settings.VERSION
+    scripts = response.json()["scripts"]
+    assert (scripts["queue"], scripts["sandbox"]) == (settings.SCRIPTS_QUEUE, settings.SCRIPTS_SANDBOX)
 
 
 def test_get_on_login_is_not_allowed(client):

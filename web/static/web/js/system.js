@@ -23,6 +23,12 @@ const ENDPOINTS = [
   ["GET", "/api/pythons", "Python versions found on the server"],
 ];
 
+function scriptsLine(s) {
+  if (!s) return "—";
+  const mib = (s.output_max_bytes / (1024 * 1024)).toFixed(s.output_max_bytes % (1024 * 1024) ? 2 : 0);
+  return `queue ${s.queue}, ${s.concurrency} slot(s); defaults ${s.timeout_seconds} s, ${s.memory_mb} MB, ${s.cpu_seconds} s CPU; output up to ${mib} MiB; history ${s.history_days} days / ${s.history_max_runs} runs`;
+}
+
 function rows(pairs) {
   return h("dl", { class: "info-grid" }, pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
@@ -90,6 +96,8 @@ export function createSystemTab(panel, ctx) {
           ["heartbeat stale after", `${c.heartbeat_stale_seconds} s`],
           ["rate limits", Object.entries(c.throttle || {}).map(([k, v]) => `${k} ${v}`).join(", ")],
           ["notifications", `${c.notifications?.emails ?? 0} default e-mail(s), webhook ${c.notifications?.webhook ? "on" : "off"}`],
+          ["scripts", scriptsLine(c.scripts)],
+          ["script sandbox", c.scripts ? (c.scripts.sandbox ? "bubblewrap (on)" : "OFF: runs are not sandboxed (SCRIPTS_SANDBOX=off)") : "—"],
           ["server time zone", c.time_zone],
           ["https only", c.https_only ? "yes" : "no"],
           ["local URLs allowed", c.allow_local_urls ? "yes" : "no"],
