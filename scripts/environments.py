@@ -18,8 +18,8 @@ Plain functions, no models: the scripts app records the states these functions r
   the cache and the directory being built; as root it runs as `sandbox.BUILD_UID`, which owns
   the cache. All scripts share that cache (one user's build could plant files in it that
   another's build then installs; fine for the trusted staff this service is for).
-- `environment_check()` runs the environment's interpreter confined too, and only when the
-  environment's pyvenv.cfg names one of this machine's interpreters.
+- `environment_check()` runs nothing from the environment: the environment's interpreter must
+  be a link to one of the machine's, and that trusted interpreter reads the packages' metadata.
 """
 
 from __future__ import annotations
@@ -496,39 +496,48 @@ def _base_interpreter(env_dir: Path) -> PythonInfo | None:
 
 def environment_check(*, env_dir: Path, requirements: list[str]) -> CheckResult:
     """Whether the environment's interpreter starts and each requirement (whose markers apply)
-    is installed in a version that satisfies it. The interpreter runs confined (the environment
-    holds code its packages installed), without `site`. Never raises for a broken environment."""
+    is installed in a version that satisfies it. Never raises for a broken environment.
+
+    Nothing from the environment runs (it holds what package builds wrote, so this is safe to
+    call from the web process, sandbox or not): its `bin/python` must be a link to one of the
+    machine's interpreters, that trusted interpreter is started (`-I -S`: no site, nothing of
+    the environment imported) and reads the installed packages' metadata files."""
     env_dir = Path(env_dir)
     python = env_dir / "bin" / "python"
     if not os.path.lexists(python):
         return CheckResult(ok=False, problems=["The environment does not exist (build it first)."])
     base = _base_interpreter(env_dir)
-    if base is None:
+    if base is None or os.path.realpath(python) != os.path.realpath(base.path):
         return CheckResult(
             ok=False, problems=["The environment's interpreter is not one of this machine's; rebuild it."]
         )
-    site_dirs = sorted(glob.glob(str(env_dir / "lib" / "python*" / "site-packages")))
-    result = sandbox.run_command(
-        [str(python), "-I", "-S", "-c", _CHECK_CODE, *site_dirs],
-        python_path=base.path,
-        cwd=Path(sandbox.SANDBOX_TMP),
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-        read_only=[env_dir],
-        network=False,
-        timeout_seconds=CHECK_TIMEOUT_SECONDS,
-        memory_mb=1024,
-        output_max_bytes=4 * 1024 * 1024,
-    )
-    if result.state == "timed_out":
+    inside = os.path.realpath(env_dir) + os.sep
+    site_dirs = [
+        d
+        for d in sorted(glob.glob(str(env_dir / "lib" / "python*" / "site-packages")))
+        if os.path.realpath(d).startswith(inside)  # a link out of the environment is not read
+    ]
+    try:
+        proc = subprocess.run(
+            [base.path, "-I", "-S", "-c", _CHECK_CODE, *site_dirs],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=CHECK_TIMEOUT_SECONDS,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+    except subprocess.TimeoutExpired:
         return CheckResult(ok=False, problems=["The interpreter did not answer within a minute."])
-    facts = None
-    if result.state == "succeeded":
-        try:
-            facts = json.loads(result.output.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            facts = None
+    except OSError as exc:
+        return CheckResult(ok=False, problems=[f"The interpreter does not start: {exc.strerror or exc}."])
+    try:
+        facts = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        facts = None
     if not isinstance(facts, dict) or not isinstance(facts.get("dists"), dict):
-        last = _clean_error(result.output).splitlines()[-1:] or [result.message]
+        last = _clean_error(proc.stderr).splitlines()[-1:] or [f"exit code {proc.returncode}"]
         return CheckResult(ok=False, problems=[f"The interpreter does not start: {last[0]}"])
     installed = {canonicalize_name(str(name)): str(version) for name, version in facts["dists"].items()}
     problems: list[str] = []

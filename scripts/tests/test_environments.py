@@ -262,7 +262,7 @@ def test_check_of_a_missing_or_broken_environment(tmp_path, cache_dir, python):
     (env_dir / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")
     (env_dir / "bin" / "python").chmod(0o755)
     check = environment_check(env_dir=env_dir, requirements=[])
-    assert not check.ok and check.problems[0].startswith("The interpreter does not start")
+    assert check.problems == ["The environment's interpreter is not one of this machine's; rebuild it."]
 
 
 def test_remove_deletes_the_environment_and_leftover_builds(tmp_path, cache_dir, python):
@@ -367,3 +367,29 @@ def test_without_bwrap_a_build_is_refused_with_how_to_install_it(
     finally:
         monkeypatch.undo()
         assert sandbox.sandbox_problem(refresh=True) is None
+
+
+def test_check_runs_nothing_from_the_environment_and_needs_no_sandbox(
+    tmp_path, cache_dir, python, monkeypatch
+):
+    env_dir = tmp_path / "env"
+    assert environment_build(env_dir=env_dir, python=python, requirements=["six"], cache_dir=cache_dir).ok
+    marker = tmp_path / "ran"
+    site = next((env_dir / "lib").glob("python*/site-packages"))
+    (site / "zz-evil.pth").write_text(f"import os; open({str(marker)!r}, 'w').write('x')\n")
+    (site / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    monkeypatch.setattr(sandbox, "BWRAP_PATHS", ("/nonexistent/bwrap",))  # as in a web container
+    monkeypatch.setattr(sandbox.shutil, "which", lambda *args, **kwargs: None)
+    check = environment_check(env_dir=env_dir, requirements=["six"])
+    assert check.ok, check.problems
+    assert not marker.exists()
+
+
+def test_check_reads_no_packages_through_a_link_out_of_the_environment(tmp_path, cache_dir, python):
+    env_dir = tmp_path / "env"
+    assert environment_build(env_dir=env_dir, python=python, requirements=["six"], cache_dir=cache_dir).ok
+    site = next((env_dir / "lib").glob("python*/site-packages"))
+    elsewhere = tmp_path / "elsewhere"
+    site.rename(elsewhere)
+    site.symlink_to(elsewhere)
+    assert environment_check(env_dir=env_dir, requirements=["six"]).problems == ["six is not installed."]
