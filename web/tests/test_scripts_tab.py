@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from polling.models import PollingJob
 from scripts.models import RunState, Script, ScriptRun
 from scripts.tests.factories import ScriptEnvVarFactory, ScriptFactory, ScriptRunFactory
 from scripts.tests.worker import scripts_worker  # noqa: F401 (fixture)
@@ -232,3 +233,27 @@ def test_a_script_with_runs_searching_their_output_and_the_screenshot(page, admi
     expect()(page.locator("#runs-table tr.run-row")).to_have_count(2)
     page.fill("#runs-search", "no such text")
     expect()(page.locator("#runs-table")).to_contain_text("No run matches.")
+
+
+def test_a_polling_job_can_run_a_script(page, admin_user):
+    OpenAISecretFactory(name="openai-prod")
+    script = ScriptFactory(name="Process results", slug="process-results")
+    sign_in(page, "#jobs")
+    page.click("#create-job")
+    form = page.locator("#job-form")
+    form.locator("[name=name]").fill("Embeddings, then my script")
+    form.locator("[name=batch_ids]").fill("batch_s1\nbatch_s2")
+    form.locator("[name=action_type]").select_option("script")
+    expect()(form.locator("fieldset[data-action=keboola]")).to_be_hidden()
+    expect()(form.locator("[name=action_script_id] option:checked")).to_have_text(
+        "Process results (process-results)"
+    )
+    form.locator("button[type=submit]").click()
+    expect()(page.locator("#modal")).not_to_be_visible()
+    job = PollingJob.objects.get(name="Embeddings, then my script")
+    assert (job.action_type, job.action_script_id) == ("script", script.pk)
+    row = page.locator("#jobs-table tr.job-row", has_text="Embeddings, then my script")
+    expect()(row).to_contain_text(f"script #{script.pk}")
+    row.locator("a.job-name").click()
+    page.click("#job-script-link")
+    expect()(page.locator("#script-title")).to_have_text("Process results")

@@ -19,25 +19,34 @@ function intOrRaw(text) {
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
-/** Secrets for the create form's pickers; an edit needs none (secrets cannot change there). */
-async function loadSecrets(ctx, editing) {
-  if (editing) return [];
-  try {
-    return await ctx.secrets();
-  } catch (err) {
-    toast(`Could not load secrets: ${err.detail || err.message}`, "error");
-    return [];
+/** Secrets and scripts for the create form's pickers; an edit needs neither (they cannot
+ * change there). */
+async function loadChoices(ctx, editing) {
+  if (editing) return { secrets: [], scripts: [] };
+  const [secrets, scripts] = await Promise.allSettled([ctx.secrets(), api.scripts()]);
+  for (const [what, result] of [["secrets", secrets], ["scripts", scripts]]) {
+    if (result.status === "rejected") toast(`Could not load ${what}: ${result.reason.detail || result.reason.message}`, "error");
   }
+  return {
+    secrets: secrets.status === "fulfilled" ? secrets.value : [],
+    scripts: scripts.status === "fulfilled" ? scripts.value.scripts || [] : [],
+  };
+}
+
+function scriptOptions(scripts) {
+  if (!scripts.length) return [h("option", { value: "" }, "— no script yet: add one in Scripts —")];
+  return scripts.map((s) => h("option", { value: String(s.id) }, `${s.name} (${s.slug})`));
 }
 
 /** Every input of the form, filled from `job` when editing. */
-function jobControls(job, secrets, defaultInterval) {
+function jobControls(job, { secrets, scripts }, defaultInterval) {
   const v = (key, fallback = "") => (job && job[key] != null ? String(job[key]) : fallback);
   const actionType = h(
     "select",
     {},
     h("option", { value: "keboola" }, "keboola — run a Keboola configuration"),
     h("option", { value: "webhook" }, "webhook — POST to a URL"),
+    h("option", { value: "script" }, "script — run one of your scripts"),
   );
   if (job) actionType.value = job.action_type || "keboola";
   return {
@@ -51,6 +60,7 @@ function jobControls(job, secrets, defaultInterval) {
     configurationId: h("input", { autocomplete: "off", value: v("keboola_configuration_id"), placeholder: "123456" }),
     actionUrl: h("input", { autocomplete: "off", value: v("action_url"), placeholder: "https://example.com/hook" }),
     actionSecret: h("select", {}, secretOptions(secrets, "http_header", { optional: true })),
+    actionScript: h("select", {}, scriptOptions(scripts)),
     interval: h("input", { inputmode: "numeric", value: v("poll_interval_seconds", String(defaultInterval)) }),
     notifyEmails: h("input", { autocomplete: "off", value: v("notify_emails"), placeholder: "ops@example.com, me@example.com" }),
     notifyWebhook: h("input", { autocomplete: "off", value: v("notify_webhook_url"), placeholder: "optional" }),
@@ -75,9 +85,19 @@ function jobFormLayout(c, editing) {
     field("webhook URL", "action_url", c.actionUrl),
     editing ? null : field("header secret", "action_secret_id", c.actionSecret, "Optional; sent as X-TeckoChecker-Secret."),
   );
+  // The script is chosen once, at creation; an edit shows nothing of it.
+  const scriptFields = editing
+    ? null
+    : h(
+        "fieldset",
+        { class: "group", dataset: { action: "script" } },
+        h("legend", {}, "script"),
+        field("script", "action_script_id", c.actionScript, "Runs once, with the batch results as environment variables."),
+      );
   const syncAction = () => {
     keboolaFields.hidden = c.actionType.value !== "keboola";
     webhookFields.hidden = c.actionType.value !== "webhook";
+    if (scriptFields) scriptFields.hidden = c.actionType.value !== "script";
   };
   c.actionType.addEventListener("change", syncAction);
   syncAction();
@@ -91,6 +111,7 @@ function jobFormLayout(c, editing) {
     editing ? null : field("action", "action_type", c.actionType),
     keboolaFields,
     webhookFields,
+    scriptFields,
     field("poll interval (seconds)", "poll_interval_seconds", c.interval),
     field("notify emails", "notify_emails", c.notifyEmails, "Comma-separated; empty uses the server default."),
     field("notify webhook URL", "notify_webhook_url", c.notifyWebhook),
@@ -124,9 +145,11 @@ function createBody(c) {
     body.keboola_stack_url = c.stackUrl.value;
     body.keboola_component_id = c.componentId.value;
     body.keboola_configuration_id = c.configurationId.value;
-  } else {
+  } else if (c.actionType.value === "webhook") {
     body.action_url = c.actionUrl.value;
     if (c.actionSecret.value) body.action_secret_id = Number(c.actionSecret.value);
+  } else {
+    body.action_script_id = c.actionScript.value ? Number(c.actionScript.value) : null;
   }
   return body;
 }
@@ -145,7 +168,7 @@ function updateBody(c, job) {
       keboola_component_id: c.componentId.value,
       keboola_configuration_id: c.configurationId.value,
     });
-  } else {
+  } else if (job.action_type === "webhook") {
     candidates.action_url = c.actionUrl.value;
   }
   const body = {};
@@ -176,8 +199,8 @@ async function saveJob(ctx, c, job) {
  */
 export async function openJobForm(ctx, { job, onSaved } = {}) {
   const editing = Boolean(job);
-  const secrets = await loadSecrets(ctx, editing);
-  const controls = jobControls(job, secrets, ctx.config?.poll_interval_seconds?.default ?? 120);
+  const choices = await loadChoices(ctx, editing);
+  const controls = jobControls(job, choices, ctx.config?.poll_interval_seconds?.default ?? 120);
   const form = jobFormLayout(controls, editing);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

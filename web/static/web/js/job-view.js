@@ -99,7 +99,9 @@ export function jobInfo(job) {
           info("component / config", `${job.keboola_component_id} / ${job.keboola_configuration_id}`),
           info("keboola job", keboolaJob(job)),
         ]
-      : info("webhook", job.action_url),
+      : job.action_type === "script"
+        ? info("script", h("a", { href: `#scripts/${job.action_script_id}`, id: "job-script-link" }, `script #${job.action_script_id}`))
+        : info("webhook", job.action_url),
     info("poll interval", duration(job.poll_interval_seconds)),
     info("last check", job.last_check_at ? `${formatDate(job.last_check_at)} (${ago(job.last_check_at)})` : "never"),
     info("next check", job.status === "active" ? countdown(job.next_check_at) : null),

@@ -94,6 +94,7 @@ export function createJobsTab(panel, ctx) {
 
   function target(job) {
     if (job.action_type === "webhook") return h("span", { title: job.action_url || "" }, "webhook");
+    if (job.action_type === "script") return h("a", { href: `#scripts/${job.action_script_id}` }, `script #${job.action_script_id}`);
     return h(
       "span",
       { title: `${job.keboola_stack_url} · ${job.keboola_component_id} / ${job.keboola_configuration_id}` },
