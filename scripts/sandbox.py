@@ -8,6 +8,7 @@ default every run goes through bubblewrap (`bwrap`). What the script sees:
   secrets live in the service's environment, `.env` and the database);
 - its interpreter's installation, read-only, at its real path (a virtual environment links to
   it), and its own environment read-only at `/env`;
+- `/etc/passwd` and `/etc/group` with an entry `script` for its uid (libraries ask who they are);
 - its script at `/sandbox/script.py` (read-only) and its private working directory at
   `/workdir` (read-write, the current directory), a fresh `/tmp` (tmpfs, capped at the memory
   limit, because tmpfs pages do not count against the address-space limit) and `/dev/shm`
@@ -42,10 +43,11 @@ Who it runs as: never the service's user with its privileges.
 Limits (rlimits, set by the bootstrap inside the sandbox): address space (memory), CPU seconds
 (SIGXCPU at the limit, SIGKILL a second later), file size, core dumps off, and number of
 processes - counted in the sandbox's own user namespace when there is one, else per uid, which
-is the script's own (so a fork bomb never starves another script's runs). A wall-clock timeout and a cancel kill the process group of bwrap; bwrap is
-PID 1 of the sandbox's PID namespace, and when it dies the kernel kills every process in it, so
-nothing a script leaves behind survives its run (`--die-with-parent` covers the service dying).
-When the script's main process ends, the rest of its processes end too.
+is the script's own (so a fork bomb never starves another script's runs). A wall-clock timeout
+and a cancel kill the process group of bwrap; bwrap is PID 1 of the sandbox's PID namespace,
+and when it dies the kernel kills every process in it, so nothing a script leaves behind
+survives its run (`--die-with-parent` covers the service dying). When the script's main process
+ends, the rest of its processes end too.
 
 Peak memory and CPU seconds: the bootstrap starts the script as its child and reports the
 child's `wait4` rusage on a pipe (a child of the service itself would count the service's memory
@@ -53,21 +55,22 @@ as its peak): peak is the largest resident set of the script or any process it w
 is their user+system time. A run stopped by its timeout or a cancel has neither (None).
 
 Watching the process (output cap, deadline, cancel, reaping) and reading its end are in
-`scripts/supervise.py`. How a run ended (`RunResult.state`, `message`): the bootstrap's exact wait status tells an exit
-code from a signal. SIGXCPU is the CPU limit; a MemoryError (or a crash near the limit) the
+`scripts/supervise.py`. How a run ended (`RunResult.state`, `message`): the bootstrap's exact
+wait status tells an exit code from a signal. SIGXCPU is the CPU limit; a MemoryError (or a crash near the limit) the
 memory limit; a fork/thread failure with EAGAIN the process limit; EFBIG the file-size limit:
 all "killed". Another signal is "killed" too (or "cancelled" when should_cancel says so). Exit
 code 0 is "succeeded", anything else "failed". `exit_code` is shell-style (128+N for signal N).
 
-`run_command()` confines the service's own helpers that run user-chosen code the same way
-(the uv installer, whose package builds execute setup code; the environment check): same-path
-mounts, network as asked, and as root the uid BUILD_UID.
+`run_command()` confines the service's own helpers that run user-chosen code the same way (the
+uv installer: package builds execute their setup code): same-path mounts, network as asked,
+and as root the uid BUILD_UID.
 
 SCRIPTS_SANDBOX=off (a trusted single-user machine only): no bwrap, so the script sees the
 whole filesystem as its user can; still a cleared environment, the same rlimits and timeout,
 and when the service is root the script runs as its own uid (so its interpreter and
-environment must be readable by any user: /root/.pyenv is not). Processes that leave the process group (setsid) can outlive the
-run there.
+environment must be readable by any user: /root/.pyenv is not). The bootstrap's parent-death
+signal ends the run's process group with the service; processes that leave the group (setsid)
+can outlive the run there.
 """
 
 from __future__ import annotations
@@ -250,9 +253,13 @@ def _probe() -> str | None:
 def sandbox_problem(*, refresh: bool = False) -> str | None:
     """None when runs can go through bubblewrap (or SCRIPTS_SANDBOX is off); else a sentence
     saying what is wrong and how to fix it. Probes bwrap for real, cached for a minute."""
-    global _problem_cache
     if not _sandbox_enabled():
         return None
+    return _bwrap_problem(refresh=refresh)
+
+
+def _bwrap_problem(*, refresh: bool = False) -> str | None:
+    global _problem_cache
     with _problem_lock:
         now = time.monotonic()
         if refresh or _problem_cache is None or now - _problem_cache[0] > PROBLEM_RECHECK_SECONDS:
@@ -663,14 +670,15 @@ def run(
     `sandbox` None follows SCRIPTS_SANDBOX. When the sandbox is on but unusable the run is
     refused: a "failed" result with `sandbox_problem()`'s message and nothing started.
     on_start(pid) gets the process-group leader's pid (for cancel_process_group), on_output the
-    kept output as it comes, should_cancel() is asked every `poll_seconds`.
-    Raises ValueError for a malformed spec (names, limits): a caller's bug, not the script's.
+    kept output as it comes, should_cancel() is asked every `poll_seconds`; an exception from
+    on_output or should_cancel is logged and the run goes on (one from on_start ends the run
+    and propagates). Raises ValueError for a malformed spec (names, limits): a caller's bug.
     """
     _validate(spec)
     started_at = _now()
     sandboxed = _sandbox_enabled() if sandbox is None else sandbox
     if sandboxed:
-        problem = _probe_cached_for_run()
+        problem = _bwrap_problem()
         if problem:
             return _not_started(spec, problem, started_at)
     uid = run_uid(Path(spec.workdir)) if _is_root() else os.geteuid()
@@ -743,7 +751,7 @@ def run_command(
     started_at = _now()
     sandboxed = _sandbox_enabled() if sandbox is None else sandbox
     if sandboxed:
-        problem = _probe_cached_for_run()
+        problem = _bwrap_problem()
         if problem:
             return _not_started(spec, problem, started_at)
     uid = build_uid() if _is_root() else os.geteuid()
@@ -843,15 +851,6 @@ def _execute(
             proc.returncode = -signal.SIGKILL
         proc.stdout.close()
         launch.close()
-
-
-def _probe_cached_for_run() -> str | None:
-    global _problem_cache
-    with _problem_lock:
-        now = time.monotonic()
-        if _problem_cache is None or now - _problem_cache[0] > PROBLEM_RECHECK_SECONDS:
-            _problem_cache = (now, _probe())
-        return _problem_cache[1]
 
 
 def _supervise(
