@@ -27,6 +27,15 @@ TAIL_MAX_BYTES = 64 * 1024
 EXIT_DRAIN_SECONDS = 2.0
 
 
+def _text(text: str) -> str:
+    # NUL cannot be stored in a PostgreSQL text column; shown like an undecodable byte.
+    return text.replace("\x00", "\ufffd")
+
+
+def _decode(data: bytes | bytearray) -> str:
+    return _text(data.decode("utf-8", "replace"))
+
+
 class Output:
     """Keeps the head of the output and its last TAIL_MAX_BYTES, up to `cap` bytes in all, and
     counts what falls between them: 100 MB of output costs reading it, not keeping it."""
@@ -53,7 +62,7 @@ class Output:
             self.head += kept
             data = data[room:]
             if self.on_output is not None:
-                text = self.decoder.decode(kept)
+                text = _text(self.decoder.decode(kept))
                 if text:
                     self._tell(text)
         if data:
@@ -84,17 +93,17 @@ class Output:
 
     def finish(self) -> str:
         """The kept output as text; tells on_output the rest (the mark and the tail)."""
-        rest = self.decoder.decode(b"", final=True)
+        rest = _text(self.decoder.decode(b"", final=True))
         if self.truncated:
-            rest += self.mark() + self.tail.decode("utf-8", "replace")
+            rest += self.mark() + _decode(self.tail)
         else:
-            rest += self.tail.decode("utf-8", "replace")
+            rest += _decode(self.tail)
         if rest and self.on_output is not None:
             self._tell(rest)
-        head = self.head.decode("utf-8", "replace")
+        head = _decode(self.head)
         if self.truncated:
-            return head + self.mark() + self.tail.decode("utf-8", "replace")
-        return head + self.tail.decode("utf-8", "replace")
+            return head + self.mark() + _decode(self.tail)
+        return head + _decode(self.tail)
 
     def tail_text(self, size: int = 4096) -> str:
         whole = bytes(self.head[-size:] if not self.tail else (self.head + self.tail)[-size:])

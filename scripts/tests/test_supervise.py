@@ -47,6 +47,13 @@ def test_output_never_splits_a_character_in_the_live_stream():
     assert all("\ufffd" not in piece for piece in seen)
 
 
+def test_output_is_text_a_database_can_store():
+    seen = []
+    out = Output(1000, seen.append)
+    out.add(b"a\x00b\xff\n")
+    assert out.finish() == "a\ufffdb\ufffd\n" == "".join(seen)
+
+
 @pytest.fixture
 def spec():
     return RunSpec(
