@@ -39,6 +39,9 @@ class BenchConfig:
     api_posts: int | None = None  # POST /api/jobs samples (default: N / 10, 5 to 50)
     seed: int = 7
     webhooks: bool = False  # the fake also sends signed OpenAI webhooks to the web server
+    scripts: int = 0  # >0: the scripts benchmark instead (bench/scripts_driver.py) with this many
+    minutes: int = 3  # ... one-minute cron firings measured
+    samples: int = 20  # ... single runs measured for the overhead
 
     def resolved(self) -> BenchConfig:
         window = self.window if self.window is not None else 3 * self.interval
@@ -145,17 +148,27 @@ def run(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:
             "PYTHONUNBUFFERED": "1",
         }
         (workdir / "config.json").write_text(json.dumps(asdict(config)))
+        what = (
+            f"{config.scripts} scripts on a one-minute cron, {config.minutes} minute(s)"
+            if config.scripts
+            else f"{config.jobs} jobs, interval {config.interval}s, window {config.window:.0f}s"
+        )
         echo(
-            f"bench: {config.jobs} jobs, interval {config.interval}s, window {config.window:.0f}s, "
-            f"{config.db} + {config.broker}, fake latency {config.latency_ms:.0f} ms; work dir {workdir}"
+            f"bench: {what}, {config.db} + {config.broker}, fake latency {config.latency_ms:.0f} ms; "
+            f"work dir {workdir}"
+        )
+        module, report_name = (
+            ("bench.scripts_driver", "scripts-report.json")
+            if config.scripts
+            else ("bench.driver", "report.json")
         )
         driver = subprocess.run(
-            [sys.executable, "-m", "bench.driver", str(workdir)],
+            [sys.executable, "-m", module, str(workdir)],
             env=env,
             cwd=settings.BASE_DIR,
             check=False,
         )
-        report_path = workdir / "report.json"
+        report_path = workdir / report_name
         if driver.returncode != 0 or not report_path.exists():
             raise BenchFailed(f"the benchmark driver failed (exit {driver.returncode}); logs in {workdir}")
         ok = True

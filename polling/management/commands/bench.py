@@ -47,10 +47,28 @@ class Command(TeckoCommand):
             action="store_true",
             help="The fake OpenAI also sends signed batch webhooks to /api/webhooks/openai.",
         )
+        parser.add_argument(
+            "--scripts",
+            type=int,
+            default=0,
+            help="Instead of jobs: this many scripts on a one-minute cron with the scripts worker's "
+            "SCRIPTS_CONCURRENCY slots; reports one run's overhead and the cron's start lag.",
+        )
+        parser.add_argument(
+            "--minutes", type=int, default=3, help="--scripts: cron minutes measured (default 3)."
+        )
+        parser.add_argument(
+            "--samples",
+            type=int,
+            default=20,
+            help="--scripts: single runs timed for the overhead (default 20).",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["jobs"] < 1 or options["interval"] < 1 or options["workers"] < 1:
             raise CommandError("--jobs, --interval and --workers must be at least 1.")
+        if options["scripts"] < 0 or options["minutes"] < 1 or options["samples"] < 1:
+            raise CommandError("--scripts must be 0 or more, --minutes and --samples at least 1.")
         config = BenchConfig(
             jobs=options["jobs"],
             interval=options["interval"],
@@ -63,12 +81,15 @@ class Command(TeckoCommand):
             concurrency=options["concurrency"],
             timeout=options["timeout"],
             webhooks=options["webhooks"],
+            scripts=options["scripts"],
+            minutes=options["minutes"],
+            samples=options["samples"],
         )
         try:
             report = run(config, keep=options["keep"], echo=lambda m: self.stderr.write(m))
         except BenchFailed as exc:
             raise CommandError(str(exc)) from None
-        if options["json"]:
+        if options["json"] or options["scripts"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
             render(report)
