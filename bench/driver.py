@@ -138,22 +138,22 @@ class Driver:
 
         from teckochecker.management.commands import start
 
-        # The command lines of `manage.py start`, except that beat runs as a process of its own
-        # (its figures stay apart from the workers'); the scripts worker idles beside them.
+        # The command lines of `manage.py start`. Beat runs as a process of its own, so that its
+        # figures stay apart, unless BENCH_BEAT=thread: then, as in `start`, a thread of worker 1.
+        beat_thread = os.environ.get("BENCH_BEAT", "process") == "thread"
         self.port = free_port()
         web = start.web_argv(host="127.0.0.1", port=self.port)
         self.children.append(
             Child("web", web, self.workdir / "web.log").start(env=self.env, cwd=settings.BASE_DIR)
         )
         for i in range(1, self.config["workers"] + 1):
-            argv = [*start.worker_argv(concurrency=self.config["concurrency"]), "-n", f"bench-w{i}@%h"]
-            child = Child(f"worker {i}", argv, self.workdir / f"worker{i}.log")
+            worker = start.worker_argv(concurrency=self.config["concurrency"], beat=beat_thread and i == 1)
+            role = f"worker {i}" + (" + beat" if beat_thread and i == 1 else "")
+            child = Child(role, [*worker, "-n", f"bench-w{i}@%h"], self.workdir / f"worker{i}.log")
             self.children.append(child.start(env=self.env, cwd=settings.BASE_DIR))
-        self.children.append(
-            Child("beat", start.beat_argv(), self.workdir / "beat.log").start(
-                env=self.env, cwd=settings.BASE_DIR
-            )
-        )
+        if not beat_thread:
+            beat = Child("beat", start.beat_argv(), self.workdir / "beat.log")
+            self.children.append(beat.start(env=self.env, cwd=settings.BASE_DIR))
         scripts = Child("scripts worker", start.scripts_worker_argv(), self.workdir / "scripts-worker.log")
         self.children.append(scripts.start(env=self.env, cwd=settings.BASE_DIR))
         wait_for_http = start.wait_for_http

@@ -16,19 +16,21 @@ import shutil
 import sys
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser, handle_default_options
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.utils import timezone
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from teckochecker.errors import DomainError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+# Rich is imported where a command prints (about 4 MB): the web server imports this module for
+# `fmt_time` (the admin) and never prints a table.
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -155,6 +157,8 @@ class TeckoCommand(BaseCommand):
 
     def render(self, *renderables: Any) -> None:
         """Print Rich tables/text to this command's stdout (so call_command can capture it)."""
+        from rich.console import Console
+
         tty = self.stdout.isatty()
         plain = self.style.SUCCESS("x") == "x"  # Django decided against colour (--no-color, no tty)
         width = shutil.get_terminal_size((120, 24)).columns if tty else 120
@@ -237,10 +241,15 @@ def fmt_duration(seconds: float) -> str:
 
 def cell(value: object) -> Text:
     """A table cell shown literally (user text is never read as Rich markup)."""
+    from rich.text import Text
+
     return Text("-" if value is None or value == "" else str(value))
 
 
 def table(title: str | None, columns: Iterable[str], *, show_header: bool = True) -> Table:
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=title, box=box.ROUNDED, show_header=show_header, header_style="bold", title_style="bold")
     for column in columns:
         t.add_column(column)
@@ -249,6 +258,8 @@ def table(title: str | None, columns: Iterable[str], *, show_header: bool = True
 
 def details_table(title: str, rows: Iterable[tuple[str, object]]) -> Table:
     """A two-column key/value table like the user guide's `job show` and `status`."""
+    from rich.text import Text
+
     t = table(title, ["Field", "Value"], show_header=False)
     t.columns[0].style = "bold"
     for key, value in rows:
