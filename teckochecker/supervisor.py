@@ -33,6 +33,7 @@ STARTUP_TIMEOUT_SECONDS = 60
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 TAIL_LINES = 8
+MAX_LINE_BYTES = 65536
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 # Our log format ("2026-01-01 10:00:00,123 WARNING name: ..."), gunicorn's
@@ -177,8 +178,11 @@ class Supervisor:
     # --- output -----------------------------------------------------------------------------
     def say(self, line: str, *, error: bool = False) -> None:
         stream = self.err if error else self.out
-        stream.write(line + "\n")
-        stream.flush()
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # the terminal went away: the logs still have everything
+            pass
 
     def start_child(self, child: Child) -> None:
         env = {**os.environ, **self.plan.env}
@@ -220,6 +224,9 @@ class Supervisor:
             self.logs[child.name].write(data)
             lines = (child.pending + data).split(b"\n")
             child.pending = lines.pop()
+            if len(child.pending) > MAX_LINE_BYTES:  # no newline for this long: show it as is
+                lines.append(child.pending)
+                child.pending = b""
             for raw in lines:
                 self.echo(child, raw.decode(errors="replace"))
 

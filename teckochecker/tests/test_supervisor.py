@@ -205,3 +205,25 @@ def test_the_supervisor_imports_neither_django_nor_celery():
         [sys.executable, "-P", "-c", code, str(path)], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_line_without_end_is_shown_once_it_is_too_long_to_wait_for(tmp_path):
+    child = "import sys; sys.stdout.write('Traceback (most recent call last):' + 'x' * 70000); sys.stdout.flush(); import time; time.sleep(30)"
+    supervisor, _out, err = make(tmp_path, {"worker": child})
+    supervisor.start_all()
+    deadline = time.monotonic() + 10
+    while not err.getvalue() and time.monotonic() < deadline:
+        supervisor.pump(0.1)
+    assert err.getvalue().startswith("[worker] Traceback (most recent call last):xxx")
+    supervisor.stop_all()
+
+
+def test_a_console_that_went_away_does_not_stop_the_supervisor(tmp_path):
+    closed = io.StringIO()
+    closed.close()
+    supervisor, _out, _err = make(tmp_path, {"worker": "print('x')"})
+    supervisor.err = closed
+    supervisor.say("⚠ anything", error=True)  # would raise ValueError on the closed stream
+    supervisor.start_all()
+    pump_until_exit(supervisor)
+    assert (tmp_path / "worker.log").read_text() == "x\n"
