@@ -68,7 +68,9 @@ and as root the uid BUILD_UID.
 SCRIPTS_SANDBOX=off (a trusted single-user machine only): no bwrap, so the script sees the
 whole filesystem as its user can; still a cleared environment, the same rlimits and timeout,
 and when the service is root the script runs as its own uid (so its interpreter and
-environment must be readable by any user: /root/.pyenv is not). The bootstrap's parent-death
+environment must be readable by any user: /root/.pyenv is not). When the service is not root,
+the script runs as the service's user and can read whatever that user can, the service's
+files and /proc/<pid>/environ included: that is why off is for a trusted machine only. The bootstrap's parent-death
 signal ends the run's process group with the service; processes that leave the group (setsid)
 can outlive the run there.
 """
