@@ -270,9 +270,6 @@ CELERY_BEAT_SCHEDULE = {
     "teckochecker-heartbeat": {"task": "polling.tasks.worker_heartbeat", "schedule": 30.0},
     "teckochecker-prune-logs": {"task": "polling.tasks.prune_logs", "schedule": 3600.0},
     "teckochecker-follow-keboola": {"task": "polling.tasks.follow_keboola_jobs", "schedule": 15.0},
-    # Script runs whose worker died are ended; runs past the history limits are deleted.
-    "teckochecker-reap-script-runs": {"task": "scripts.tasks.reap_runs", "schedule": 30.0},
-    "teckochecker-prune-script-runs": {"task": "scripts.tasks.prune_runs", "schedule": 3600.0},
 }
 
 # --- Polling --------------------------------------------------------------------------------
@@ -329,6 +326,18 @@ SCRIPTS_OUTPUT_MAX_BYTES = env_int("SCRIPTS_OUTPUT_MAX_BYTES", 1024 * 1024, mini
 # Run history kept per script: runs older than the days, and beyond the count, are deleted.
 SCRIPTS_HISTORY_DAYS = env_int("SCRIPTS_HISTORY_DAYS", 30, minimum=1)
 SCRIPTS_HISTORY_MAX_RUNS = env_int("SCRIPTS_HISTORY_MAX_RUNS", 200, minimum=1)
+# A worker renews its run's lease twice a second; a run whose lease lapsed lost its worker and is
+# ended as failed by the reaper, which runs every half lease (at most every 30 s).
+SCRIPTS_RUN_LEASE_SECONDS = env_int("SCRIPTS_RUN_LEASE_SECONDS", 60, minimum=2, maximum=3600)
+# Script runs whose worker died are ended; runs past the history limits are deleted.
+CELERY_BEAT_SCHEDULE["teckochecker-reap-script-runs"] = {
+    "task": "scripts.tasks.reap_runs",
+    "schedule": min(30.0, SCRIPTS_RUN_LEASE_SECONDS / 2),
+}
+CELERY_BEAT_SCHEDULE["teckochecker-prune-script-runs"] = {
+    "task": "scripts.tasks.prune_runs",
+    "schedule": 3600.0,
+}
 
 # Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
 TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)

@@ -45,12 +45,9 @@ from teckochecker.tasks_out import task_send, task_send_on_commit
 
 logger = logging.getLogger("teckochecker.scripts")
 
-# A worker renews its run's lease every RENEW_SECONDS; a lease not renewed for LEASE_SECONDS
-# means the worker is gone. Long enough for a busy machine, short enough that a crashed run is
-# marked within a minute or so (the reaper runs every REAP_EVERY seconds).
-LEASE_SECONDS = 60
+# A worker renews its run's lease every RENEW_SECONDS; a lease not renewed for
+# SCRIPTS_RUN_LEASE_SECONDS means the worker is gone (the reaper then ends the run).
 RENEW_SECONDS = 0.5
-REAP_EVERY = 30.0
 # A queued run whose message may have been lost (broker restart) is sent again after this long.
 REQUEUE_AFTER_SECONDS = 60
 # A run waits this long for its environment to be built, then fails saying so.
@@ -229,7 +226,7 @@ def _claim(run_id: int, worker: str) -> _Claim | str:
             return "busy"  # sent again when the running one ends (_start_next)
         token, claimed = lease_claim(
             ScriptRun.objects.filter(pk=run_id, state=RunState.QUEUED),
-            seconds=LEASE_SECONDS,
+            seconds=settings.SCRIPTS_RUN_LEASE_SECONDS,
             now=now,
             state=RunState.RUNNING,
             started_at=now,
@@ -322,7 +319,7 @@ class _Monitor:
         if self.cancelled or now < self.next_renew:
             return self.cancelled
         self.next_renew = now + RENEW_SECONDS
-        fields = {"lease_expires_at": timezone.now() + timedelta(seconds=LEASE_SECONDS)}
+        fields = {"lease_expires_at": timezone.now() + timedelta(seconds=settings.SCRIPTS_RUN_LEASE_SECONDS)}
         with self.lock:
             if self.dirty:
                 fields["output"] = self.secrets.scrub("".join(self.chunks))

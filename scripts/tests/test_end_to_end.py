@@ -1,6 +1,8 @@
 """The real thing: a scripts worker on SCRIPTS_QUEUE, a polling worker and beat as processes, the
 real broker and the real sandbox; scripts made and run through the API."""
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -97,3 +99,39 @@ def test_scripts_build_run_on_a_schedule_at_startup_and_cancel(api, request, scr
     assert SECRET not in everything and SECRET not in logs
     assert "hello world" not in logs  # a script's output is the user's, not our log's
     assert settings.SCRIPTS_QUEUE.endswith("-scripts")
+
+
+def test_a_killed_scripts_worker_leaves_no_run_running(api, request, scripts_dir):
+    """SIGKILL of the scripts worker mid-run: its sandboxed child dies with it, the run's lease
+    lapses and the reaper (in beat's schedule) ends the run as failed, saying why."""
+    import signal
+
+    from scripts.services.runs import LOST_MESSAGE
+
+    sleeper = api.post(
+        "/api/scripts", {"name": "Long", "code": "import time\ntime.sleep(300)\n"}, format="json"
+    ).json()
+    with running_stack(
+        request.node.name, scripts_worker=True, SCRIPTS_DIR=str(scripts_dir), SCRIPTS_RUN_LEASE_SECONDS="4"
+    ) as stack:
+        try:
+            wait_for(lambda: _ready(api, sleeper["id"]), timeout=60, message="environment")
+            run = api.post(f"/api/scripts/{sleeper['id']}/run").json()
+            wait_for(
+                lambda: _fresh(pk=run["id"], state=RunState.RUNNING, pid__isnull=False),
+                timeout=30,
+                message="running",
+            )
+            stack.stop("scripts", sig=signal.SIGKILL)
+            wait_for(
+                lambda: _fresh(pk=run["id"], state=RunState.FAILED),
+                timeout=30,
+                message="the run to be reaped",
+            )
+        except AssertionError:
+            print(stack.log("worker1")[-4000:], stack.log("beat")[-3000:])
+            raise
+    (ended,) = _fresh(pk=run["id"])
+    assert ended.message == LOST_MESSAGE and ended.finished_at and ended.lease_token == ""
+    # The sandbox died with its worker: nothing of the script is left running.
+    wait_for(lambda: not Path(f"/proc/{ended.pid}").exists(), timeout=10, message="the sandbox gone")
