@@ -211,8 +211,6 @@ class Deployment:
         values = {**dotenv(self.work / ".env"), **self.env}
 
         def one(match: re.Match) -> str:
-            if match.group(0) == "$$":
-                return "$"
             name, op, arg = match.group("name") or match.group("bare"), match.group("op"), match.group("arg")
             value = values.get(name, "")
             if op == ":-" and not value:
@@ -221,7 +219,17 @@ class Deployment:
                 fail(f"compose needs {name}: {arg}")
             return value
 
-        return re.sub(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)", one, text)
+        # Innermost first, until nothing changes: `${A:-${B:-x}-y}` (compose nests defaults).
+        # `$$` is a literal dollar, split off first so that it is never read as a variable.
+        pattern = r"\$\{(?P<name>\w+)(?:(?P<op>:[-?])(?P<arg>[^${}]*))?\}|\$(?P<bare>\w+)"
+        parts = []
+        for part in text.split("$$"):
+            for _level in range(5):  # a value that names itself must not loop forever
+                if (expanded := re.sub(pattern, one, part)) == part:
+                    break
+                part = expanded
+            parts.append(part)
+        return "$".join(parts)
 
     def service_argv(self, name: str) -> list[str]:
         command = self.services[name]["command"]
