@@ -20,16 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.environments import python_resolve, pythons_available
+from scripts.environments import environment_build, python_resolve, pythons_available
 from scripts.sandbox import RunSpec, run
 
 CODE = "import time\nprint(time.time(), flush=True)"
 
 
-def _spec(workdir: Path, python_path: str) -> RunSpec:
+def _spec(workdir: Path, python_path: str, env_dir: Path) -> RunSpec:
     return RunSpec(
         code=CODE,
-        env_dir=None,
+        env_dir=env_dir,
         python_path=python_path,
         workdir=workdir,
         env={"TECKOCHECKER_RUN_ID": "bench"},
@@ -47,10 +47,12 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(p95, 1), "max_ms": round(ms[-1], 1)}
 
 
-def _measure(runs: int, *, sandbox: bool, python_path: str, workdir: Path) -> dict[str, dict[str, float]]:
+def _measure(
+    runs: int, *, sandbox: bool, python_path: str, workdir: Path, env_dir: Path
+) -> dict[str, dict[str, float]]:
     first, after_exit = [], []
     for _ in range(runs):
-        result = run(_spec(workdir, python_path), sandbox=sandbox)
+        result = run(_spec(workdir, python_path, env_dir), sandbox=sandbox)
         returned = time.time()
         if result.state != "succeeded":
             raise RuntimeError(f"bench run {result.state}: {result.message}\n{result.output[-500:]}")
@@ -69,23 +71,36 @@ def _bare(runs: int, python_path: str) -> dict[str, float]:
 
 
 def overhead(runs: int = 20, *, python_version: str = "") -> dict[str, object]:
-    """Figures of `runs` runs of a one-line script, with and without the sandbox."""
+    """Figures of `runs` runs of a one-line script in an empty environment (as every real run
+    has one), with and without the sandbox, and bare starts of that environment's interpreter."""
     python = python_resolve(python_version)
+    # Unsandboxed, a root service runs the script as an ordinary uid: it needs an interpreter
+    # every user can reach (a pyenv build under /root is not).
+    reachable = [p for p in pythons_available() if not p.path.startswith("/root/")]
+    off = reachable[0] if reachable else python
     with tempfile.TemporaryDirectory(prefix="teckochecker-bench-") as tmp:
-        Path(tmp).chmod(0o755)  # noqa: S103 - the unsandboxed run is nobody and must reach it
+        Path(tmp).chmod(0o755)  # noqa: S103 - the unsandboxed run is an ordinary uid and must reach it
         workdir = Path(tmp) / "work"
-        run(_spec(workdir, python.path), sandbox=True)  # warm the page cache
-        report: dict[str, object] = {"python": python.version, "runs": runs}
-        report["sandbox"] = _measure(runs, sandbox=True, python_path=python.path, workdir=workdir)
-        report["bare_interpreter_start"] = _bare(runs, python.path)
-        # Unsandboxed, a root service runs the script as an ordinary uid: it needs an interpreter
-        # every user can reach (a pyenv build under /root is not).
-        reachable = [p for p in pythons_available() if not p.path.startswith("/root/")]
-        off_python = reachable[0].path if reachable else python.path
-        report["no_sandbox_python"] = off_python
+        envs = {}
+        for info in {python.path: python, off.path: off}.values():
+            env_dir = Path(tmp) / f"env-{info.version}"
+            built = environment_build(
+                env_dir=env_dir, python=info, requirements=[], cache_dir=Path(tmp) / "cache"
+            )
+            if not built.ok:
+                raise RuntimeError(f"bench environment for Python {info.version}: {built.error}")
+            envs[info.path] = env_dir
+        run(_spec(workdir, python.path, envs[python.path]), sandbox=True)  # warm the page cache
+        report: dict[str, object] = {"python": python.version, "runs": runs, "no_sandbox_python": off.version}
+        report["sandbox"] = _measure(
+            runs, sandbox=True, python_path=python.path, workdir=workdir, env_dir=envs[python.path]
+        )
+        report["bare_interpreter_start"] = _bare(runs, str(envs[python.path] / "bin" / "python"))
         try:
-            report["no_sandbox"] = _measure(runs, sandbox=False, python_path=off_python, workdir=workdir)
-            report["no_sandbox_bare_interpreter_start"] = _bare(runs, off_python)
+            report["no_sandbox"] = _measure(
+                runs, sandbox=False, python_path=off.path, workdir=workdir, env_dir=envs[off.path]
+            )
+            report["no_sandbox_bare_interpreter_start"] = _bare(runs, str(envs[off.path] / "bin" / "python"))
         except RuntimeError as exc:
             report["no_sandbox"] = str(exc).splitlines()[0]
     return report
@@ -95,7 +110,8 @@ def main(argv: list[str]) -> None:
     runs = int(argv[1]) if len(argv) > 1 else 20
     report = overhead(runs)
     print(
-        f"{report['runs']} runs each; sandbox: Python {report['python']}, off: {report['no_sandbox_python']}"
+        f"{report['runs']} runs each, a one-line script in an empty environment; "
+        f"sandbox: Python {report['python']}, off: Python {report['no_sandbox_python']}"
     )
 
     def line(label: str, metric: str, summary: dict[str, float]) -> None:
@@ -113,4 +129,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from django.conf import settings
+
+    if not settings.configured:  # standalone: only the sandbox's switch is read
+        settings.configure(SCRIPTS_SANDBOX=True)
     main(sys.argv)

@@ -15,5 +15,5 @@ def test_overhead_reports_both_figures_with_and_without_the_sandbox():
 def test_main_prints_a_line_per_figure(capsys):
     main(["bench", "1"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("1 runs each; sandbox: Python ")
+    assert lines[0].startswith("1 runs each, a one-line script in an empty environment; sandbox: Python ")
     assert sum("spawn_to_first_line" in line for line in lines) == 2
