@@ -88,7 +88,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -633,7 +633,7 @@ def _is_our_group(pid: int) -> bool:
 
 
 def cancel_process_group(pid: int) -> bool:
-    """Kill the run whose process-group leader is `pid` (from RunResult's on_start), with every
+    """Kill the run whose process-group leader is `pid` (the pid run() gave on_start), with every
     process in it; safe to call from another process. False when no run of ours has that pid."""
     if not isinstance(pid, int) or pid <= 1 or not _is_our_group(pid):
         return False
@@ -717,8 +717,8 @@ def run_command(
     python_path: str,
     cwd: Path,
     env: dict[str, str],
-    read_only: list[Path] = (),
-    writable: list[Path] = (),
+    read_only: Sequence[Path] = (),
+    writable: Sequence[Path] = (),
     network: bool,
     timeout_seconds: float,
     memory_mb: int = 4096,
