@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from scripts import services
@@ -127,7 +128,9 @@ class ScriptRunInline(admin.TabularInline):
 
     @admin.display(description="Run")
     def link(self, run: ScriptRun):
-        return format_html('<a href="../../../scriptrun/{}/change/">#{}</a>', run.pk, run.pk)
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("admin:scripts_scriptrun_change", args=[run.pk]), run.pk
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("output")

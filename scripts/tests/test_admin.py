@@ -82,7 +82,8 @@ def test_runs_are_read_only_and_show_their_output(staff):
 
 def test_a_script_page_shows_its_environment_and_runs(staff):
     script = ScriptFactory(env_error="", env_python="3.11.7")
-    ScriptRunFactory(script=script, state=RunState.SUCCEEDED)
+    run = ScriptRunFactory(script=script, state=RunState.SUCCEEDED)
     page = staff.get(f"/admin/scripts/script/{script.pk}/change/")
     assert page.status_code == 200
-    assert "3.11.7" in page.content.decode()
+    text = page.content.decode()
+    assert "3.11.7" in text and f'href="/admin/scripts/scriptrun/{run.pk}/change/"' in text
