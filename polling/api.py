@@ -33,37 +33,8 @@ from polling.serializers import (
 from polling.services.health import health_snapshot, uptime_seconds
 from polling.services.webhooks import openai_webhook_receive
 from secrets_vault.api import MessageSerializer
-from teckochecker.api import ApiViewSet
+from teckochecker.api import ApiViewSet, bool_param, choice_param, int_param
 from teckochecker.errors import ValidationFailed
-
-
-def _int_param(request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed.from_errors({name: [f"{name} must be a whole number."]}) from None
-    if not low <= value <= high:
-        raise ValidationFailed.from_errors({name: [f"{name} must be between {low} and {high}."]})
-    return value
-
-
-def _choice_param(request, name: str, choices: list[str]) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw not in choices:
-        raise ValidationFailed.from_errors({name: [f"{name} must be one of: {', '.join(choices)}."]})
-    return raw
-
-
-def _bool_param(request, name: str) -> bool:
-    raw = (request.query_params.get(name) or "false").lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise ValidationFailed.from_errors({name: [f"{name} must be true or false."]})
-    return raw in ("true", "1")
 
 
 def _job(job_id: int) -> dict:
@@ -111,10 +82,10 @@ class JobViewSet(ApiViewSet):
     )
     def list(self, request):
         rows, total = selectors.job_rows(
-            status=_choice_param(request, "status", JobStatus.values),
+            status=choice_param(request, "status", JobStatus.values),
             search=(request.query_params.get("search") or "")[:255] or None,
-            limit=_int_param(request, "limit", None, 1, 1000),
-            offset=_int_param(request, "offset", 0, 0, 10**9),
+            limit=int_param(request, "limit", None, 1, 1000),
+            offset=int_param(request, "offset", 0, 0, 10**9),
         )
         return Response({"jobs": [job_representation(row) for row in rows], "total": total})
 
@@ -139,8 +110,8 @@ class JobViewSet(ApiViewSet):
         responses={200: JobWithLogsSerializer},
     )
     def retrieve(self, request, job_id: int):
-        include_logs = _bool_param(request, "include_logs")
-        log_limit = _int_param(request, "log_limit", 50, 1, 500)
+        include_logs = bool_param(request, "include_logs")
+        log_limit = int_param(request, "log_limit", 50, 1, 500)
         data = _job(job_id)
         if include_logs:
             logs, _ = selectors.job_logs(job_id=data["id"], limit=log_limit)
@@ -190,8 +161,8 @@ class JobViewSet(ApiViewSet):
         job = services.job_get(job_id=job_id)
         logs, total = selectors.job_logs(
             job_id=job.pk,
-            limit=_int_param(request, "limit", 50, 1, 500),
-            offset=_int_param(request, "offset", 0, 0, 10**9),
+            limit=int_param(request, "limit", 50, 1, 500),
+            offset=int_param(request, "offset", 0, 0, 10**9),
         )
         for entry in logs:
             entry.job = job
@@ -213,10 +184,10 @@ class LogViewSet(ApiViewSet):
     )
     def list(self, request):
         logs, total = selectors.log_list(
-            level=_choice_param(request, "level", LogLevel.values),
-            job_id=_int_param(request, "job", None, 1, 2**63 - 1),
-            limit=_int_param(request, "limit", 100, 1, 500),
-            offset=_int_param(request, "offset", 0, 0, 10**9),
+            level=choice_param(request, "level", LogLevel.values),
+            job_id=int_param(request, "job", None, 1, 2**63 - 1),
+            limit=int_param(request, "limit", 100, 1, 500),
+            offset=int_param(request, "offset", 0, 0, 10**9),
         )
         return Response({"logs": LogWithJobSerializer(logs, many=True).data, "total": total})
 

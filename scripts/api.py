@@ -11,7 +11,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from polling.api import _choice_param, _int_param
 from scripts import selectors, services
 from scripts.models import RunState, RunTrigger
 from scripts.serializers import (
@@ -32,7 +31,7 @@ from scripts.serializers import (
 )
 from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.api import MessageSerializer
-from teckochecker.api import ApiViewSet
+from teckochecker.api import ApiViewSet, choice_param, int_param
 from teckochecker.errors import ValidationFailed
 
 SCRIPT_EXAMPLE = OpenApiExample(
@@ -67,11 +66,11 @@ def _script(script_id: int) -> dict:
 def _runs_page(request, *, script_id: int | None) -> Response:
     runs, total = selectors.run_list(
         script_id=script_id,
-        state=_choice_param(request, "state", RunState.values),
-        trigger=_choice_param(request, "trigger", RunTrigger.values),
+        state=choice_param(request, "state", RunState.values),
+        trigger=choice_param(request, "trigger", RunTrigger.values),
         search=(request.query_params.get("search") or "")[:255] or None,
-        limit=_int_param(request, "limit", 50, 1, 500),
-        offset=_int_param(request, "offset", 0, 0, 10**9),
+        limit=int_param(request, "limit", 50, 1, 500),
+        offset=int_param(request, "offset", 0, 0, 10**9),
     )
     return Response({"runs": [run_representation(r) for r in runs], "total": total})
 
@@ -102,8 +101,8 @@ class ScriptViewSet(ApiViewSet):
         scripts, total = selectors.script_list(
             folder=folder[:255] if folder is not None else None,
             search=(request.query_params.get("search") or "")[:255] or None,
-            limit=_int_param(request, "limit", None, 1, 1000),
-            offset=_int_param(request, "offset", 0, 0, 10**9),
+            limit=int_param(request, "limit", None, 1, 1000),
+            offset=int_param(request, "offset", 0, 0, 10**9),
         )
         return Response({"scripts": [script_representation(s) for s in scripts], "total": total})
 
@@ -220,7 +219,7 @@ class RunViewSet(ApiViewSet):
         responses={200: RunListSerializer},
     )
     def list(self, request):
-        script_id = _int_param(request, "script", None, 1, 2**63 - 1)
+        script_id = int_param(request, "script", None, 1, 2**63 - 1)
         return _runs_page(request, script_id=script_id)
 
     @extend_schema(summary="One run with its output", responses={200: RunDetailSerializer})

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from teckochecker.errors import DomainError
+from teckochecker.errors import DomainError, ValidationFailed
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -62,6 +62,41 @@ def exception_handler(exc, context):
     else:
         response.data = {"detail": str(response.data)}
     return response
+
+
+# --- query parameters: one set of parsers for every app's API ----------------------------
+
+
+def int_param(request, name: str, default: int | None, low: int, high: int) -> int | None:
+    """A whole-number query parameter within [low, high]; `default` when absent or empty."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed.from_errors({name: [f"{name} must be a whole number."]}) from None
+    if not low <= value <= high:
+        raise ValidationFailed.from_errors({name: [f"{name} must be between {low} and {high}."]})
+    return value
+
+
+def choice_param(request, name: str, choices: list[str]) -> str | None:
+    """A query parameter that must be one of `choices`; None when absent or empty."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise ValidationFailed.from_errors({name: [f"{name} must be one of: {', '.join(choices)}."]})
+    return raw
+
+
+def bool_param(request, name: str) -> bool:
+    """true/false/1/0 (false when absent)."""
+    raw = (request.query_params.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValidationFailed.from_errors({name: [f"{name} must be true or false."]})
+    return raw in ("true", "1")
 
 
 def api_path(route: str, view, name: str):

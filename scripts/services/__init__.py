@@ -3,6 +3,7 @@
 from scripts.services.environments import (
     environment_check,
     environment_info,
+    environment_rebuild,
     environment_request_build,
 )
 from scripts.services.exceptions import RunNotActive, RunNotFound, ScriptNotFound, ScriptStateConflict
@@ -25,16 +26,6 @@ from scripts.services.scripts import (
     script_get_by_ref,
     script_update,
 )
-
-
-def environment_rebuild(*, script):
-    """Build the script's environment again from scratch (API, admin, `script env rebuild`)."""
-    from django.db import transaction
-
-    with transaction.atomic():
-        environment_request_build(script=script)
-    return script
-
 
 __all__ = [
     "RunNotActive",

@@ -79,6 +79,13 @@ def environment_request_build(*, script: Script) -> str:
     return token
 
 
+def environment_rebuild(*, script: Script) -> Script:
+    """Build the script's environment again from scratch (API, admin, `script env rebuild`)."""
+    with transaction.atomic():
+        environment_request_build(script=script)
+    return script
+
+
 def _set_state(script_id: int, token: str, **fields) -> bool:
     return Script.objects.filter(pk=script_id, env_build_token=token).update(**fields) == 1
 

@@ -258,7 +258,7 @@ def _run_env(run: ScriptRun) -> tuple[dict[str, str], _Secrets]:
     """The variables the script's process gets: its own, its run's, and the run facts."""
     from secrets_vault.services import secrets_reveal
 
-    rows = list(ScriptEnvVar.objects.filter(script_id=run.script_id).select_related(None))
+    rows = list(ScriptEnvVar.objects.filter(script_id=run.script_id))
     revealed = secrets_reveal(secret_ids={r.secret_id for r in rows if r.secret_id})
     env: dict[str, str] = {}
     secret_values: dict[str, str] = {}
