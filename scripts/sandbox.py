@@ -21,8 +21,9 @@ default every run goes through bubblewrap (`bwrap`). What the script sees:
 It never sees the project directory, `.env`, DATA_DIR (the database file, other scripts'
 folders), `/root`, `/home`, `/opt`, `/var`, `/run` or the service's processes: they are simply not
 mounted. Network: its own empty network namespace (loopback only) unless `RunSpec.network`;
-then it shares the host's network, including services listening on the host's loopback (so
-keep PostgreSQL/Redis password-protected on a machine whose scripts may use the network).
+then it shares the worker's network, including services on the host's loopback and, in
+Docker, the compose network (so PostgreSQL and Redis need passwords where scripts may use the
+network: an unauthenticated broker would accept a script's tasks).
 
 Who it runs as: never the service's user with its privileges.
 - Service is root (this machine, CI): bwrap runs privileged with only CAP_SETUID/CAP_SETGID kept,
