@@ -247,8 +247,9 @@ def _probe() -> str | None:
         reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         return (
             f"Script runs are refused: bubblewrap cannot make a sandbox here ({reason}). In a container, "
-            "allow user namespaces (e.g. a seccomp profile that permits them), or set SCRIPTS_SANDBOX=off "
-            "on a trusted single-user machine only."
+            "allow user namespaces and a fresh /proc (Docker: security_opt seccomp=unconfined, "
+            "apparmor=unconfined, systempaths=unconfined), or set SCRIPTS_SANDBOX=off on a trusted "
+            "single-user machine only."
         )
     return None
 

@@ -569,6 +569,22 @@ def test_without_bwrap_runs_are_refused_with_how_to_install_it(spec, monkeypatch
         assert sandbox_problem(refresh=True) is None
 
 
+def test_a_bwrap_that_cannot_make_a_sandbox_is_reported_with_what_to_allow(monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: Can'\\''t mount proc on /newroot/proc: Operation not permitted' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(sandbox, "BWRAP_PATHS", (str(fake),))
+    try:
+        problem = sandbox._bwrap_problem(refresh=True)
+        assert "Can't mount proc on /newroot/proc: Operation not permitted" in problem
+        assert "systempaths=unconfined" in problem and "SCRIPTS_SANDBOX=off" in problem
+    finally:
+        monkeypatch.undo()
+        assert sandbox._bwrap_problem(refresh=True) is None
+
+
 def test_with_the_sandbox_off_there_is_no_problem_to_report(settings):
     settings.SCRIPTS_SANDBOX = False
     assert sandbox_problem(refresh=True) is None
