@@ -26,6 +26,8 @@ COPY --chown=teckochecker:teckochecker secrets_vault/ secrets_vault/
 COPY --chown=teckochecker:teckochecker polling/ polling/
 COPY --chown=teckochecker:teckochecker scripts/ scripts/
 COPY --chown=teckochecker:teckochecker web/ web/
+COPY --chown=teckochecker:teckochecker fakes/ fakes/
+COPY --chown=teckochecker:teckochecker bench/ bench/
 RUN mkdir -p "$DATA_DIR" && chown teckochecker:teckochecker "$DATA_DIR"
 
 USER teckochecker

@@ -33,7 +33,7 @@ from django.db import close_old_connections, connection  # noqa: E402
 
 from bench import report as bench_report  # noqa: E402
 from bench.procs import Child, wait_until  # noqa: E402
-from polling.fakes.client import RemoteFake  # noqa: E402
+from fakes.client import RemoteFake  # noqa: E402
 
 # How many batches a job watches (1-10) and how often: the mean is about 3.
 BATCH_COUNT_WEIGHTS = [30, 22, 16, 10, 7, 5, 4, 3, 2, 1]
@@ -201,7 +201,7 @@ class Driver:
         self.openai_secret = secret_create(name="bench-openai", type="openai", value="sk-bench").pk
         self.keboola_secret = secret_create(name="bench-keboola", type="keboola", value="kbc-bench").pk
         if self.config.get("webhooks"):
-            from polling.fakes.webhooks import new_webhook_secret
+            from fakes.webhooks import new_webhook_secret
 
             whsec = new_webhook_secret()
             secret_create(name="bench-openai-webhook", type="openai_webhook", value=whsec)

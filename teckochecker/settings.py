@@ -100,6 +100,8 @@ INSTALLED_APPS = [
     "polling",
     "scripts",
     "web",
+    "fakes",
+    "bench",
 ]
 
 MIDDLEWARE = [

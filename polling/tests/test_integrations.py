@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from polling.fakes import fingerprint
-from polling.fakes.schemas import validate_keboola_request
+from fakes import fingerprint
+from fakes.schemas import validate_keboola_request
 from polling.integrations import openai as oai
 from polling.integrations.keboola import (
     KeboolaJob,

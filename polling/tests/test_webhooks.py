@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from polling.fakes.webhooks import batch_event, new_webhook_secret, signed_delivery
+from fakes.webhooks import batch_event, new_webhook_secret, signed_delivery
 from polling.models import JobStatus, WebhookDelivery
 from polling.services.webhooks import openai_webhook_receive
 from polling.tests.factories import PollingJobFactory

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from polling.fakes import FakeServer
+from fakes import FakeServer
 from polling.models import PollingJob, PollingLog
 from tests.reliability.harness import (
     POLL_INTERVAL,

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from polling.fakes import FakeServer, RemoteFake, fingerprint
-from polling.fakes.schemas import (
+from fakes import FakeServer, RemoteFake, fingerprint
+from fakes.schemas import (
     validate_keboola_request,
     validate_keboola_response,
     validate_openai_response,

@@ -9,8 +9,8 @@
 A fake in another process (`manage.py fakeservers`) is scripted with `RemoteFake(url)`.
 """
 
-from polling.fakes.client import RemoteFake
-from polling.fakes.server import FakeServer
-from polling.fakes.state import fingerprint
+from fakes.client import RemoteFake
+from fakes.server import FakeServer
+from fakes.state import fingerprint
 
 __all__ = ["FakeServer", "RemoteFake", "fingerprint"]

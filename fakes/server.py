@@ -2,7 +2,7 @@
 
     OpenAI   GET  /v1/batches/{id}, GET /v1/batches?limit=&after=   (Authorization: Bearer <key>)
     Keboola  POST /jobs, GET /jobs/{id}, GET /search/jobs             (X-StorageApi-Token: <token>)
-    Control  /_control/...  (JSON; see `_CONTROL` below and `polling.fakes.client.RemoteFake`)
+    Control  /_control/...  (JSON; see `_CONTROL` below and `fakes.client.RemoteFake`)
 
 `FakeServer` is also the Python control surface (it is a `FakeState`).
 """
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from polling.fakes.state import FakeInputError, FakeState, fingerprint
+from fakes.state import FakeInputError, FakeState, fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ class FakeServer(FakeState):
 
     def send_webhooks(self, *, url: str, secret: str):
         """From now on, POST a signed OpenAI `batch.*` event to `url` when a batch turns terminal."""
-        from polling.fakes.webhooks import WebhookSender
+        from fakes.webhooks import WebhookSender
 
         if getattr(self, "_webhooks", None):
             self._webhooks.stop()

@@ -123,7 +123,7 @@ class Command(TeckoCommand):
         if code:
             raise SystemExit(code)
 
-    # The steps of the demo, each callable on its own (polling/tests/test_demo.py).
+    # The steps of the demo, each callable on its own (fakes/tests/test_demo.py).
 
     def stop_on_signals(self) -> None:
         """From now on SIGINT/SIGTERM end the watch, so the service is always stopped cleanly."""
@@ -146,7 +146,7 @@ class Command(TeckoCommand):
     def start_fakes(self, *, port: int, finish_within: float):
         """Start the fake OpenAI + Keboola servers with three batches that finish within
         `finish_within` seconds (two complete, one fails) and a Keboola job that succeeds."""
-        from polling.fakes.server import FakeServer
+        from fakes.server import FakeServer
 
         try:
             fake = FakeServer(port=port).start()

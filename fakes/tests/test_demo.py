@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.management.base import CommandError
 
-from polling.management.commands.demo import Command
+from fakes.management.commands.demo import Command
 from polling.models import JobStatus
 from polling.tests.factories import PollingJobFactory
 

@@ -1,4 +1,4 @@
-"""Check JSON against the vendors' OpenAPI descriptions (copies in `polling/fakes/spec/`).
+"""Check JSON against the vendors' OpenAPI descriptions (copies in `fakes/spec/`).
 
 For tests: needs the dev dependencies `openapi-schema-validator` and `PyYAML` (imported lazily,
 so the fake server itself stays stdlib only).

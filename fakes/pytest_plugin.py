@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from polling.fakes.server import FakeServer
+from fakes.server import FakeServer
 
 
 @pytest.fixture

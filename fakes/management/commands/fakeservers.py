@@ -8,7 +8,7 @@ import threading
 
 from django.core.management.base import CommandError, CommandParser
 
-from polling.fakes.server import FakeServer
+from fakes.server import FakeServer
 from teckochecker.cli import TeckoCommand
 
 DEMO_BATCHES = [
