@@ -203,3 +203,14 @@ def test_dockerfile_copies_every_local_app(dockerfile):
     for app in local_apps:
         assert f"{app}/" in copied, f"Dockerfile does not COPY {app}/"
     assert "manage.py" in copied
+
+
+def test_only_the_scripts_worker_may_make_sandboxes(compose):
+    services = compose["services"]
+    loosened = {name for name, spec in services.items() if spec.get("security_opt")}
+    assert loosened == {"scripts-worker"}
+    assert set(services["scripts-worker"]["security_opt"]) == {
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "systempaths=unconfined",
+    }
