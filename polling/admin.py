@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -28,8 +28,8 @@ from polling.models import (
 from polling.services.jobs import UPDATABLE_FIELDS
 from secrets_vault.admin import ServiceForm
 from secrets_vault.models import Secret, SecretType
+from teckochecker.admin_actions import apply_each
 from teckochecker.cli import fmt_time
-from teckochecker.errors import DomainError
 
 RECENT_LOGS = 20
 
@@ -232,30 +232,29 @@ class PollingJobAdmin(admin.ModelAdmin):
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _apply(self, request, queryset, service, done: str) -> None:
-        count, refusals = 0, []
-        for job in queryset:
-            try:
-                service(job=job)
-                count += 1
-            except DomainError as exc:
-                refusals.append(exc.detail)
-        if count:
-            self.message_user(request, f"{count} job{'s' if count != 1 else ''} {done}.", messages.SUCCESS)
-        if refusals:
-            self.message_user(request, " ".join(refusals), messages.WARNING)
-
     @admin.action(permissions=["change"], description="Pause selected jobs")
     def pause_jobs(self, request, queryset) -> None:
-        self._apply(request, queryset, services.job_pause, "paused")
+        apply_each(
+            self, request, queryset, service=services.job_pause, argument="job", noun="job", done="paused"
+        )
 
     @admin.action(permissions=["change"], description="Resume selected jobs")
     def resume_jobs(self, request, queryset) -> None:
-        self._apply(request, queryset, services.job_resume, "resumed")
+        apply_each(
+            self, request, queryset, service=services.job_resume, argument="job", noun="job", done="resumed"
+        )
 
     @admin.action(permissions=["change"], description="Check selected jobs now")
     def check_now(self, request, queryset) -> None:
-        self._apply(request, queryset, services.job_check_now, "queued for an immediate check")
+        apply_each(
+            self,
+            request,
+            queryset,
+            service=services.job_check_now,
+            argument="job",
+            noun="job",
+            done="queued for an immediate check",
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

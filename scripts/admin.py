@@ -7,7 +7,7 @@ services keep in step; edit a script's schedule here, on its own page.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -15,8 +15,8 @@ from scripts import services
 from scripts.models import IntervalUnit, OverlapPolicy, ScheduleType, Script, ScriptRun
 from scripts.services.schedules import script_next_runs
 from secrets_vault.admin import ServiceForm
+from teckochecker.admin_actions import apply_each
 from teckochecker.cli import fmt_time
-from teckochecker.errors import DomainError
 
 
 def _python_choices():
@@ -203,26 +203,29 @@ class ScriptAdmin(admin.ModelAdmin):
         perms_needed.discard(ScriptRun._meta.verbose_name)  # runs are read-only, yet go with it
         return deleted, counts, perms_needed, protected
 
-    def _apply(self, request, queryset, service, done: str) -> None:
-        count, refusals = 0, []
-        for script in queryset:
-            try:
-                service(script=script)
-                count += 1
-            except DomainError as exc:
-                refusals.append(exc.detail)
-        if count:
-            self.message_user(request, f"{count} script{'s' if count != 1 else ''} {done}.", messages.SUCCESS)
-        if refusals:
-            self.message_user(request, " ".join(refusals), messages.WARNING)
-
     @admin.action(permissions=["change"], description="Run selected scripts now")
     def run_now(self, request, queryset) -> None:
-        self._apply(request, queryset, services.script_run_now, "queued to run")
+        apply_each(
+            self,
+            request,
+            queryset,
+            service=services.script_run_now,
+            argument="script",
+            noun="script",
+            done="queued to run",
+        )
 
     @admin.action(permissions=["change"], description="Rebuild the environments of selected scripts")
     def rebuild_environment(self, request, queryset) -> None:
-        self._apply(request, queryset, services.environment_rebuild, "rebuilding their environment")
+        apply_each(
+            self,
+            request,
+            queryset,
+            service=services.environment_rebuild,
+            argument="script",
+            noun="script",
+            done="rebuilding their environment",
+        )
 
 
 @admin.register(ScriptRun)
@@ -266,14 +269,6 @@ class ScriptRunAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["view"], description="Cancel selected queued or running runs")
     def cancel_runs(self, request, queryset) -> None:
-        count, refusals = 0, []
-        for run in queryset:
-            try:
-                services.run_cancel(run=run)
-                count += 1
-            except DomainError as exc:
-                refusals.append(exc.detail)
-        if count:
-            self.message_user(request, f"{count} run(s) cancelled.", messages.SUCCESS)
-        if refusals:
-            self.message_user(request, " ".join(refusals), messages.WARNING)
+        apply_each(
+            self, request, queryset, service=services.run_cancel, argument="run", noun="run", done="cancelled"
+        )

@@ -40,3 +40,18 @@ MAX_DB_ID = 2**63 - 1
 def is_valid_id(value: object) -> bool:
     """True for an int that can be a primary key (ids beyond bigint range are simply unknown)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_ID
+
+
+def get_by_id(
+    queryset, object_id: object, *, not_found: type[NotFound], label: str, for_update: bool = False
+):
+    """The row with primary key `object_id`, or `not_found("<label> <id> not found.")` for an id
+    that is unknown or cannot be one."""
+    if not is_valid_id(object_id):
+        raise not_found(f"{label} {object_id} not found.")
+    if for_update:
+        queryset = queryset.select_for_update()
+    try:
+        return queryset.get(pk=object_id)
+    except queryset.model.DoesNotExist:
+        raise not_found(f"{label} {object_id} not found.") from None

@@ -17,7 +17,7 @@ from polling.services.logs import log_event
 from polling.services.notifications import notify
 from polling.services.schedules import enqueue_poll
 from secrets_vault.models import Secret, SecretType
-from teckochecker.errors import NotFound, ValidationFailed, is_valid_id
+from teckochecker.errors import NotFound, ValidationFailed, get_by_id, is_valid_id
 
 UPDATABLE_FIELDS = (
     "name",
@@ -32,13 +32,9 @@ UPDATABLE_FIELDS = (
 
 
 def job_get(*, job_id: int, for_update: bool = False) -> PollingJob:
-    if not is_valid_id(job_id):
-        raise JobNotFound(f"Job {job_id} not found.")
-    qs = PollingJob.objects.select_for_update() if for_update else PollingJob.objects.all()
-    try:
-        return qs.get(pk=job_id)
-    except PollingJob.DoesNotExist:
-        raise JobNotFound(f"Job {job_id} not found.") from None
+    return get_by_id(
+        PollingJob.objects.all(), job_id, not_found=JobNotFound, label="Job", for_update=for_update
+    )
 
 
 _SECRET_LABELS = {

@@ -11,7 +11,7 @@ from scripts import validation as v
 from scripts.models import OverlapPolicy, Script, ScriptEnvVar
 from scripts.services.exceptions import ScriptNotFound, ScriptStateConflict
 from secrets_vault.models import Secret
-from teckochecker.errors import ValidationFailed, is_valid_id
+from teckochecker.errors import ValidationFailed, get_by_id
 
 logger = logging.getLogger("teckochecker.scripts")
 
@@ -35,13 +35,9 @@ UPDATABLE_FIELDS = (
 
 
 def script_get(*, script_id: int, for_update: bool = False) -> Script:
-    if not is_valid_id(script_id):
-        raise ScriptNotFound(f"Script {script_id} not found.")
-    qs = Script.objects.select_for_update() if for_update else Script.objects.all()
-    try:
-        return qs.get(pk=script_id)
-    except Script.DoesNotExist:
-        raise ScriptNotFound(f"Script {script_id} not found.") from None
+    return get_by_id(
+        Script.objects.all(), script_id, not_found=ScriptNotFound, label="Script", for_update=for_update
+    )
 
 
 def script_get_by_ref(*, ref: str | int) -> Script:
