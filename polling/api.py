@@ -33,7 +33,7 @@ from polling.serializers import (
 from polling.services.health import health_snapshot, uptime_seconds
 from polling.services.webhooks import openai_webhook_receive
 from secrets_vault.api import MessageSerializer
-from teckochecker.api import ApiViewSet, bool_param, choice_param, int_param
+from teckochecker.api import ApiViewSet, bool_param, choice_param, int_param, text_param
 from teckochecker.errors import ValidationFailed
 
 
@@ -83,7 +83,7 @@ class JobViewSet(ApiViewSet):
     def list(self, request):
         rows, total = selectors.job_rows(
             status=choice_param(request, "status", JobStatus.values),
-            search=(request.query_params.get("search") or "")[:255] or None,
+            search=text_param(request, "search"),
             limit=int_param(request, "limit", None, 1, 1000),
             offset=int_param(request, "offset", 0, 0, 10**9),
         )

@@ -31,7 +31,7 @@ from scripts.serializers import (
 )
 from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.api import MessageSerializer
-from teckochecker.api import ApiViewSet, choice_param, int_param
+from teckochecker.api import ApiViewSet, choice_param, int_param, text_param
 from teckochecker.errors import ValidationFailed
 
 SCRIPT_EXAMPLE = OpenApiExample(
@@ -68,7 +68,7 @@ def _runs_page(request, *, script_id: int | None) -> Response:
         script_id=script_id,
         state=choice_param(request, "state", RunState.values),
         trigger=choice_param(request, "trigger", RunTrigger.values),
-        search=(request.query_params.get("search") or "")[:255] or None,
+        search=text_param(request, "search"),
         limit=int_param(request, "limit", 50, 1, 500),
         offset=int_param(request, "offset", 0, 0, 10**9),
     )
@@ -97,10 +97,9 @@ class ScriptViewSet(ApiViewSet):
         responses={200: ScriptListSerializer},
     )
     def list(self, request):
-        folder = request.query_params.get("folder")
         scripts, total = selectors.script_list(
-            folder=folder[:255] if folder is not None else None,
-            search=(request.query_params.get("search") or "")[:255] or None,
+            folder=text_param(request, "folder", empty_is_none=False),
+            search=text_param(request, "search"),
             limit=int_param(request, "limit", None, 1, 1000),
             offset=int_param(request, "offset", 0, 0, 10**9),
         )

@@ -99,6 +99,18 @@ def bool_param(request, name: str) -> bool:
     return raw in ("true", "1")
 
 
+def text_param(request, name: str, *, max_length: int = 255, empty_is_none: bool = True) -> str | None:
+    """A free-text query parameter (a search, a folder), cut to `max_length`. None when absent
+    (and when empty, unless `empty_is_none` is off). A NUL character is refused: no stored text
+    can hold one, and PostgreSQL refuses it in a query."""
+    raw = request.query_params.get(name)
+    if raw is None or (raw == "" and empty_is_none):
+        return None
+    if "\x00" in raw:
+        raise ValidationFailed.from_errors({name: [f"{name} must not contain NUL characters."]})
+    return raw[:max_length]
+
+
 def api_path(route: str, view, name: str):
     """The route without a trailing slash, plus the slash form, neither redirecting."""
     return [path(route, view, name=name), path(route + "/", view, name=f"{name}-slash")]

@@ -146,3 +146,14 @@ def test_poll_interval_beyond_integer_range_is_400(api, secrets):
 def test_unknown_api_paths_answer_json_404(api):
     for url in ("/api/nope", "/api/jobs/abc", "/api/jobs/1/unknown", "/api/admin/secrets/-1"):
         _clear_4xx(api.get(url), 404)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/jobs?search=a%00b", "/api/scripts?search=%00", "/api/scripts?folder=x%00", "/api/runs?search=%00"],
+)
+def test_a_nul_character_in_a_text_parameter_is_a_400_not_a_database_error(api, url):
+    # PostgreSQL refuses NUL in a query (schemathesis found the 500); SQLite would just find nothing.
+    response = api.get(url)
+    assert response.status_code == 400, response.content
+    assert "must not contain NUL characters" in response.json()["detail"]
