@@ -7,12 +7,13 @@ services keep in step; edit a script's schedule here, on its own page.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from scripts import services
-from scripts.models import IntervalUnit, OverlapPolicy, ScheduleType, Script, ScriptRun
+from scripts.models import IntervalUnit, OverlapPolicy, ScheduleType, Script, ScriptRun, ScriptVersion
 from scripts.services.schedules import script_next_runs
 from secrets_vault.admin import ServiceForm
 from teckochecker.admin_actions import apply_each
@@ -31,11 +32,16 @@ def _python_choices():
 class ScriptForm(ServiceForm):
     name = forms.CharField(max_length=255)
     folder = forms.CharField(required=False)
+    # Not stripped: a save must keep the code as typed (a trailing newline dropped would be a
+    # change, and so a version of its own).
     code = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 20, "cols": 100, "class": "vLargeTextField"})
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 20, "cols": 100, "class": "vLargeTextField"}),
     )
     requirements = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
         help_text="pip lines, e.g. requests==2.32.3",
     )
@@ -54,12 +60,16 @@ class ScriptForm(ServiceForm):
     notify_on_success = forms.BooleanField(required=False)
     notify_on_failure = forms.BooleanField(required=False)
     notify_emails = forms.CharField(label="Notify emails (comma-separated)", required=False)
+    # The version this form was opened at: saving code over a newer version is refused.
+    base_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Who saves (set per request by ScriptAdmin.get_form).
+    author = ""
 
     initial_from_instance = (
         "name", "folder", "code", "requirements", "python_version", "timeout_seconds", "memory_mb",
         "cpu_seconds", "network", "enabled", "schedule_type", "schedule_every", "schedule_unit",
         "schedule_cron", "schedule_timezone", "overlap", "notify_on_success", "notify_on_failure",
-        "notify_emails",
+        "notify_emails", "version",
     )  # fmt: skip
     error_fields = {
         "schedule": "schedule_type",
@@ -80,6 +90,8 @@ class ScriptForm(ServiceForm):
         super().__init__(*args, **kwargs)
         from scripts.validation import default_python_version, limit_defaults
 
+        self.initial.setdefault("base_version", self.initial.pop("version", None))
+
         self.fields["python_version"].choices = _python_choices()
         if self.instance.pk is None:
             for field, value in limit_defaults().items():
@@ -89,6 +101,13 @@ class ScriptForm(ServiceForm):
             self.fields["python_version"].choices.append(
                 (self.instance.python_version, self.instance.python_version)
             )
+
+    # A browser sends a textarea's lines with CRLF; stored as typed, unchanged code would differ.
+    def clean_code(self) -> str:
+        return self.cleaned_data["code"].replace("\r\n", "\n")
+
+    def clean_requirements(self) -> str:
+        return self.cleaned_data["requirements"].replace("\r\n", "\n")
 
     def call_service(self, cleaned: dict) -> Script:
         schedule = {"type": cleaned["schedule_type"], "timezone": cleaned["schedule_timezone"]}
@@ -112,8 +131,10 @@ class ScriptForm(ServiceForm):
             "emails": cleaned["notify_emails"],
         }
         if self.instance.pk is None:
-            return services.script_create(**data)
-        return services.script_update(script=self.instance, **data)
+            return services.script_create(**data, author=self.author)
+        return services.script_update(
+            script=self.instance, author=self.author, base_version=cleaned.get("base_version"), **data
+        )
 
 
 class ScriptRunInline(admin.TabularInline):
@@ -139,6 +160,32 @@ class ScriptRunInline(admin.TabularInline):
         return False
 
 
+class ScriptVersionInline(admin.TabularInline):
+    model = ScriptVersion
+    fields = ("link", "created_at", "author", "change", "restored_from")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "Versions (open one to see its code, compare or restore)"
+
+    @admin.display(description="Version")
+    def link(self, version: ScriptVersion):
+        url = reverse("admin:scripts_scriptversion_change", args=[version.pk])
+        return format_html('<a href="{}">{}</a>', url, version.number)
+
+    @admin.display(description="Change")
+    def change(self, version: ScriptVersion) -> str:
+        return f"+{version.added} -{version.removed}"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("code", "requirements")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 STATE_FIELDS = (
     "slug",
     "env_state",
@@ -149,6 +196,7 @@ STATE_FIELDS = (
     "variables",
     "next_runs",
     "periodic_task",
+    "version",
     "created_at",
     "updated_at",
 )
@@ -161,7 +209,11 @@ class ScriptAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "schedule_type", "env_state", "folder")
     search_fields = ("name", "slug", "folder")
     actions = ["run_now", "rebuild_environment"]
-    inlines = [ScriptRunInline]
+    inlines = [ScriptVersionInline, ScriptRunInline]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"author": request.user.get_username()})
 
     def get_fieldsets(self, request, obj=None):
         fields = list(ScriptForm.base_fields)
@@ -226,6 +278,103 @@ class ScriptAdmin(admin.ModelAdmin):
             noun="script",
             done="rebuilding their environment",
         )
+
+
+def _diff_html(diff: dict):
+    """A diff as the admin shows it: one coloured line each (escaped)."""
+    colours = {"+": "#1a7f37", "-": "#cf222e", "@": "#6e7781"}
+    lines = (diff["code_diff"] + diff["requirements_diff"]).splitlines()
+    if not lines:
+        return format_html("<p>{}</p>", "No difference.")
+    rows = ((colours.get(line[:1], "inherit"), line) for line in lines)
+    return format_html(
+        '<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>',
+        format_html_join("\n", '<span style="color: {}">{}</span>', rows),
+    )
+
+
+@admin.register(ScriptVersion)
+class ScriptVersionAdmin(admin.ModelAdmin):
+    """Read-only history; restoring goes through services.version_restore (a new version)."""
+
+    list_display = ("script", "number", "created_at", "author", "change", "restored_from")
+    list_filter = ("script",)
+    search_fields = ("script__name", "script__slug", "author")
+    list_select_related = ("script",)
+    ordering = ("script", "-number")
+    fields = (
+        "script", "number", "created_at", "author", "change", "restored_from", "code_text",
+        "requirements_text", "diff_to_previous",
+    )  # fmt: skip
+    readonly_fields = fields
+    actions = ["restore", "compare"]
+
+    @admin.display(description="Change")
+    def change(self, version: ScriptVersion) -> str:
+        return f"+{version.added} -{version.removed}"
+
+    @admin.display(description="Code")
+    def code_text(self, version: ScriptVersion):
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', version.code)
+
+    @admin.display(description="Requirements")
+    def requirements_text(self, version: ScriptVersion):
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', version.requirements or "-")
+
+    @admin.display(description="Diff to the version before")
+    def diff_to_previous(self, version: ScriptVersion):
+        before = (
+            ScriptVersion.objects.filter(script_id=version.script_id, number__lt=version.number)
+            .order_by("-number")
+            .values_list("number", flat=True)
+            .first()
+        )
+        if before is None:
+            return "The oldest version kept."
+        return _diff_html(services.version_diff(script=version.script, old=before, new=version.number))
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        is_change = request.resolver_match and "change" in (request.resolver_match.url_name or "")
+        return qs if is_change else qs.defer("code", "requirements")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(permissions=["view"], description="Restore the selected version (a new version)")
+    def restore(self, request, queryset) -> None:
+        author = request.user.get_username()
+
+        def restore_one(*, version: ScriptVersion) -> None:
+            services.version_restore(script=version.script, number=version.number, author=author)
+
+        apply_each(
+            self, request, queryset, service=restore_one, argument="version", noun="version", done="restored"
+        )
+
+    @admin.action(permissions=["view"], description="Compare the two selected versions")
+    def compare(self, request, queryset):
+        picked = list(queryset.order_by("number").select_related("script"))
+        if len(picked) != 2 or picked[0].script_id != picked[1].script_id:
+            self.message_user(
+                request, "Select exactly two versions of one script to compare.", messages.WARNING
+            )
+            return None
+        old, new = picked
+        diff = services.version_diff(script=old.script, old=old.number, new=new.number)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{old.script.name}: version {old.number} → {new.number} (+{diff['added']} -{diff['removed']})",
+            "diff": _diff_html(diff),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/scripts/version_diff.html", context)
 
 
 @admin.register(ScriptRun)

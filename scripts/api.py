@@ -26,8 +26,12 @@ from scripts.serializers import (
     ScriptPatchSerializer,
     ScriptSerializer,
     ScriptWriteSerializer,
+    VersionDetailSerializer,
+    VersionDiffSerializer,
+    VersionListSerializer,
     run_representation,
     script_representation,
+    version_representation,
 )
 from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.api import MessageSerializer
@@ -61,6 +65,10 @@ def _body(request, allowed: tuple[str, ...] | None = None) -> dict:
 def _script(script_id: int) -> dict:
     services.script_get(script_id=script_id)  # 404 with the usual message
     return script_representation(selectors.script_detail(script_id=script_id))
+
+
+def _author(request) -> str:
+    return request.user.get_username()
 
 
 def _runs_page(request, *, script_id: int | None) -> Response:
@@ -115,7 +123,7 @@ class ScriptViewSet(ApiViewSet):
         body = _body(request, UPDATABLE_FIELDS)
         if "name" not in body:
             raise ValidationFailed.from_errors({"name": ["This field is required."]})
-        script = services.script_create(**body)
+        script = services.script_create(**body, author=_author(request))
         return Response(_script(script.pk), status=http.HTTP_201_CREATED)
 
     @extend_schema(summary="One script", responses={200: ScriptSerializer})
@@ -127,7 +135,9 @@ class ScriptViewSet(ApiViewSet):
     )
     def update(self, request, pk: int):
         script = services.script_get(script_id=int(pk))
-        services.script_update(script=script, **_body(request))
+        body = _body(request)
+        base_version = body.pop("base_version", None)
+        services.script_update(script=script, author=_author(request), base_version=base_version, **body)
         return Response(_script(script.pk))
 
     @extend_schema(
@@ -197,6 +207,54 @@ class ScriptViewSet(ApiViewSet):
             EnvironmentSerializer(services.environment_info(script=script)).data,
             status=http.HTTP_202_ACCEPTED,
         )
+
+    @extend_schema(
+        summary="The versions of the script's code and requirements, newest first",
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size (1-500, default 50)."),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: VersionListSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request, pk: int):
+        script = services.script_get(script_id=int(pk))
+        versions, total = services.version_list(
+            script=script,
+            limit=int_param(request, "limit", 50, 1, 500),
+            offset=int_param(request, "offset", 0, 0, 10**9),
+        )
+        shown = [version_representation(v, current=script.version) for v in versions]
+        return Response({"versions": shown, "total": total, "current": script.version})
+
+    @extend_schema(
+        summary="One version with its code and requirements", responses={200: VersionDetailSerializer}
+    )
+    @action(detail=True, methods=["get"], url_path="versions/<int:number>")
+    def version(self, request, pk: int, number: int):
+        script = services.script_get(script_id=int(pk))
+        version = services.version_get(script=script, number=number)
+        return Response(version_representation(version, current=script.version, with_code=True))
+
+    @extend_schema(
+        summary="What changed from one version to another (unified diffs)",
+        responses={200: VersionDiffSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path="versions/<int:number>/diff/<int:other>")
+    def version_diff(self, request, pk: int, number: int, other: int):
+        script = services.script_get(script_id=int(pk))
+        return Response(services.version_diff(script=script, old=number, new=other))
+
+    @extend_schema(
+        summary="Make a version's code and requirements current again (a new version)",
+        request=None,
+        responses={200: ScriptSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="versions/<int:number>/restore")
+    def version_restore(self, request, pk: int, number: int):
+        script = services.script_get(script_id=int(pk))
+        services.version_restore(script=script, number=number, author=_author(request))
+        return Response(_script(script.pk))
 
     @extend_schema(
         summary="The next five run times of a schedule (for the schedule builder)",

@@ -91,6 +91,10 @@ class Script(models.Model):
     # A new build request replaces the token; a build that finds another token was superseded.
     env_build_token = models.CharField(max_length=32, blank=True, default="")
 
+    # The number of the newest ScriptVersion (0 before the first); a save that started from an
+    # older one is refused (scripts.services.versions).
+    version = models.PositiveIntegerField(default=0)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -118,6 +122,32 @@ class ScriptEnvVar(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ScriptVersion(models.Model):
+    """The code and requirements as one save left them, numbered 1, 2, ... per script."""
+
+    script = models.ForeignKey(Script, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    code = models.TextField(blank=True, default="")
+    requirements = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Who saved it: a user name, or what the command line says it is. Text, so deleting a user
+    # keeps the history readable.
+    author = models.CharField(max_length=150, blank=True, default="")
+    # Lines added and removed against the version before it (code and requirements together).
+    added = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["script", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["script", "number"], name="unique_version_number_per_script")
+        ]
+
+    def __str__(self) -> str:
+        return f"version {self.number} of script {self.script_id}"
 
 
 class RunState(models.TextChoices):

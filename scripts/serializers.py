@@ -19,6 +19,7 @@ from scripts.models import (
     ScheduleType,
     Script,
     ScriptRun,
+    ScriptVersion,
 )
 from scripts.services.environments import environment_info
 from scripts.services.schedules import script_next_runs, script_schedule
@@ -90,9 +91,26 @@ def script_representation(script: Script) -> dict:
         "environment": {**environment, "built_at": _iso(environment["built_at"])},
         "next_runs": [_iso(t) for t in script_next_runs(script=script)],
         "last_run": run_representation(last_run) if last_run is not None else None,
+        "version": script.version,
         "created_at": _iso(script.created_at),
         "updated_at": _iso(script.updated_at),
     }
+
+
+def version_representation(version: ScriptVersion, *, current: int, with_code: bool = False) -> dict:
+    data = {
+        "number": version.number,
+        "created_at": _iso(version.created_at),
+        "author": version.author,
+        "added": version.added,
+        "removed": version.removed,
+        "restored_from": version.restored_from,
+        "current": version.number == current,
+    }
+    if with_code:
+        data["code"] = version.code
+        data["requirements"] = version.requirements
+    return data
 
 
 # --- the documented shapes -----------------------------------------------------------------
@@ -185,6 +203,9 @@ class ScriptSerializer(serializers.Serializer):
     environment = EnvironmentSerializer()
     next_runs = serializers.ListField(child=serializers.DateTimeField())
     last_run = RunSerializer(allow_null=True)
+    version = serializers.IntegerField(
+        help_text="The newest version of the code and requirements; send it back as base_version."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -216,6 +237,51 @@ class ScriptWriteSerializer(serializers.Serializer):
 
 class ScriptPatchSerializer(ScriptWriteSerializer):
     name = serializers.CharField(required=False)
+    base_version = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text=(
+            "The version your edit started from. A change of code or requirements is refused "
+            "with 409 when a newer version was saved meanwhile. Without it, the last save wins."
+        ),
+    )
+
+
+class VersionSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    author = serializers.CharField(allow_blank=True, help_text="Who saved it.")
+    added = serializers.IntegerField(help_text="Lines added against the version before it.")
+    removed = serializers.IntegerField(help_text="Lines removed against the version before it.")
+    restored_from = serializers.IntegerField(allow_null=True, help_text="The version a restore brought back.")
+    current = serializers.BooleanField()
+
+
+class VersionDetailSerializer(VersionSerializer):
+    code = serializers.CharField(allow_blank=True)
+    requirements = serializers.CharField(allow_blank=True)
+
+
+@extend_schema_serializer(many=False)  # one object wrapping a list, though a list route answers it
+class VersionListSerializer(serializers.Serializer):
+    versions = VersionSerializer(many=True)
+    total = serializers.IntegerField()
+    current = serializers.IntegerField()
+
+
+# Built with type(): `from` is a keyword, so it cannot be a class attribute written out.
+VersionDiffSerializer = type(
+    "VersionDiffSerializer",
+    (serializers.Serializer,),
+    {
+        "from": serializers.IntegerField(help_text="The version compared from."),
+        "to": serializers.IntegerField(help_text="The version compared to."),
+        "added": serializers.IntegerField(),
+        "removed": serializers.IntegerField(),
+        "code_diff": serializers.CharField(allow_blank=True, help_text="A unified diff of the code."),
+        "requirements_diff": serializers.CharField(allow_blank=True),
+    },
+)
 
 
 class PythonSerializer(serializers.Serializer):

@@ -328,6 +328,8 @@ SCRIPTS_OUTPUT_MAX_BYTES = env_int("SCRIPTS_OUTPUT_MAX_BYTES", 1024 * 1024, mini
 # Run history kept per script: runs older than the days, and beyond the count, are deleted.
 SCRIPTS_HISTORY_DAYS = env_int("SCRIPTS_HISTORY_DAYS", 30, minimum=1)
 SCRIPTS_HISTORY_MAX_RUNS = env_int("SCRIPTS_HISTORY_MAX_RUNS", 200, minimum=1)
+# Versions of code and requirements kept per script (the newest N; the current one always stays).
+SCRIPTS_VERSIONS_KEEP = env_int("SCRIPTS_VERSIONS_KEEP", 50, minimum=1)
 # A worker renews its run's lease twice a second; a run whose lease lapsed lost its worker and is
 # ended as failed by the reaper, which runs every half lease (at most every 30 s).
 SCRIPTS_RUN_LEASE_SECONDS = env_int("SCRIPTS_RUN_LEASE_SECONDS", 60, minimum=2, maximum=3600)

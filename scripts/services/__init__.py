@@ -6,7 +6,14 @@ from scripts.services.environments import (
     environment_rebuild,
     environment_request_build,
 )
-from scripts.services.exceptions import RunNotActive, RunNotFound, ScriptNotFound, ScriptStateConflict
+from scripts.services.exceptions import (
+    RunNotActive,
+    RunNotFound,
+    ScriptNotFound,
+    ScriptStateConflict,
+    VersionConflict,
+    VersionNotFound,
+)
 from scripts.services.runs import (
     run_cancel,
     run_execute,
@@ -26,12 +33,15 @@ from scripts.services.scripts import (
     script_get_by_ref,
     script_update,
 )
+from scripts.services.versions import version_diff, version_get, version_list, version_restore
 
 __all__ = [
     "RunNotActive",
     "RunNotFound",
     "ScriptNotFound",
     "ScriptStateConflict",
+    "VersionConflict",
+    "VersionNotFound",
     "environment_check",
     "environment_info",
     "environment_rebuild",
@@ -54,4 +64,8 @@ __all__ = [
     "script_run_now",
     "script_update",
     "scripts_run_at_startup",
+    "version_diff",
+    "version_get",
+    "version_list",
+    "version_restore",
 ]

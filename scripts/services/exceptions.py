@@ -17,3 +17,15 @@ class RunNotActive(Conflict):
 
 class ScriptStateConflict(Conflict):
     """The script's state does not allow this (disabled, environment building, ...)."""
+
+
+class VersionNotFound(NotFound):
+    pass
+
+
+class VersionConflict(Conflict):
+    """A save that started from an older version than the newest; `extra` names the newest."""
+
+    def __init__(self, detail: str, *, extra: dict):
+        super().__init__(detail)
+        self.extra = extra

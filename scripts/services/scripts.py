@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from scripts import validation as v
-from scripts.models import OverlapPolicy, Script, ScriptEnvVar
+from scripts.models import OverlapPolicy, Script, ScriptEnvVar, ScriptVersion
 from scripts.services.exceptions import ScriptNotFound, ScriptStateConflict
 from secrets_vault.models import Secret
 from teckochecker.errors import ValidationFailed, get_by_id
@@ -151,8 +151,10 @@ def script_create(
     schedule: dict | None = None,
     overlap: str = OverlapPolicy.SKIP,
     notify: dict | None = None,
+    author: str = "",
 ) -> Script:
-    """Validate everything, then store the script, schedule it and start building its environment.
+    """Validate everything, then store the script (its version 1, saved by `author`), schedule
+    it and start building its environment.
 
     Raises ValidationFailed (CodeSyntaxError for code that does not compile, with its line).
     """
@@ -177,6 +179,7 @@ def script_create(
     env_rows = cleaned.pop("env")
     from scripts.services.environments import environment_request_build
     from scripts.services.schedules import schedule_sync
+    from scripts.services.versions import version_record
 
     taken: set[str] = set()
     for _attempt in range(5):
@@ -185,6 +188,7 @@ def script_create(
             with transaction.atomic():
                 script = Script.objects.create(slug=slug, **cleaned)
                 _save_env(script, env_rows)
+                version_record(script=script, previous=None, author=author)
                 schedule_sync(script=script)
                 environment_request_build(script=script)
         except IntegrityError:  # another create took the slug between our read and write
@@ -195,9 +199,25 @@ def script_create(
     raise ValidationFailed.from_errors({"name": ["Could not find a free safe name; try another name."]})
 
 
-def script_update(*, script: Script, **changes: Any) -> Script:
+def script_update(
+    *,
+    script: Script,
+    author: str = "",
+    base_version: int | None = None,
+    restored_from: int | None = None,
+    **changes: Any,
+) -> Script:
     """Change any of UPDATABLE_FIELDS. A new Python version or new requirements rebuild the
-    environment; schedule, enabled and overlap changes reach beat at once."""
+    environment; schedule, enabled and overlap changes reach beat at once.
+
+    A change of the code or requirements is kept as the script's next version, saved by
+    `author` (`restored_from`: the version a restore brings back, see versions.version_restore).
+    With `base_version` (the version the edit started from) such a change is refused with
+    VersionConflict when a newer version was saved meanwhile.
+    """
+    from scripts.services.versions import VERSIONED, clean_base_version, version_check_base, version_record
+
+    base_version = clean_base_version(base_version)
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise ValidationFailed.from_errors({f: ["This field cannot be changed."] for f in sorted(unknown)})
@@ -213,9 +233,13 @@ def script_update(*, script: Script, **changes: Any) -> Script:
 
     with transaction.atomic():
         locked = script_get(script_id=script.pk, for_update=True)
+        version_check_base(script=locked, base_version=base_version, changes=cleaned)
+        previous = ScriptVersion(code=locked.code, requirements=locked.requirements)
         for field, value in cleaned.items():
             setattr(locked, field, value)
         locked.save()
+        if any(getattr(locked, f) != getattr(previous, f) for f in VERSIONED):
+            version_record(script=locked, previous=previous, author=author, restored_from=restored_from)
         if env_rows is not None:
             _save_env(locked, env_rows)
         schedule_sync(script=locked)

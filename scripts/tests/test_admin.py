@@ -3,7 +3,8 @@
 import pytest
 from django.test import Client
 
-from scripts.models import EnvState, RunState, Script, ScriptRun
+from scripts import services
+from scripts.models import EnvState, RunState, Script, ScriptRun, ScriptVersion
 from scripts.tests.factories import ScriptFactory, ScriptRunFactory
 from scripts.validation import default_python_version
 
@@ -39,6 +40,8 @@ def _form(**overrides):
         "scriptrun_set-INITIAL_FORMS": 0,
         "runs-TOTAL_FORMS": 0,
         "runs-INITIAL_FORMS": 0,
+        "versions-TOTAL_FORMS": 0,
+        "versions-INITIAL_FORMS": 0,
     }
     data.update(overrides)
     return data
@@ -87,3 +90,41 @@ def test_a_script_page_shows_its_environment_and_runs(staff):
     assert page.status_code == 200
     text = page.content.decode()
     assert "3.11.7" in text and f'href="/admin/scripts/scriptrun/{run.pk}/change/"' in text
+
+
+def test_saving_code_in_the_admin_keeps_a_version_and_a_stale_form_is_refused(staff, sent, admin_user):
+    script = services.script_create(name="Nightly Backup", code="print('one')\n", author="alice")
+    url = f"/admin/scripts/script/{script.pk}/change/"
+    opened = staff.get(url)
+    assert 'name="base_version" value="1"' in opened.content.decode()
+    assert "Versions (open one" in opened.content.decode()
+
+    saved = staff.post(url, _form(code="print('two')\r\n", base_version=1))  # a browser's line ends
+    assert saved.status_code == 302
+    assert ScriptVersion.objects.get(script=script, number=2).author == admin_user.username
+
+    stale = staff.post(url, _form(code="print('three')\n", base_version=1))
+    assert stale.status_code == 200
+    assert "version 2 was saved by admin" in stale.content.decode()
+    script.refresh_from_db()
+    assert script.code == "print('two')\n"
+
+
+def test_a_version_page_shows_its_diff_and_the_actions_compare_and_restore(staff, sent):
+    script = services.script_create(name="Restorable", code="print('one')\n")
+    services.script_update(script=script, code="print('two')\n")
+    first, second = (ScriptVersion.objects.get(script=script, number=n) for n in (1, 2))
+
+    page = staff.get(f"/admin/scripts/scriptversion/{second.pk}/change/").content.decode()
+    assert "-print(&#x27;one&#x27;)" in page and "+print(&#x27;two&#x27;)" in page
+
+    compare = staff.post(
+        "/admin/scripts/scriptversion/",
+        {"action": "compare", "_selected_action": [first.pk, second.pk]},
+    )
+    assert compare.status_code == 200 and "version 1 → 2 (+1 -1)" in compare.content.decode()
+
+    staff.post("/admin/scripts/scriptversion/", {"action": "restore", "_selected_action": [first.pk]})
+    script.refresh_from_db()
+    assert script.code == "print('one')\n" and script.version == 3
+    assert ScriptVersion.objects.get(script=script, number=3).restored_from == 1

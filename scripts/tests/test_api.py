@@ -191,3 +191,49 @@ def test_unknown_ids_are_404(api):
     for url in ("/api/scripts/999", "/api/runs/999", "/api/runs/999/output", "/api/scripts/999/runs"):
         response = api.get(url)
         assert response.status_code == 404 and response.json()["detail"], url
+
+
+def test_versions_history_one_version_diff_and_restore(api, sent):
+    script = api.post("/api/scripts", {"name": "Versioned", "code": "print(1)\n"}, format="json").json()
+    assert script["version"] == 1
+    url = f"/api/scripts/{script['id']}"
+    changed = api.patch(url, {"code": "print(2)\nprint(3)\n", "base_version": 1}, format="json")
+    assert changed.status_code == 200 and changed.json()["version"] == 2
+
+    history = api.get(f"{url}/versions").json()
+    assert history["total"] == 2 and history["current"] == 2
+    newest = history["versions"][0]
+    assert (newest["number"], newest["author"], newest["added"], newest["removed"]) == (2, "admin", 2, 1)
+    assert newest["current"] and "code" not in newest
+
+    first = api.get(f"{url}/versions/1").json()
+    assert first["code"] == "print(1)\n" and first["current"] is False
+
+    diff = api.get(f"{url}/versions/1/diff/2").json()
+    assert diff["from"] == 1 and diff["to"] == 2 and "+print(3)" in diff["code_diff"]
+
+    restored = api.post(f"{url}/versions/1/restore")
+    assert restored.status_code == 200
+    assert restored.json()["code"] == "print(1)\n" and restored.json()["version"] == 3
+    assert api.get(f"{url}/versions/3").json()["restored_from"] == 1
+
+    missing = api.get(f"{url}/versions/7")
+    assert missing.status_code == 404 and "has no version 7" in missing.json()["detail"]
+    assert api.post(f"{url}/versions/9/restore").status_code == 404
+
+
+def test_a_save_from_an_older_version_is_409_naming_who_saved_the_newer_one(api, sent):
+    script = api.post("/api/scripts", {"name": "Contested", "code": "print(0)\n"}, format="json").json()
+    url = f"/api/scripts/{script['id']}"
+    assert api.put(url, {"code": "print('first')\n", "base_version": 1}, format="json").status_code == 200
+    late = api.patch(url, {"code": "print('second')\n", "base_version": 1}, format="json")
+    assert late.status_code == 409
+    body = late.json()
+    assert body["current_version"] == 2 and body["base_version"] == 1 and body["saved_by"] == "admin"
+    assert "version 2 was saved by admin at" in body["detail"] and "Nothing was saved" in body["detail"]
+    assert api.get(url).json()["code"] == "print('first')\n"
+
+    bad = api.patch(url, {"code": "print(1)\n", "base_version": "two"}, format="json")
+    assert bad.status_code == 400 and "base_version" in bad.json()["errors"]
+    # Clients that do not send base_version keep working: the last save wins.
+    assert api.patch(url, {"code": "print('no base')\n"}, format="json").json()["version"] == 3

@@ -324,3 +324,30 @@ def test_run_wait_in_a_real_process_streams_from_a_real_worker(tmp_path):
     assert rest == "tick 1\n"
     assert waiting.returncode == 4
     assert "failed (exit code 4)" in err
+
+
+def test_versions_diff_and_restore(sent, tmp_path):
+    first, second = tmp_path / "v1.py", tmp_path / "v2.py"
+    first.write_text("print('one')\n")
+    second.write_text("print('two')\nprint('three')\n")
+    run("add", "--name", "History", "--file", str(first))
+    run("edit", "history", "--file", str(second))
+
+    out, _ = run("versions", "history")
+    assert "Versions of History (2 of 2)" in out and "+2 -1" in out and "current" in out
+    assert "(manage.py)" in out  # who: the shell's user, from the command line
+    listed = json.loads(run("versions", "history", "--json")[0])
+    assert listed["current"] == 2 and [v["number"] for v in listed["versions"]] == [2, 1]
+
+    out, err = run("diff", "history", "1")  # to the current version
+    assert "-print('one')\n+print('two')\n+print('three')\n" in out
+    assert err.strip() == "+2 -1 from version 1 to 2"
+
+    out, _ = run("restore", "history", "1")
+    assert "version 1 restored as version 3" in out
+    assert Script.objects.get(slug="history").code == "print('one')\n"
+    out, _ = run("restore", "history", "3")
+    assert "nothing changed" in out
+
+    with pytest.raises(CommandError, match="has no version 8"):
+        run("diff", "history", "1", "8")

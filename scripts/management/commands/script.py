@@ -1,9 +1,10 @@
-"""`manage.py script add|list|show|edit|run|runs|output|cancel|env|pythons|delete`: users'
-scripts without a server. Thin: every change and read goes through scripts.services/selectors."""
+"""`manage.py script add|list|show|edit|run|runs|output|cancel|env|pythons|delete|versions|diff|
+restore`: users' scripts without a server. Thin: every change and read goes through scripts.services/selectors."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import re
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.text import Text
 
 from scripts import environments, selectors, services
 from scripts.models import FINISHED_RUN_STATES, RunState
-from scripts.serializers import run_representation, script_representation
+from scripts.serializers import run_representation, script_representation, version_representation
 from teckochecker.cli import (
     TeckoCommand,
     cell,
@@ -40,6 +41,15 @@ RUN_ICONS = {
 }
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours"}
 DEFAULT_RUNS = 20
+DEFAULT_VERSIONS = 20
+
+
+def cli_author() -> str:
+    """Who a version saved from the command line is by: the shell's user, marked as such."""
+    try:
+        return f"{getpass.getuser()} (manage.py)"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "manage.py"
 
 
 # --- argparse types ----------------------------------------------------------------------------
@@ -113,7 +123,7 @@ class Command(TeckoCommand):
         sub = parser.add_subparsers(
             dest="action",
             required=True,
-            metavar="{add,list,show,edit,run,runs,output,cancel,env,pythons,delete}",
+            metavar="{add,list,show,edit,run,runs,output,cancel,env,pythons,delete,versions,diff,restore}",
         )
 
         add = sub.add_parser("add", help="Add a script (its environment is built in the background).")
@@ -178,6 +188,28 @@ class Command(TeckoCommand):
         delete = sub.add_parser("delete", help="Delete a script with its runs and environment.")
         delete.add_argument("script", help="Script ID or safe name.")
         delete.add_argument("--force", action="store_true", help="Do not ask for confirmation.")
+
+        versions = sub.add_parser(
+            "versions", help="A script's versions of code and requirements, newest first."
+        )
+        versions.add_argument("script", help="Script ID or safe name.")
+        versions.add_argument(
+            "--limit", type=whole_number, default=DEFAULT_VERSIONS, help="How many (default 20)."
+        )
+        versions.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print JSON instead of a table."
+        )
+
+        diff = sub.add_parser("diff", help="What changed between two versions (a unified diff).")
+        diff.add_argument("script", help="Script ID or safe name.")
+        diff.add_argument("old", type=positive_id, help="The version to compare from.")
+        diff.add_argument(
+            "new", type=positive_id, nargs="?", help="The version to compare to (default: current)."
+        )
+
+        restore = sub.add_parser("restore", help="Make a version's code and requirements current again.")
+        restore.add_argument("script", help="Script ID or safe name.")
+        restore.add_argument("number", type=positive_id, help="The version to bring back.")
 
     @staticmethod
     def add_script_options(parser, *, editing: bool = False) -> None:
@@ -270,7 +302,7 @@ class Command(TeckoCommand):
         return fields
 
     def do_add(self, **options) -> None:
-        script = services.script_create(**self.script_fields(options))
+        script = services.script_create(**self.script_fields(options), author=cli_author())
         self.success(f"✓ Script '{script.name}' added (ID: {script.pk}, safe name: {script.slug})")
         self.stdout.write(f"  Its environment is being built; see `manage.py script show {script.slug}`.")
 
@@ -278,7 +310,9 @@ class Command(TeckoCommand):
         changes = self.script_fields(options)
         if not changes:
             raise CommandError("Nothing to change: give at least one option (see 'script edit --help').")
-        updated = services.script_update(script=services.script_get_by_ref(ref=script), **changes)
+        updated = services.script_update(
+            script=services.script_get_by_ref(ref=script), author=cli_author(), **changes
+        )
         self.success(f"✓ Script '{updated.name}' updated: {', '.join(sorted(changes))}")
 
     def do_delete(self, *, script: str, force: bool, **_) -> None:
@@ -419,6 +453,57 @@ class Command(TeckoCommand):
         for p in pythons:
             t.add_row(cell(p.version), cell(p.path), cell("yes" if p.default else ""))
         self.render(t)
+
+    # --- versions --------------------------------------------------------------------------------
+
+    def do_versions(self, *, script: str, limit: int, as_json: bool, **_) -> None:
+        if not 1 <= limit <= 1000:
+            raise CommandError(f"--limit must be between 1 and 1000 (got {limit}).")
+        target = services.script_get_by_ref(ref=script)
+        versions, total = services.version_list(script=target, limit=limit)
+        shown = [version_representation(v, current=target.version) for v in versions]
+        if as_json:
+            self.write_json({"versions": shown, "total": total, "current": target.version})
+            return
+        if not shown:
+            self.stdout.write(f"No versions of '{target.name}' yet (its code has not been saved since).")
+            return
+        t = table(
+            f"Versions of {target.name} ({len(shown)} of {total})",
+            ["Version", "Saved", "By", "Change", "Note"],
+        )
+        for version, row in zip(versions, shown, strict=True):
+            note = "current" if row["current"] else ""
+            if version.restored_from:
+                note = ", ".join(filter(None, [note, f"restored from {version.restored_from}"]))
+            t.add_row(
+                cell(version.number),
+                cell(fmt_time(version.created_at)),
+                cell(version.author or "-"),
+                cell(f"+{version.added} -{version.removed}"),
+                cell(note),
+            )
+        self.render(t)
+
+    def do_diff(self, *, script: str, old: int, new: int | None, **_) -> None:
+        target = services.script_get_by_ref(ref=script)
+        diff = services.version_diff(script=target, old=old, new=new if new is not None else target.version)
+        text = diff["code_diff"] + diff["requirements_diff"]
+        self.stdout.write(text, ending="")
+        summary = f"+{diff['added']} -{diff['removed']} from version {diff['from']} to {diff['to']}"
+        self.stderr.write(
+            summary if text else f"No difference between versions {diff['from']} and {diff['to']}."
+        )
+
+    def do_restore(self, *, script: str, number: int, **_) -> None:
+        target = services.script_get_by_ref(ref=script)
+        updated, changed = services.version_restore(script=target, number=number, author=cli_author())
+        if changed:
+            self.success(f"✓ Script '{updated.name}': version {number} restored as version {updated.version}")
+        else:
+            self.success(
+                f"✓ Script '{updated.name}': version {number} is what it holds already; nothing changed"
+            )
 
     # --- runs and environments -----------------------------------------------------------------
 
