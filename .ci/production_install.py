@@ -284,7 +284,16 @@ class Deployment:
             ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", self.database]
         )
         subprocess.run(
-            ["redis-cli", "-h", "127.0.0.1", "del", self.queue, f"{self.queue}-scripts"], capture_output=True
+            [
+                "redis-cli",
+                "-h",
+                "127.0.0.1",
+                "del",
+                self.queue,
+                f"{self.queue}-scripts",
+                f"{self.queue}-webhooks",
+            ],
+            capture_output=True,
         )
 
 

@@ -11,7 +11,7 @@ from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from polling import selectors, services
@@ -31,7 +31,7 @@ from polling.serializers import (
     job_representation,
 )
 from polling.services.health import health_snapshot, uptime_seconds
-from polling.services.webhooks import openai_webhook_receive
+from polling.services.webhooks import WebhookRejected, openai_webhook_accept, openai_webhook_verify
 from secrets_vault.api import MessageSerializer
 from teckochecker.api import ApiViewSet, bool_param, choice_param, int_param, text_param
 from teckochecker.errors import ValidationFailed
@@ -217,21 +217,40 @@ class HealthView(APIView):
         return Response(HealthSerializer(snapshot).data, status=code)
 
 
+class WebhookFailureThrottle(SimpleRateThrottle):
+    """Deliveries that failed verification, per client address (API_THROTTLE_WEBHOOK)."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class OpenAIWebhookView(APIView):
-    """OpenAI calls this; the Standard Webhooks signature is the authentication."""
+    """OpenAI calls this; the Standard Webhooks signature is the authentication.
+
+    The signature is checked before anything else, and only deliveries that fail it count
+    against the throttle: OpenAI sends a burst from a few addresses and retries what is
+    refused, so a verified delivery is never answered 429."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "webhook"
+    throttle_classes: list = []
 
     @extend_schema(
         summary="Receive OpenAI batch webhooks (signature-verified; public)",
         request=None,
-        responses={200: WebhookResultSerializer, 400: WebhookResultSerializer},
+        responses={200: WebhookResultSerializer, 400: WebhookResultSerializer, 429: WebhookResultSerializer},
     )
     def post(self, request):
-        outcome = openai_webhook_receive(payload=request.body, headers=dict(request.headers))
+        try:
+            event = openai_webhook_verify(payload=request.body, headers=dict(request.headers))
+        except WebhookRejected:
+            throttle = WebhookFailureThrottle()
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
+            raise
+        outcome = openai_webhook_accept(event=event)
         return Response(
             {
                 "received": True,

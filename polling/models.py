@@ -96,6 +96,9 @@ class PollingJob(models.Model):
     lease_token = models.CharField(max_length=32, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Set when a webhook asked for a confirmation of this job and its task is on the way; events
+    # for the job meanwhile join that task instead of sending their own (services/confirm.py).
+    confirm_requested_at = models.DateTimeField(null=True, blank=True)
     trigger_state = models.CharField(
         max_length=16, choices=TriggerState.choices, default=TriggerState.NONE, blank=True
     )
@@ -138,6 +141,9 @@ class JobBatch(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When a verified webhook announced that this batch ended; the next confirmation reads it
+    # (and only it) from OpenAI. The announcement itself changes nothing.
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -35,6 +35,20 @@ def poll_jobs(self, job_ids: list[int], dispatch_token: str) -> int:
     return sum(1 for result in results.values() if result.outcome != "skipped")
 
 
+@shared_task(bind=True, name="polling.tasks.confirm_job", acks_late=True, ignore_result=True, max_retries=30)
+def confirm_job(self, job_id: int, attempt: int = 0) -> str:
+    """Confirm what webhooks announced for the job (sent to WEBHOOK_QUEUE; see confirm.py)."""
+    from polling.services.confirm import job_confirm
+
+    try:
+        return job_confirm(job_id=job_id, attempt=attempt).outcome
+    except DatabaseError:
+        close_old_connections()
+        if self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(countdown=2) from None
+
+
 @shared_task(name="polling.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
     heartbeat_record(kind="worker")

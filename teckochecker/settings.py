@@ -199,7 +199,9 @@ REST_FRAMEWORK = {
         "anon": env_str("API_THROTTLE_ANON", "120/minute"),
         "user": env_str("API_THROTTLE_USER", "3000/minute"),
         # OpenAI may deliver many batch events at once; signatures are checked before any work.
-        "webhook": env_str("API_THROTTLE_WEBHOOK", "1200/minute"),
+        # OpenAI webhook deliveries that fail verification, per client address; a verified
+        # delivery is never throttled (polling/api.py, OpenAIWebhookView).
+        "webhook": env_str("API_THROTTLE_WEBHOOK", "120/minute"),
     },
     "EXCEPTION_HANDLER": "teckochecker.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -311,6 +313,12 @@ WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # jobs wait in the database (oldest first) instead of piling up in the broker, where their
 # dispatch lease would expire and they would be sent again.
 DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 1000, minimum=10)
+# Confirmations of OpenAI webhooks (one batch read, maybe the trigger) go to their own queue,
+# which the polling worker serves ahead of routine checks (`-Q` lists it first).
+WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks")
+# Events for one job within this many seconds share one confirmation (one task, one read each
+# of the announced batches); longer saves reads in a burst, shorter triggers sooner.
+WEBHOOK_COALESCE_SECONDS = env_float("WEBHOOK_COALESCE_SECONDS", 0.2, minimum=0)
 # --- Scripts --------------------------------------------------------------------------------
 # Users' scripts: each has a folder under SCRIPTS_DIR with its environment and run directories.
 SCRIPTS_DIR = Path(env_str("SCRIPTS_DIR", str(DATA_DIR / "scripts"))).resolve()

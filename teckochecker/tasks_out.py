@@ -19,10 +19,16 @@ _loading = threading.Lock()
 
 
 def task_send(
-    name: str, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, queue: str = ""
+    name: str,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    queue: str = "",
+    countdown: float = 0,
 ) -> bool:
-    """Send task `name` now (to `queue`, else the default queue). False, with a warning in the
-    log, when the broker cannot take it: callers decide what waiting for the next try means."""
+    """Send task `name` now (to `queue`, else the default queue), to run `countdown` seconds
+    from now. False, with a warning in the log, when the broker cannot take it: callers decide
+    what waiting for the next try means."""
     from teckochecker.celery import app
 
     if name not in app.tasks:
@@ -34,7 +40,9 @@ def task_send(
             if name not in app.tasks:
                 app.loader.import_default_modules()
     task = app.tasks[name]
-    options = {"queue": queue} if queue else {}
+    options: dict[str, Any] = {"queue": queue} if queue else {}
+    if countdown:
+        options["countdown"] = countdown
     try:
         task.apply_async(args=list(args), kwargs=dict(kwargs or {}), **options)
     except Exception as exc:  # the broker is down or restarting

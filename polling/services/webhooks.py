@@ -1,22 +1,35 @@
-"""Receiving OpenAI's batch webhooks: verify, ignore replays, and check the affected jobs now.
+"""Receiving OpenAI's batch webhooks: verify first, ignore replays, ask for a confirmation.
 
-The event only says which batch changed. It never completes a job by itself: the poll it
-triggers reads the batch's real state from OpenAI, so even a valid-looking forged event can
-only cause an early check.
+Verification (`openai_webhook_verify`) comes before any database work: the signing secrets are
+kept in memory for SECRETS_TTL_SECONDS, so a valid delivery costs no query to verify and a flood
+of invalid ones costs at most one reload of the secrets every SECRETS_RELOAD_SECONDS. Only what
+fails verification is rate-limited (the view's throttle); OpenAI's own bursts never are.
+
+An event never completes a job by itself: it marks the batch as announced and asks for a
+confirmation (services/confirm.py), which reads the batch's real state from OpenAI. A forged or
+replayed event can only cause one early read.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from polling.models import JobStatus, PollingJob, WebhookDelivery
-from polling.services.schedules import enqueue_poll
+from polling.models import WebhookDelivery
+from polling.services.confirm import batches_announce
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import DomainError
 from teckochecker.integrations import Rejected
+
+# A new, changed or deleted webhook secret is in force after at most this long.
+SECRETS_TTL_SECONDS = 30.0
+# A delivery that fails with the cached secrets reloads them (a secret just added), at most this
+# often: invalid deliveries must not turn into a query each.
+SECRETS_RELOAD_SECONDS = 5.0
 
 
 class WebhookRejected(DomainError):
@@ -31,24 +44,76 @@ class WebhookOutcome:
     jobs_checked: list[int] | None = None
 
 
-def openai_webhook_receive(*, payload: bytes, headers: dict[str, str]) -> WebhookOutcome:
+class _SecretCache:
+    """The readable `openai_webhook` secrets, loaded at most every few seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: list[str] = []
+        self._loaded_at: float | None = None
+
+    def get(self, *, fresher_than: float) -> tuple[list[str], bool]:
+        """The secrets, reloaded when older than `fresher_than` seconds; and whether they were."""
+        with self._lock:
+            now = time.monotonic()
+            if self._loaded_at is not None and now - self._loaded_at < fresher_than:
+                return self._values, False
+            self._values = [
+                v
+                for v in Secret.objects.filter(type=SecretType.OPENAI_WEBHOOK).values_list("value", flat=True)
+                if v is not UNREADABLE
+            ]
+            self._loaded_at = now
+            return self._values, True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded_at = None
+
+
+webhook_secrets = _SecretCache()
+
+
+def webhook_secrets_changed(sender, instance, **kwargs) -> None:
+    """A webhook secret saved or deleted in this process is in force at once (post_save and
+    post_delete of Secret, connected in polling.apps); other processes follow within the TTL."""
+    if instance.type == SecretType.OPENAI_WEBHOOK:
+        webhook_secrets.clear()
+
+
+def openai_webhook_verify(*, payload: bytes, headers: dict[str, str]):
+    """The delivery's event (`WebhookEvent`) if its Standard Webhooks signature verifies with a
+    configured secret; raises WebhookRejected otherwise. Touches the database only to (re)load
+    the secrets."""
     # Imported here: the OpenAI SDK costs ~30 MB and ~1.5 s, and the web process needs it only
     # when a webhook arrives.
     from polling.integrations import openai as openai_api
 
-    secrets = [
-        v
-        for v in Secret.objects.filter(type=SecretType.OPENAI_WEBHOOK).values_list("value", flat=True)
-        if v is not UNREADABLE
-    ]
-    if not secrets:
-        raise WebhookRejected("No OpenAI webhook secret is configured (add a secret of type openai_webhook).")
-    try:
-        event = openai_api.unwrap_webhook(payload=payload, headers=headers, secrets=secrets)
-    except Rejected as exc:
-        raise WebhookRejected(exc.message) from None
-    if not event.webhook_id:
-        raise WebhookRejected("The webhook-id header is missing.")
+    secrets, fresh = webhook_secrets.get(fresher_than=SECRETS_TTL_SECONDS)
+    while True:
+        if not secrets:
+            message = "No OpenAI webhook secret is configured (add a secret of type openai_webhook)."
+        else:
+            try:
+                event = openai_api.unwrap_webhook(payload=payload, headers=headers, secrets=secrets)
+            except Rejected as exc:
+                message = exc.message
+            else:
+                if not event.webhook_id:
+                    raise WebhookRejected("The webhook-id header is missing.")
+                return event
+        if fresh:
+            raise WebhookRejected(message)
+        secrets, fresh = webhook_secrets.get(fresher_than=SECRETS_RELOAD_SECONDS)
+        if not fresh:
+            raise WebhookRejected(message)
+
+
+def openai_webhook_accept(*, event) -> WebhookOutcome:
+    """Act on a verified event: a replayed `webhook-id` does nothing; a terminal `batch.*`
+    event announces its batch to the active jobs watching it (services/confirm.py)."""
+    from polling.integrations import openai as openai_api
+
     try:
         with transaction.atomic():
             WebhookDelivery.objects.create(
@@ -60,12 +125,5 @@ def openai_webhook_receive(*, payload: bytes, headers: dict[str, str]) -> Webhoo
         return WebhookOutcome(accepted=True, replay=True, event_type=event.event_type)
     if event.event_type not in openai_api.BATCH_WEBHOOK_EVENTS or not event.batch_id:
         return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=[])
-    job_ids = list(
-        PollingJob.objects.filter(status=JobStatus.ACTIVE, batches__batch_id=event.batch_id)
-        .values_list("id", flat=True)
-        .distinct()
-    )
-    with transaction.atomic():
-        for job_id in job_ids:
-            enqueue_poll(job_id=job_id, force=True)
+    job_ids = batches_announce(batch_id=event.batch_id)
     return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=job_ids)

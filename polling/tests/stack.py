@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from teckochecker.management.commands.start import polling_queues
+
 
 def configuration_name() -> str:
     """`sqlite-filesystem` or `postgresql-redis`: the database and broker this run uses."""
@@ -96,7 +98,7 @@ class Stack:
                 "-n",
                 f"{self.name}-w{index}@%h",
                 "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
+                polling_queues(),
                 "-l",
                 "info",
             ),

@@ -68,6 +68,7 @@ def assert_runs_something_real(argv: list[str]) -> None:
             assert queue in {
                 settings.CELERY_TASK_DEFAULT_QUEUE,
                 "${CELERY_QUEUE:-teckochecker}",
+                "${WEBHOOK_QUEUE:-${CELERY_QUEUE:-teckochecker}-webhooks},${CELERY_QUEUE:-teckochecker}",
                 settings.SCRIPTS_QUEUE,
                 "${SCRIPTS_QUEUE:-${CELERY_QUEUE:-teckochecker}-scripts}",
             }

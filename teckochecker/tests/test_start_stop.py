@@ -313,7 +313,10 @@ def test_foreground_start_verbose_brings_the_details_back(site):
 
 def is_polling_worker(command: bytes) -> bool:
     """The polling worker, not the scripts worker (both are `celery -A teckochecker worker`)."""
-    return b"celery\x00-A\x00teckochecker\x00worker" in command and b"-Q\x00start-stop-test\x00" in command
+    return (
+        b"celery\x00-A\x00teckochecker\x00worker" in command
+        and b"-Q\x00start-stop-test-webhooks,start-stop-test\x00" in command
+    )
 
 
 def cmdline(pid: int) -> bytes:

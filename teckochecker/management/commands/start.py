@@ -115,6 +115,12 @@ def web_argv(*, host: str, port: int) -> list[str]:
     ]
 
 
+def polling_queues() -> str:
+    """The polling worker's `-Q`: webhook confirmations first, so a worker that has room takes
+    them ahead of routine checks, then the default queue."""
+    return f"{settings.WEBHOOK_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
+
+
 def worker_argv(*, concurrency: int, beat: bool = False) -> list[str]:
     """The polling worker; with `beat`, beat runs as a thread inside it (one process fewer;
     see `teckochecker.celery.ThreadedBeat`)."""
@@ -128,7 +134,7 @@ def worker_argv(*, concurrency: int, beat: bool = False) -> list[str]:
         "--without-gossip",
         "--without-mingle",
         "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
+        polling_queues(),
         "-l",
         "info",
     ]

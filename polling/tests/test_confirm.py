@@ -1,0 +1,196 @@
+"""Confirmations of what webhooks announced (`batches_announce`, `job_confirm`), against the fake
+OpenAI and Keboola servers over real HTTP: only the announced batches are read, nothing is
+completed without OpenAI's word, and the trigger happens exactly once."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from polling.models import JobBatch, JobStatus, PollingJob
+from polling.services import confirm
+from polling.services.confirm import batches_announce, job_confirm
+from polling.services.polls import job_poll
+from polling.tests.factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Confirmation tasks sent (job id, attempt, countdown), instead of the broker."""
+    calls: list[tuple[int, int, float]] = []
+
+    def record(name, *, args=(), kwargs=None, queue="", countdown=0):
+        assert (name, queue) == (confirm.CONFIRM_TASK, confirm.settings.WEBHOOK_QUEUE)
+        calls.append((args[0], (kwargs or {}).get("attempt", 0), countdown))
+        return True
+
+    monkeypatch.setattr(confirm, "task_send", record)
+    return calls
+
+
+def test_a_signed_event_for_a_batch_that_is_still_running_completes_nothing(fake, sent):
+    fake.set_batch("batch_liar", status="in_progress", completed=3, total=10)
+    job = make_job(fake, ["batch_liar"])
+    due_at = job.next_check_at
+
+    assert batches_announce(batch_id="batch_liar") == [job.pk]
+    result = job_confirm(job_id=job.pk)
+
+    assert result.outcome == "confirmed"
+    job.refresh_from_db()
+    batch = job.batches.get()
+    assert job.status == JobStatus.ACTIVE and batch.status == "in_progress" and batch.announced_at is None
+    assert job.lease_token == "" and job.confirm_requested_at is None
+    assert job.next_check_at == due_at  # routine polling goes on as it was
+    assert fake.keboola_jobs() == [] and fake.openai_requests_per_batch() == {"batch_liar": 1}
+
+
+def test_events_for_one_job_become_one_confirmation_reading_just_those_batches(fake, sent):
+    ids = [f"batch_c{i}" for i in range(6)]
+    for batch_id in ids[:4]:
+        fake.add_batch(batch_id, outcome="completed")
+    for batch_id in ids[4:]:
+        fake.set_batch(batch_id, status="in_progress")
+    job = make_job(fake, ids)
+
+    for batch_id in ids[:4]:
+        batches_announce(batch_id=batch_id)
+    assert [job_id for job_id, _, _ in sent] == [job.pk]  # one task for four events
+    assert sent[0][2] == confirm.settings.WEBHOOK_COALESCE_SECONDS
+    assert job_confirm(job_id=job.pk).outcome == "confirmed"
+
+    # Four reads, one per announced batch; a routine check would have read all six.
+    assert fake.openai_requests_per_batch() == dict.fromkeys(ids[:4], 1)
+    statuses = dict(JobBatch.objects.filter(job=job).values_list("batch_id", "status"))
+    assert [statuses[b] for b in ids] == ["completed"] * 4 + ["pending"] * 2  # not read
+    # The next event asks again.
+    fake.add_batch(ids[4], outcome="failed")
+    batches_announce(batch_id=ids[4])
+    assert [job_id for job_id, _, _ in sent] == [job.pk, job.pk]
+
+
+def test_the_last_batch_confirmed_triggers_at_once_and_a_duplicate_task_does_nothing(fake, sent):
+    fake.add_batch("batch_first", outcome="completed")
+    fake.add_batch("batch_last", outcome="failed")
+    job = make_job(fake, ["batch_first", "batch_last"], next_check_at=timezone.now() + timedelta(minutes=5))
+    JobBatch.objects.filter(batch_id="batch_first").update(status="completed")
+
+    batches_announce(batch_id="batch_last")
+    assert job_confirm(job_id=job.pk).outcome == "triggered"
+    assert job_confirm(job_id=job.pk).outcome == "skipped"  # a redelivered task
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED_WITH_FAILURES
+    assert len(fake.keboola_jobs()) == 1
+    assert fake.openai_requests_per_batch() == {"batch_last": 1}
+
+
+def test_a_confirmation_takes_over_a_dispatched_job(fake, sent):
+    fake.add_batch("batch_d", outcome="completed")
+    job = make_job(fake, ["batch_d"])
+    PollingJob.objects.filter(pk=job.pk).update(
+        lease_token="d:queued", lease_expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    batches_announce(batch_id="batch_d")
+    assert job_confirm(job_id=job.pk).outcome == "triggered"
+    # The dispatched message, when its turn comes, finds the job finished.
+    assert job_poll(job_id=job.pk).outcome == "skipped"
+    assert len(fake.keboola_jobs()) == 1
+
+
+def test_a_busy_job_is_confirmed_again_shortly_and_the_routine_check_triggers_once(fake, sent):
+    fake.add_batch("batch_r", outcome="completed")
+    job = make_job(fake, ["batch_r"])
+    # A routine check holds the job.
+    PollingJob.objects.filter(pk=job.pk).update(
+        lease_token="routine", lease_expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    batches_announce(batch_id="batch_r")
+    assert job_confirm(job_id=job.pk).outcome == "busy"
+    assert sent[-1] == (job.pk, 1, confirm.BUSY_RETRY_SECONDS)
+    job.refresh_from_db()
+    assert job.confirm_requested_at is not None  # later events join the pending retry
+
+    PollingJob.objects.filter(pk=job.pk).update(lease_token="", lease_expires_at=None)
+    assert job_poll(job_id=job.pk).outcome == "triggered"
+    assert job_confirm(job_id=job.pk, attempt=1).outcome == "skipped"
+    assert len(fake.keboola_jobs()) == 1
+
+
+def test_a_job_busy_for_too_long_is_left_to_its_routine_check(fake, sent):
+    fake.set_batch("batch_b", status="in_progress")
+    job = make_job(
+        fake, ["batch_b"], lease_token="stuck", lease_expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    batches_announce(batch_id="batch_b")
+    assert job_confirm(job_id=job.pk, attempt=confirm.BUSY_RETRIES).outcome == "skipped"
+    job.refresh_from_db()
+    assert job.confirm_requested_at is None and len(sent) == 1
+
+
+def test_a_request_whose_task_was_lost_does_not_block_new_ones(fake, sent):
+    fake.set_batch("batch_l", status="in_progress")
+    job = make_job(fake, ["batch_l"])
+    PollingJob.objects.filter(pk=job.pk).update(
+        confirm_requested_at=timezone.now() - timedelta(seconds=confirm.REQUEST_STALE_SECONDS + 1)
+    )
+    batches_announce(batch_id="batch_l")
+    assert [job_id for job_id, _, _ in sent] == [job.pk]
+
+
+def test_a_paused_job_is_never_confirmed_or_triggered(fake, sent):
+    fake.add_batch("batch_p", outcome="completed")
+    job = make_job(fake, ["batch_p"])
+    batches_announce(batch_id="batch_p")
+    PollingJob.objects.filter(pk=job.pk).update(status=JobStatus.PAUSED)
+    assert job_confirm(job_id=job.pk).outcome == "skipped"
+    assert fake.requests() == [] and fake.keboola_jobs() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_confirmation_racing_routine_polls_triggers_exactly_once(fake, sent):
+    """The last batch is confirmed by a webhook while routine checks of the same job run: which
+    ever holds the lease triggers, the others skip or retry; one Keboola job in every round."""
+    fake.set_latency(0.02)
+    for round_ in range(4):
+        batch_ids = [f"batch_race{round_}_{i}" for i in range(3)]
+        for batch_id in batch_ids:
+            fake.add_batch(batch_id, outcome="completed")
+        job = make_job(fake, batch_ids, keboola_configuration_id=f"race-{round_}")
+        JobBatch.objects.filter(batch_id__in=batch_ids[:2]).update(status="completed")
+        batches_announce(batch_id=batch_ids[2])
+        barrier = threading.Barrier(4)
+        results = []
+
+        def worker(action, job_id=job.pk):
+            from django.db import connection
+
+            barrier.wait()
+            try:
+                results.append(action(job_id))
+            finally:
+                connection.close()
+
+        actions = [
+            lambda pk: job_confirm(job_id=pk).outcome,
+            lambda pk: job_poll(job_id=pk).outcome,
+            lambda pk: job_poll(job_id=pk).outcome,
+            lambda pk: job_confirm(job_id=pk).outcome,
+        ]
+        threads = [threading.Thread(target=worker, args=(a,)) for a in actions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # A confirmation that found the job busy is tried again (here: by hand) and finds it done.
+        for job_id, attempt, _ in list(sent):
+            if attempt:
+                assert job_confirm(job_id=job_id, attempt=attempt).outcome == "skipped"
+        sent.clear()
+        assert results.count("triggered") == 1, results
+        made = [k for k in fake.keboola_jobs() if k["config"] == f"race-{round_}"]
+        assert len(made) == 1, (round_, results)
+        assert PollingJob.objects.get(pk=job.pk).status == JobStatus.COMPLETED
