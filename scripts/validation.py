@@ -59,6 +59,19 @@ def slugify_name(name: str) -> str:
     return text[:SLUG_MAX].strip("-") or "script"
 
 
+def clean_slug(value: object) -> str:
+    """A given safe name: exactly what `slugify_name` would make of itself ("hello-world")."""
+    if not isinstance(value, str) or not value:
+        _fail("slug", "Safe name must be a non-empty string such as 'hello-world'.")
+    if slugify_name(value) != value:
+        _fail(
+            "slug",
+            f"'{value[:100]}' is not a safe name: lower-case letters, digits and single hyphens, "
+            f"at most {SLUG_MAX} characters (e.g. 'hello-world').",
+        )
+    return value
+
+
 def clean_script_name(value: object) -> str:
     return clean_name(value)
 

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "secrets_vault",
     "polling",
     "scripts",
+    "bundles",
     "web",
     "fakes",
     "bench",

@@ -22,6 +22,7 @@ urlpatterns = [
     *router.urls,
     path("", include("polling.urls")),
     path("", include("scripts.urls")),
+    path("", include("bundles.urls")),
     path("", include("web.urls")),
 ]
 

@@ -72,6 +72,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
         "schedule": lambda: v.clean_schedule(data["schedule"]),
         "overlap": lambda: v.clean_overlap(data["overlap"]),
         "notify": lambda: v.clean_notify(data["notify"]),
+        "slug": lambda: _free_slug(v.clean_slug(data["slug"])),
     }
     cleaned, errors, syntax_error = {}, {}, None
     for field, check in checks.items():
@@ -114,6 +115,16 @@ def _resolve_env(items: list[dict]) -> list[ScriptEnvVar]:
     return rows
 
 
+def _slug_taken(slug: str) -> ValidationFailed:
+    return ValidationFailed.from_errors({"slug": [f"The safe name '{slug}' is taken by another script."]})
+
+
+def _free_slug(slug: str) -> str:
+    if Script.objects.filter(slug=slug).exists():
+        raise _slug_taken(slug)
+    return slug
+
+
 def _unique_slug(name: str, *, taken: set[str] | None = None) -> str:
     base = v.slugify_name(name)
     taken = taken if taken is not None else set()
@@ -152,11 +163,14 @@ def script_create(
     overlap: str = OverlapPolicy.SKIP,
     notify: dict | None = None,
     author: str = "",
+    slug: str | None = None,
 ) -> Script:
     """Validate everything, then store the script (its version 1, saved by `author`), schedule
     it and start building its environment.
 
-    Raises ValidationFailed (CodeSyntaxError for code that does not compile, with its line).
+    `slug` keeps a given safe name (an imported bundle names its scripts by it); without one it
+    is made from the name. Raises ValidationFailed (CodeSyntaxError for code that does not
+    compile, with its line; a given slug that is malformed or taken).
     """
     defaults = v.limit_defaults()
     data = {
@@ -175,15 +189,18 @@ def script_create(
         "overlap": overlap,
         "notify": notify or {},
     }
+    if slug is not None:
+        data["slug"] = slug
     cleaned = _clean(data)
     env_rows = cleaned.pop("env")
+    wanted_slug = cleaned.pop("slug", None)
     from scripts.services.environments import environment_request_build
     from scripts.services.schedules import schedule_sync
     from scripts.services.versions import version_record
 
     taken: set[str] = set()
     for _attempt in range(5):
-        slug = _unique_slug(cleaned["name"], taken=taken)
+        slug = wanted_slug or _unique_slug(cleaned["name"], taken=taken)
         try:
             with transaction.atomic():
                 script = Script.objects.create(slug=slug, **cleaned)
@@ -192,6 +209,8 @@ def script_create(
                 schedule_sync(script=script)
                 environment_request_build(script=script)
         except IntegrityError:  # another create took the slug between our read and write
+            if wanted_slug:
+                raise _slug_taken(wanted_slug) from None
             taken.add(slug)
             continue
         logger.info("script %s (%s) created", script.pk, script.slug)

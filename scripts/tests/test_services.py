@@ -334,3 +334,13 @@ def test_sync_schedules_repairs_script_periodic_tasks(sent):
     )
     script.refresh_from_db()
     assert PeriodicTask.objects.get(name=f"teckochecker.script.{script.pk}").interval.every == 1
+
+
+def test_create_keeps_a_given_safe_name_and_refuses_a_bad_or_taken_one(sent):
+    script = services.script_create(name="Hello", slug="kept-from-elsewhere")
+    assert script.slug == "kept-from-elsewhere"
+    with pytest.raises(ValidationFailed, match="'kept-from-elsewhere' is taken"):
+        services.script_create(name="Other", slug="kept-from-elsewhere")
+    with pytest.raises(ValidationFailed, match="is not a safe name"):
+        services.script_create(name="Other", slug="Not Safe")
+    assert Script.objects.count() == 1
