@@ -58,5 +58,9 @@ class ImportView(APIView):
         responses={200: ImportReportSerializer},
     )
     def post(self, request):
-        report = bundle_import(bundle=request.data, dry_run=bool_param(request, "dry_run"))
+        report = bundle_import(
+            bundle=request.data,
+            dry_run=bool_param(request, "dry_run"),
+            author=f"{request.user.get_username()} (import)",
+        )
         return Response(report.as_dict())

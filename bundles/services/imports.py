@@ -113,20 +113,20 @@ def _same(key: str, wanted: object, current: object) -> bool:
     return wanted == current
 
 
-def _import_script(item: dict) -> ItemResult:
+def _import_script(item: dict, author: str) -> ItemResult:
     slug = item["slug"].strip()
     fields = {k: v for k, v in item.items() if k != "slug"}
     existing = scripts_query().filter(slug=slug).first()
     if existing is None:
         if "name" not in fields:
             raise ValidationFailed.from_errors({"name": ["A script that is new here needs a name."]})
-        script_create(slug=slug, **fields)
+        script_create(slug=slug, author=author, **fields)
         return ItemResult("script", slug, CREATE)
     before = script_entry(existing)
     changes = {k: v for k, v in fields.items() if not _same(k, v, before[k])}
     if not changes:
         return ItemResult("script", slug, UNCHANGED)
-    script_update(script=existing, **changes)
+    script_update(script=existing, author=author, **changes)
     changed = _differences(before, script_entry(scripts_query().get(pk=existing.pk)))
     return ItemResult("script", slug, UPDATE if changed else UNCHANGED, changed)
 
@@ -217,7 +217,7 @@ def _job_update(job: PollingJob, item: dict) -> ItemResult:
     return ItemResult("job", job.name, UPDATE if changed else UNCHANGED, changed)
 
 
-def _import_job(item: dict) -> ItemResult:
+def _import_job(item: dict, author: str) -> ItemResult:
     name = item["name"].strip()
     candidates = list(jobs_query().filter(name=name).order_by("-created_at", "-id"))
     live = [j for j in candidates if j.status in LIVE_STATUSES]
@@ -255,11 +255,12 @@ def _check_script_reference(label: str, item: dict, errors: Problems) -> None:
         )
 
 
-def bundle_import(*, bundle: object, dry_run: bool = False) -> ImportReport:
+def bundle_import(*, bundle: object, dry_run: bool = False, author: str = "") -> ImportReport:
     """Apply `bundle` completely or not at all (see the module docstring).
 
     Raises BundleInvalid naming every bad place (`scripts[slug].field`, `jobs[name].field`).
     With `dry_run` the same work is done and rolled back: the report says what would change.
+    `author` is who a script's new code version is saved by.
     """
     errors = Problems()
     scripts, jobs = bundle_check(bundle, errors)
@@ -279,7 +280,7 @@ def bundle_import(*, bundle: object, dry_run: bool = False) -> ImportReport:
                 continue
             try:
                 with transaction.atomic():
-                    results.append(apply(item))
+                    results.append(apply(item, author))
             except DomainError as exc:
                 errors.add_service(label, exc, paths)
         if errors.by_place:

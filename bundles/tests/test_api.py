@@ -88,3 +88,13 @@ def test_both_need_a_staff_user(anon, django_user_model):
     client.force_authenticate(django_user_model.objects.create_user(username="plain", password="x"))
     assert client.get("/api/export").status_code == 403
     assert client.post("/api/import", {}, format="json").status_code == 403
+
+
+def test_a_code_change_by_import_is_a_script_version_saved_by_the_importing_user(api):
+    make_world()
+    bundle = json.loads(api.get("/api/export").content)
+    bundle["scripts"][0]["code"] = "print('new')\n"
+    assert api.post("/api/import", bundle, format="json").status_code == 200
+    script = Script.objects.get(slug="every-five")
+    newest = script.versions.order_by("-number").first()
+    assert (newest.number, newest.code, newest.author) == (2, "print('new')\n", "admin (import)")

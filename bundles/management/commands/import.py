@@ -7,6 +7,7 @@ import json
 from django.core.management.base import CommandError
 
 from bundles.services import BundleInvalid, bundle_import
+from scripts.management.commands.script import cli_author, read_text
 from teckochecker.cli import TeckoCommand, cell, one_line, table
 
 ACTION_STYLE = {"create": "+ create", "update": "~ update", "unchanged": "= unchanged", "skip": "- skip"}
@@ -27,7 +28,7 @@ class Command(TeckoCommand):
     def handle(self, *args, file: str, dry_run: bool = False, as_json: bool = False, **options):
         bundle = read_bundle(file, stdin=self.stdin)
         try:
-            report = bundle_import(bundle=bundle, dry_run=dry_run)
+            report = bundle_import(bundle=bundle, dry_run=dry_run, author=f"{cli_author()} import")
         except BundleInvalid as exc:
             # One line per problem before the one-line summary: a bundle can have many.
             for place, messages in exc.errors.items():
@@ -47,7 +48,6 @@ class Command(TeckoCommand):
 
 
 def read_bundle(path: str, *, stdin) -> object:
-    from scripts.management.commands.script import read_text
 
     text = read_text(path, "FILE", stdin=stdin)
     try:
