@@ -1,7 +1,9 @@
 """One stdlib HTTP server that speaks OpenAI's Batch API and Keboola's Job Queue API.
 
     OpenAI   GET  /v1/batches/{id}, GET /v1/batches?limit=&after=   (Authorization: Bearer <key>)
+             GET  /v1/files/{id}/content (a batch's output or error file; not in the spec copy)
     Keboola  POST /jobs, GET /jobs/{id}, GET /search/jobs             (X-StorageApi-Token: <token>)
+             GET  /v2/storage/buckets (Storage API, for the script templates; not in the spec)
     Control  /_control/...  (JSON; see `_CONTROL` below and `fakes.client.RemoteFake`)
 
 `FakeServer` is also the Python control surface (it is a `FakeState`).
@@ -55,6 +57,10 @@ def _route(method: str, path: str) -> tuple[str | None, str | None]:
             return "openai.list", None
         if len(parts) == 3 and parts[2]:
             return "openai.retrieve", parts[2]
+    if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "files"] and parts[3] == "content":
+        return "openai.file_content", parts[2]
+    if method == "GET" and parts == ["v2", "storage", "buckets"]:
+        return "keboola.storage_buckets", None
     if parts[:1] == ["jobs"]:
         if method == "POST" and len(parts) == 1:
             return "keboola.create", None
@@ -216,6 +222,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._retrieve_batch(target)
         if route == "openai.list":
             return self._list_batches(query)
+        if route == "openai.file_content":
+            return self._file_content(target)
+        if route == "keboola.storage_buckets":
+            with self.state.lock:
+                return self._send_json(200, list(self.state.storage_buckets))
         if route == "keboola.create":
             return self._create_job(
                 body, secret, hang=fault.delay if fault and fault.kind == "timeout_after_create" else 0
@@ -253,6 +264,16 @@ class _Handler(BaseHTTPRequestHandler):
         if batch is None:
             return self._openai_error(404, f"No batch found with id '{batch_id}'.")
         self._send_json(200, batch)
+
+    def _file_content(self, file_id: str) -> None:
+        content = self.state.file_content(file_id)
+        if content is None:
+            return self._openai_error(404, f"No such File object: {file_id}")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
 
     def _list_batches(self, query: dict) -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -261,6 +262,11 @@ class FakeState:
         self.invalid_keboola_tokens: set[str] = set()
         self.keboola = KeboolaBehaviour()
         self._job_ids = itertools.count(int(time.time()) * 1000 % 10**9 + 10**9)
+        # What GET /v2/storage/buckets lists (Keboola's Storage API; only this one call is faked).
+        self.storage_buckets: list[dict] = [
+            {"id": "in.c-main", "name": "main", "stage": "in", "description": "Raw data"},
+            {"id": "out.c-results", "name": "results", "stage": "out", "description": "Batch results"},
+        ]
 
     # --- control: batches ----------------------------------------------------------------
     def add_batch(
@@ -352,6 +358,46 @@ class FakeState:
     def reject_keboola_token(self, token: str) -> None:
         with self.lock:
             self.invalid_keboola_tokens.add(fingerprint(token))
+
+    def file_content(self, file_id: str) -> bytes | None:
+        """The JSONL of a completed batch's output (one line per completed request) or error
+        file (one per failed request), as OpenAI's Files API returns it; None for an unknown id."""
+        with self.lock:
+            now = time.monotonic()
+            for batch in self.batches.values():
+                body = batch.to_openai(now)
+                if file_id not in (body.get("output_file_id"), body.get("error_file_id")):
+                    continue
+                completed, failed = body["request_counts"]["completed"], body["request_counts"]["failed"]
+                errors = file_id == body.get("error_file_id")
+                lines = []
+                for i in range(failed if errors else completed):
+                    number = i + 1 + (completed if errors else 0)
+                    line: dict = {"id": f"batch_req_{number}", "custom_id": f"request-{number}"}
+                    if errors:
+                        line["response"] = None
+                        line["error"] = {"code": "server_error", "message": "The request failed."}
+                    else:
+                        line["response"] = {
+                            "status_code": 200,
+                            "request_id": f"req_{number}",
+                            "body": {
+                                "id": f"chatcmpl-{number}",
+                                "object": "chat.completion",
+                                "model": "gpt-4o-mini-2024-07-18",
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "message": {"role": "assistant", "content": f"Answer {number}"},
+                                        "finish_reason": "stop",
+                                    }
+                                ],
+                            },
+                        }
+                        line["error"] = None
+                    lines.append(json.dumps(line))
+                return "".join(f"{line}\n" for line in lines).encode()
+        return None
 
     # --- control: Keboola ----------------------------------------------------------------
     def configure_keboola(

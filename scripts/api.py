@@ -26,11 +26,13 @@ from scripts.serializers import (
     ScriptPatchSerializer,
     ScriptSerializer,
     ScriptWriteSerializer,
+    TemplateListSerializer,
     VersionDetailSerializer,
     VersionDiffSerializer,
     VersionListSerializer,
     run_representation,
     script_representation,
+    template_representation,
     version_representation,
 )
 from scripts.services.scripts import UPDATABLE_FIELDS
@@ -120,10 +122,13 @@ class ScriptViewSet(ApiViewSet):
         examples=[SCRIPT_EXAMPLE],
     )
     def create(self, request):
-        body = _body(request, UPDATABLE_FIELDS)
+        body = _body(request, (*UPDATABLE_FIELDS, "template"))
         if "name" not in body:
             raise ValidationFailed.from_errors({"name": ["This field is required."]})
-        script = services.script_create(**body, author=_author(request))
+        if "template" in body:
+            script = services.script_create_from_template(**body, author=_author(request))
+        else:
+            script = services.script_create(**body, author=_author(request))
         return Response(_script(script.pk), status=http.HTTP_201_CREATED)
 
     @extend_schema(summary="One script", responses={200: ScriptSerializer})
@@ -309,3 +314,13 @@ class PythonListView(APIView):
             for p in environments.pythons_available()
         ]
         return Response({"pythons": pythons})
+
+
+class TemplateListView(APIView):
+    @extend_schema(
+        operation_id="api_script_templates_list",
+        summary="Built-in templates to start a script from",
+        responses={200: TemplateListSerializer},
+    )
+    def get(self, request):
+        return Response({"templates": [template_representation(t) for t in services.template_list()]})

@@ -233,6 +233,13 @@ class ScriptWriteSerializer(serializers.Serializer):
     schedule = ScheduleSerializer(required=False)
     overlap = serializers.ChoiceField(choices=OverlapPolicy.choices, required=False)
     notify = NotifySerializer(required=False)
+    template = serializers.CharField(
+        required=False,
+        help_text=(
+            "Create only: start from a built-in template (GET /api/script-templates). Fields "
+            "given win; `env` adds to the template's variables by name."
+        ),
+    )
 
 
 class ScriptPatchSerializer(ScriptWriteSerializer):
@@ -300,3 +307,41 @@ class SchedulePreviewRequestSerializer(serializers.Serializer):
 
 class SchedulePreviewSerializer(serializers.Serializer):
     next_runs = serializers.ListField(child=serializers.DateTimeField())
+
+
+def template_representation(template) -> dict:
+    return {
+        "name": template.name,
+        "title": template.title,
+        "description": template.description,
+        "network": template.network,
+        "requirements": template.requirements,
+        "code": template.code,
+        "variables": [
+            {"name": v.name, "value": v.value, "secret_type": v.secret_type, "help": v.help}
+            for v in template.variables
+        ],
+    }
+
+
+class TemplateVariableSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.CharField(allow_blank=True, help_text="A plain variable's starting value.")
+    secret_type = serializers.CharField(
+        allow_blank=True, help_text="Set when the variable must name a vault secret of this type."
+    )
+    help = serializers.CharField(allow_blank=True)
+
+
+class TemplateSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="What POST /api/scripts takes as `template`.")
+    title = serializers.CharField()
+    description = serializers.CharField()
+    network = serializers.BooleanField()
+    requirements = serializers.CharField(allow_blank=True)
+    code = serializers.CharField()
+    variables = TemplateVariableSerializer(many=True)
+
+
+class TemplateListSerializer(serializers.Serializer):
+    templates = TemplateSerializer(many=True)

@@ -9,4 +9,5 @@ api_resources = [
 
 urlpatterns = [
     *api_path("api/pythons", api.PythonListView.as_view(), "python-list"),
+    *api_path("api/script-templates", api.TemplateListView.as_view(), "script-template-list"),
 ]

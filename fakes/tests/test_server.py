@@ -372,3 +372,32 @@ def test_set_batch_without_counts_lets_them_follow_the_status(fake_servers):
     body = fake_servers.set_batch("batch_x", status="completed")
     assert body["request_counts"] == {"total": 100, "completed": 100, "failed": 0}
     assert body["in_progress_at"] <= body["completed_at"]
+
+
+# --- files and Storage API: what the script templates call (neither is in the spec copies) -----
+def test_a_completed_batch_output_and_error_files_are_jsonl_one_line_per_request(fake_servers):
+    batch = fake_servers.set_batch("batch_files", status="completed", completed=3, failed=2, total=5)
+    request = urllib.request.Request(
+        f"{fake_servers.openai_base_url}/files/{batch['output_file_id']}/content",
+        headers={"Authorization": f"Bearer {OPENAI_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        lines = [json.loads(line) for line in response.read().splitlines()]
+    assert [line["custom_id"] for line in lines] == ["request-1", "request-2", "request-3"]
+    assert all(line["response"]["status_code"] == 200 and line["error"] is None for line in lines)
+
+    request.full_url = f"{fake_servers.openai_base_url}/files/{batch['error_file_id']}/content"
+    with urllib.request.urlopen(request, timeout=5) as response:
+        errors = [json.loads(line) for line in response.read().splitlines()]
+    assert [e["custom_id"] for e in errors] == ["request-4", "request-5"] and errors[0]["response"] is None
+
+    code, _headers, body = openai_get(fake_servers, "/files/file-unknown/content")
+    assert code == 404
+    validate_openai_response("GET", "/batches/{batch_id}", code, body)  # OpenAI's error shape
+
+
+def test_storage_buckets_need_a_token(fake_servers):
+    code, _headers, body = keboola(fake_servers, "/v2/storage/buckets")
+    assert code == 200 and [b["id"] for b in body] == ["in.c-main", "out.c-results"]
+    code, _headers, body = keboola(fake_servers, "/v2/storage/buckets", token="")
+    assert code == 401 and body["error"] == "Invalid access token"

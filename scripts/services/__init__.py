@@ -33,6 +33,7 @@ from scripts.services.scripts import (
     script_get_by_ref,
     script_update,
 )
+from scripts.services.templates import script_create_from_template, template_get, template_list
 from scripts.services.versions import version_diff, version_get, version_list, version_restore
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "schedules_sync_all",
     "script_cancel_runs",
     "script_create",
+    "script_create_from_template",
     "script_delete",
     "script_get",
     "script_get_by_ref",
@@ -64,6 +66,8 @@ __all__ = [
     "script_run_now",
     "script_update",
     "scripts_run_at_startup",
+    "template_get",
+    "template_list",
     "version_diff",
     "version_get",
     "version_list",

@@ -1,5 +1,5 @@
 """`manage.py script add|list|show|edit|run|runs|output|cancel|env|pythons|delete|versions|diff|
-restore`: users' scripts without a server. Thin: every change and read goes through scripts.services/selectors."""
+restore|templates`: users' scripts without a server. Thin: every change and read goes through scripts.services/selectors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from rich.text import Text
 
 from scripts import environments, selectors, services
 from scripts.models import FINISHED_RUN_STATES, RunState
-from scripts.serializers import run_representation, script_representation, version_representation
+from scripts.serializers import (
+    run_representation,
+    script_representation,
+    template_representation,
+    version_representation,
+)
 from teckochecker.cli import (
     TeckoCommand,
     cell,
@@ -123,11 +128,15 @@ class Command(TeckoCommand):
         sub = parser.add_subparsers(
             dest="action",
             required=True,
-            metavar="{add,list,show,edit,run,runs,output,cancel,env,pythons,delete,versions,diff,restore}",
+            metavar="{add,list,show,edit,run,runs,output,cancel,env,pythons,delete,versions,diff,restore,templates}",
         )
 
         add = sub.add_parser("add", help="Add a script (its environment is built in the background).")
         add.add_argument("--name", required=True, help="Display name; the safe name (slug) is made from it.")
+        add.add_argument(
+            "--template",
+            help="Start from a built-in template (see `script templates`); the options given win.",
+        )
         self.add_script_options(add)
 
         listing = sub.add_parser("list", help="Show scripts by folder and name.")
@@ -210,6 +219,11 @@ class Command(TeckoCommand):
         restore = sub.add_parser("restore", help="Make a version's code and requirements current again.")
         restore.add_argument("script", help="Script ID or safe name.")
         restore.add_argument("number", type=positive_id, help="The version to bring back.")
+
+        templates = sub.add_parser("templates", help="The built-in templates `add --template` starts from.")
+        templates.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print JSON instead of a table."
+        )
 
     @staticmethod
     def add_script_options(parser, *, editing: bool = False) -> None:
@@ -301,8 +315,12 @@ class Command(TeckoCommand):
             ]
         return fields
 
-    def do_add(self, **options) -> None:
-        script = services.script_create(**self.script_fields(options), author=cli_author())
+    def do_add(self, *, template: str | None, **options) -> None:
+        fields = self.script_fields(options)
+        if template is not None:
+            script = services.script_create_from_template(template=template, **fields, author=cli_author())
+        else:
+            script = services.script_create(**fields, author=cli_author())
         self.success(f"✓ Script '{script.name}' added (ID: {script.pk}, safe name: {script.slug})")
         self.stdout.write(f"  Its environment is being built; see `manage.py script show {script.slug}`.")
 
@@ -504,6 +522,30 @@ class Command(TeckoCommand):
             self.success(
                 f"✓ Script '{updated.name}': version {number} is what it holds already; nothing changed"
             )
+
+    def do_templates(self, *, as_json: bool, **_) -> None:
+        templates = [template_representation(t) for t in services.template_list()]
+        if as_json:
+            self.write_json({"templates": templates})
+            return
+        t = table("Script Templates", ["Name", "What it does", "Network", "Variables"])
+        for template in templates:
+            variables = ", ".join(
+                f"{v['name']}=<{v['secret_type']} secret>"
+                if v["secret_type"]
+                else f"{v['name']}={v['value']}"
+                for v in template["variables"]
+            )
+            t.add_row(
+                cell(template["name"]),
+                cell(f"{template['title']}: {template['description']}"),
+                cell("yes" if template["network"] else "no"),
+                cell(variables or "-"),
+            )
+        self.render(t)
+        self.stdout.write(
+            'Start one: script add --template NAME --name "My script" [--env-secret VAR=SECRET]'
+        )
 
     # --- runs and environments -----------------------------------------------------------------
 
