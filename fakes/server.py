@@ -282,13 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
             limit = 0
         if not 1 <= limit <= 100:
             return self._openai_error(400, "Invalid 'limit': must be an integer between 1 and 100.")
-        batches = self.state.list_batches()
-        after = (query.get("after") or [""])[0]
-        if after:
-            ids = [b["id"] for b in batches]
-            batches = batches[ids.index(after) + 1 :] if after in ids else []
-        page = batches[:limit]
-        body: dict = {"object": "list", "data": page, "has_more": len(batches) > limit}
+        after = (query.get("after") or [""])[0] or None
+        page, has_more = self.state.list_page(after=after, limit=limit)
+        body: dict = {"object": "list", "data": page, "has_more": has_more}
         if page:
             body["first_id"], body["last_id"] = page[0]["id"], page[-1]["id"]
         self._send_json(200, body)

@@ -252,12 +252,16 @@ class FakeState:
 
     def _reset_data(self) -> None:
         self.batches: dict[str, Batch] = {}
+        self._order: list[str] = []  # batch ids, oldest first: the list pages read it backwards
+        self._position: dict[str, int] = {}
         self.jobs: dict[str, KeboolaJob] = {}
         self.faults: list[Fault] = []
         self.request_log: list[dict] = []
         self.request_count = 0
         self.batch_requests: dict[str, int] = {}
         self.batch_request_times: dict[str, list[float]] = {}  # not capped: one float per request
+        self.batch_listed_times: dict[str, list[float]] = {}  # when a list page showed the batch
+        self.list_requests = 0
         self.invalid_openai_keys: set[str] = set()
         self.invalid_keboola_tokens: set[str] = set()
         self.keboola = KeboolaBehaviour()
@@ -293,6 +297,7 @@ class FakeState:
         if not 0 <= int(failed_requests) <= int(total):
             raise FakeInputError("failed_requests must be between 0 and total")
         with self.lock:
+            self._place(batch_id)
             self.batches[batch_id] = Batch(
                 id=batch_id,
                 script=steps,
@@ -321,6 +326,7 @@ class FakeState:
             now = time.monotonic()
             batch = self.batches.get(batch_id)
             if batch is None:
+                self._place(batch_id)
                 batch = self.batches[batch_id] = Batch(
                     id=batch_id,
                     script=[(0.0, status)],
@@ -343,6 +349,27 @@ class FakeState:
         with self.lock:
             batch = self.batches.get(batch_id)
             return batch.to_openai(time.monotonic()) if batch else None
+
+    def _place(self, batch_id: str) -> None:
+        """Put the batch at the newest end of the list (a replaced batch moves there)."""
+        if batch_id in self._position:
+            self._order.remove(batch_id)
+            self._position = {b: i for i, b in enumerate(self._order)}
+        self._position[batch_id] = len(self._order)
+        self._order.append(batch_id)
+
+    def list_page(self, *, after: str | None, limit: int) -> tuple[list[dict], bool]:
+        """One page of the list, newest first, after the batch `after` (an unknown id: an empty
+        page), and whether older batches remain. Counts the request and when each batch was
+        shown (the benchmark's "seen" times)."""
+        with self.lock:
+            now_mono, now = time.monotonic(), time.time()
+            end = self._position.get(after, 0) if after else len(self._order)
+            ids = self._order[max(0, end - limit) : end][::-1]
+            self.list_requests += 1
+            for batch_id in ids:
+                self.batch_listed_times.setdefault(batch_id, []).append(now)
+            return [self.batches[b].to_openai(now_mono) for b in ids], end - limit > 0
 
     def list_batches(self) -> list[dict]:
         """Newest first, as OpenAI lists them."""
@@ -537,19 +564,21 @@ class FakeState:
                 terminal = final_status in BATCH_OUTCOMES
                 batches[batch_id] = {
                     "requests": list(self.batch_request_times.get(batch_id, [])),
+                    "listed": list(self.batch_listed_times.get(batch_id, [])),
                     "terminal_at": batch.added_wall + final_offset if terminal else None,
                 }
             jobs = [
                 {"id": job.id, "config": job.body.get("config"), "created_at": job.created_wall}
                 for job in self.jobs.values()
             ]
-            return {"batches": batches, "keboola_jobs": jobs}
+            return {"batches": batches, "keboola_jobs": jobs, "list_requests": self.list_requests}
 
     def stats(self) -> dict:
         with self.lock:
             return {
                 "requests": self.request_count,
                 "openai_requests_per_batch": dict(self.batch_requests),
+                "openai_list_requests": self.list_requests,
                 "keboola_jobs_created": len(self.jobs),
                 "batches": len(self.batches),
                 "active_faults": len(self.faults),

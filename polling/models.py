@@ -144,6 +144,9 @@ class JobBatch(models.Model):
     # When a verified webhook announced that this batch ended; the next confirmation reads it
     # (and only it) from OpenAI. The announcement itself changes nothing.
     announced_at = models.DateTimeField(null=True, blank=True)
+    # When OpenAI created the batch (known after its first read): where it stands in OpenAI's
+    # list of batches, newest first, so a sweep of the list knows where to start and stop.
+    openai_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

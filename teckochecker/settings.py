@@ -291,6 +291,14 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
 OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
 # OpenAI reads in flight at once per worker process (one shared pool; see integrations/openai.py).
 OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 32, minimum=1, maximum=256)
+# Read batch states by listing a key's batches, 100 a page (GET /v1/batches), when that takes
+# fewer requests than one GET per batch; false: always one GET per batch (the old way).
+OPENAI_SWEEP = env_bool("OPENAI_SWEEP", True)
+# The dispatcher hands a key's jobs due within this many seconds to the workers together, so
+# that one sweep serves them all; they are checked up to this much early (the cadence stays).
+OPENAI_SWEEP_AHEAD_SECONDS = env_int("OPENAI_SWEEP_AHEAD_SECONDS", 5, minimum=0, maximum=60)
+# Most list pages one sweep reads; the batches it did not reach are read one by one.
+OPENAI_SWEEP_MAX_PAGES = env_int("OPENAI_SWEEP_MAX_PAGES", 200, minimum=1)
 KEBOOLA_TIMEOUT_SECONDS = env_float("KEBOOLA_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 # How long an outgoing webhook (the webhook action, notifications) may take to answer.
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 30.0, minimum=0.1)

@@ -127,6 +127,10 @@ def test_list_is_newest_first_and_pages_with_after(fake_servers):
     empty = openai_get(fake_servers, "/batches?after=batch_1")[2]
     validate_openai_response("GET", "/batches", 200, empty)
     assert empty["data"] == []
+    # List requests are counted apart from single reads; the batches they showed are not reads.
+    assert fake_servers.stats()["openai_list_requests"] == 3
+    assert fake_servers.openai_requests_per_batch() == {}
+    assert len(fake_servers.timings()["batches"]["batch_1"]["listed"]) == 1
 
 
 def test_openai_auth_and_not_found_errors_use_openais_shape(fake_servers):

@@ -13,6 +13,10 @@ a worker checking many jobs at once neither starts threads per check nor floods 
 answer is read from the SDK's raw response (`with_raw_response`): the same request, errors and
 headers as `batches.retrieve`, without building a pydantic model per batch (about 40% of the
 CPU a read costs, measured in docs/BENCHMARKS.md).
+
+`list_walks` reads a key's list of batches (`GET /v1/batches`, newest first, 100 a page) from
+several starting points at once; the caller says where each walk starts and when it has seen
+enough (polling/services/sweeps.py).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import openai
@@ -117,6 +122,93 @@ def retrieve_batch(*, api_key: str, batch_id: str) -> BatchInfo:
     return _batch_info(batch_id, body)
 
 
+@dataclass
+class Walk:
+    """One walk down a key's list: it starts after the batch `after` (None: at the newest) and
+    asks `enough(page)` after each page whether to stop. `run` fills in the rest."""
+
+    after: str | None
+    enough: Callable[[list[BatchInfo]], bool]
+    batches: list[BatchInfo] = field(default_factory=list)
+    pages: int = 0
+    reached_end: bool = False  # OpenAI said there is nothing older (`has_more` false)
+    error: IntegrationError | None = None
+
+
+PAGE_SIZE = 100  # the most OpenAI returns per page
+
+
+def list_page(
+    *, api_key: str, after: str | None = None, limit: int = PAGE_SIZE
+) -> tuple[list[BatchInfo], bool]:
+    """One page of the key's batches, newest first, after the batch `after`: the batches and
+    whether older ones remain (`has_more`). Raises NotSent or Rejected like `retrieve_batch`."""
+    if not api_key:
+        raise CredentialsRejected("No OpenAI API key is set.")
+    client = _clients.get(api_key)
+    error: IntegrationError | None = None
+    try:
+        params = {"limit": limit, **({"after": after} if after else {})}
+        raw = client.batches.with_raw_response.list(**params)
+        body = raw.http_response.json()
+    except openai.APIError as exc:
+        error = _translate(exc, "")
+    except ValueError:
+        error = NotSent(_UNREADABLE)
+    if error is not None:
+        raise error
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise NotSent(_UNREADABLE)
+    batches = [_batch_info("", item) for item in body["data"]]
+    return batches, body.get("has_more") is True
+
+
+def list_walks(api_key: str, walks: list[Walk], *, max_pages: int) -> None:
+    """Run `walks` at once (on the shared pool), at most `max_pages` pages between them. A walk
+    stops at its `enough`, at the end of the list, at an error (in `.error`), or when the pages
+    run out. Never raises for one walk."""
+    budget = _PageBudget(max_pages)
+    if len(walks) == 1:
+        _walk(api_key, walks[0], budget)
+        return
+    for future in [_pool().submit(_walk, api_key, walk, budget) for walk in walks]:
+        future.result()
+
+
+class _PageBudget:
+    def __init__(self, pages: int) -> None:
+        self._left, self._lock = pages, threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+def _walk(api_key: str, walk: Walk, budget: _PageBudget) -> None:
+    after = walk.after
+    while budget.take():
+        try:
+            page, has_more = list_page(api_key=api_key, after=after)
+        except IntegrationError as exc:
+            walk.error = exc
+            return
+        except Exception as exc:  # an SDK surprise ends this walk only
+            logger.warning("Unexpected %s while listing OpenAI batches", type(exc).__name__)
+            walk.error = NotSent(f"Unexpected error while listing batches ({type(exc).__name__}).")
+            return
+        walk.pages += 1
+        walk.batches.extend(page)
+        if not has_more or not page:
+            walk.reached_end = True
+            return
+        if walk.enough(page):
+            return
+        after = page[-1].batch_id
+
+
 def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | IntegrationError]:
     """Many (api_key, batch_id) reads at once, for the batches of several jobs: each pair's
     `BatchInfo` or the outcome its request raised. Never raises for one read."""
@@ -156,6 +248,7 @@ _UNREADABLE = "OpenAI returned an answer that could not be read."
 
 
 def _translate(exc: openai.APIError, batch_id: str) -> IntegrationError:
+    """`batch_id` is empty for a list request."""
     if isinstance(exc, openai.APIConnectionError):  # and its APITimeoutError
         timeout = float(settings.OPENAI_TIMEOUT_SECONDS)
         return transport_outcome(exc, peer="OpenAI", timeout=timeout, writes=False)
@@ -164,6 +257,8 @@ def _translate(exc: openai.APIError, batch_id: str) -> IntegrationError:
     status = exc.status_code
     if status in (401, 403):
         return CredentialsRejected(f"OpenAI rejected the API key (HTTP {status}).", status_code=status)
+    if status == 404 and not batch_id:
+        return Rejected("OpenAI does not know the list of batches (HTTP 404).", status_code=status)
     if status == 404:
         return ResourceNotFound(
             f"OpenAI has no batch {batch_id!r} for this API key (HTTP 404).", status_code=status

@@ -42,7 +42,7 @@ from polling.services.leases import (
     lease_release_each,
 )
 from polling.services.logs import log_event, log_events
-from polling.services.schedules import DISPATCH_PREFIX
+from polling.services.schedules import DISPATCH_CHUNK, DISPATCH_PREFIX, dispatch_ahead, enqueue_poll
 from polling.services.trigger import TriggerOutcome, action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
@@ -100,19 +100,24 @@ def jobs_poll(*, job_ids: list[int], dispatch_token: str) -> dict[int, PollResul
     results = {
         job_id: PollResult("skipped", "not due, not active or held by another worker") for job_id in job_ids
     }
-    due_jobs = PollingJob.objects.filter(due("next_check_at", now), pk__in=job_ids)
+    # A key's jobs due within the next few seconds come with its due ones (schedules.py).
+    ahead = timedelta(seconds=dispatch_ahead())
+    due_jobs = PollingJob.objects.filter(due("next_check_at", now + ahead), pk__in=job_ids)
     token, claimed = _claim(due_jobs, now=now, take_over=Q(lease_token=dispatch_token))
     if claimed:
         jobs = list(PollingJob.objects.filter(pk__in=job_ids, lease_token=token).order_by("pk"))
-        results.update(_check_claimed(jobs, token=token, now=now))
+        results.update(_check_claimed(jobs, token=token, now=now, ahead=ahead))
     return results
 
 
-def _check_claimed(jobs: list[PollingJob], *, token: str, now) -> dict[int, PollResult]:
-    """Check jobs this worker holds under `token`; never leaves one of them held."""
+def _check_claimed(
+    jobs: list[PollingJob], *, token: str, now, ahead: timedelta = timedelta(0)
+) -> dict[int, PollResult]:
+    """Check jobs this worker holds under `token`; never leaves one of them held. `ahead`: how
+    early the jobs may have been sent (their cadence stays on their due times)."""
     results: dict[int, PollResult] = {}
     try:
-        _check_claimed_jobs(jobs, token=token, now=now, results=results)
+        _check_claimed_jobs(jobs, token=token, now=now, results=results, ahead=ahead)
     except Exception:
         # Never leave a job stuck: release the lease and back off; the error goes to the log.
         logger.exception("unexpected error while polling job(s) %s", ", ".join(str(j.pk) for j in jobs))
@@ -140,7 +145,10 @@ def _unexpected_error(job: PollingJob, *, token: str, now) -> PollResult:
     return PollResult("error", "unexpected error")
 
 
-def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dict[int, PollResult]) -> None:
+def _check_claimed_jobs(
+    jobs: list[PollingJob], *, token: str, now, results: dict[int, PollResult], ahead: timedelta
+) -> None:
+    many = len(jobs) > DISPATCH_CHUNK
     batches_of: dict[int, list[JobBatch]] = {job.pk: [] for job in jobs}
     for batch in JobBatch.objects.filter(job_id__in=batches_of).order_by("pk"):
         batches_of[batch.job_id].append(batch)
@@ -151,7 +159,7 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
         if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or _all_terminal(
             batches_of[job.pk]
         ):
-            results[job.pk] = _finish_with_trigger(job, token=token, now=now)
+            results[job.pk] = _finish_with_trigger(job, token=token, now=now, many=many)
         else:
             to_read.append(job)
     if not to_read:
@@ -169,9 +177,9 @@ def _check_claimed_jobs(jobs: list[PollingJob], *, token: str, now, results: dic
         if job.pk in errors_of:
             results[job.pk] = _handle_openai_errors(job, errors_of[job.pk], token=token, now=now)
         elif _all_terminal(batches):
-            results[job.pk] = _finish_with_trigger(job, token=token, now=now)
+            results[job.pk] = _finish_with_trigger(job, token=token, now=now, many=many)
         else:
-            checked[job.pk] = next_due(job, now=now)
+            checked[job.pk] = next_due(job, now=now, ahead=ahead)
             done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
     checked_release(checked=checked, token=token, now=now)
@@ -185,16 +193,15 @@ def batches_read(
     *, jobs: list[PollingJob], keys: dict[int, str], batches_of: dict[int, list[JobBatch]]
 ) -> dict[int, list[tuple[JobBatch, object]]]:
     """Ask OpenAI about every unfinished batch of `jobs` at once (each with its job's key in
-    `keys`). Returns, per job, each such batch with its answer: a `BatchInfo` or the
-    outcome (`teckochecker.integrations`) its read raised. Changes nothing."""
-    from polling.integrations import openai as openai_api
+    `keys`): per key, by sweeping its list of batches when that takes fewer requests, else one
+    read per batch (sweeps.py). Returns, per job, each such batch with its answer: a
+    `BatchInfo` or the outcome (`teckochecker.integrations`) its read raised. Changes nothing."""
+    from polling.services.sweeps import batch_states
 
     unfinished = {
         job.pk: [b for b in batches_of[job.pk] if b.status not in TERMINAL_BATCH_STATUSES] for job in jobs
     }
-    answers = openai_api.retrieve_many(
-        [(keys[job_id], b.batch_id) for job_id, batches in unfinished.items() for b in batches]
-    )
+    answers = batch_states([(keys[job_id], b) for job_id, batches in unfinished.items() for b in batches])
     return {
         job_id: [(b, answers[(keys[job_id], b.batch_id)]) for b in batches]
         for job_id, batches in unfinished.items()
@@ -234,14 +241,15 @@ def checked_release(*, checked: dict[int, datetime], token: str, now: datetime) 
     )
 
 
-def next_due(job: PollingJob, *, now: datetime) -> datetime:
+def next_due(job: PollingJob, *, now: datetime, ahead: timedelta = timedelta(0)) -> datetime:
     """When a checked job is due again: one interval after this check was *due*, not after it
     ran, so the moment the dispatcher and the queue take does not add up from check to check.
     A check ahead of time (check now, resume) or late by half an interval or more (a restart,
     a backlog) starts the cadence again from now: two checks are never closer than half an
-    interval."""
+    interval. A check sent with its key's due jobs up to `ahead` early keeps the cadence too."""
     interval = timedelta(seconds=job.poll_interval_seconds)
-    if job.next_check_at is not None and now - interval / 2 < job.next_check_at <= now:
+    early = min(ahead, interval / 2)
+    if job.next_check_at is not None and now - interval / 2 < job.next_check_at <= now + early:
         return job.next_check_at + interval
     return now + interval
 
@@ -265,7 +273,15 @@ def _api_keys(jobs: list[PollingJob], results: dict[int, PollResult]) -> dict[in
 
 def _store_batches(changed: list[JobBatch]) -> None:
     """Save what OpenAI reported (one statement), then log each batch whose status moved."""
-    fields = ("status", "request_total", "request_completed", "request_failed", "completed_at", "updated_at")
+    fields = (
+        "status",
+        "request_total",
+        "request_completed",
+        "request_failed",
+        "completed_at",
+        "openai_created_at",
+        "updated_at",
+    )
     update_rows(
         JobBatch,
         set_fields=fields,
@@ -288,8 +304,13 @@ def _store_batches(changed: list[JobBatch]) -> None:
 def _apply_batch_info(batch: JobBatch, info) -> bool:
     old = (batch.status, batch.request_total, batch.request_completed, batch.request_failed)
     new = (info.status, info.request_total, info.request_completed, info.request_failed)
+    placed = batch.openai_created_at is None and info.created_at is not None
+    if placed:  # where the batch stands in the list, for the sweeps (sweeps.py)
+        batch.openai_created_at = info.created_at
     if old == new:
-        return False
+        if placed:
+            batch.updated_at = timezone.now()
+        return placed
     batch._old_status = batch.status
     batch._status_changed = batch.status != info.status
     batch.status = info.status
@@ -336,6 +357,13 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
     return PollResult("backoff", reason)
 
 
-def _finish_with_trigger(job: PollingJob, *, token: str, now) -> PollResult:
+def _finish_with_trigger(job: PollingJob, *, token: str, now, many: bool = False) -> PollResult:
+    """Run the job's action. In a check of `many` jobs (a key's sweep group) the action is handed
+    to a check of its own instead (released, then a forced check), so the actions of a large
+    group run on every worker thread, not one after another in this one."""
+    if many:
+        if lease_release(job, token=token):
+            enqueue_poll(job_id=job.pk, force=True)
+        return PollResult("handed_off", "every batch is terminal: the action runs in a check of its own")
     outcome: TriggerOutcome = action_run(job_id=job.pk, lease_token=token)
     return PollResult(outcome.state, outcome.detail)

@@ -10,7 +10,10 @@ dispatch lease into its own poll lease (polls.py), so:
   dispatched message then finds the lease gone and does nothing;
 - backoff and pause need nothing here: a job in backoff is not due, a paused job not active;
 - when the workers fall behind, at most DISPATCH_MAX_QUEUED dispatched jobs wait for them; the
-  other due jobs wait in the database, the longest-due first, so no lease expires in the queue.
+  other due jobs wait in the database, the longest-due first, so no lease expires in the queue;
+- with list sweeps on (OPENAI_SWEEP), the jobs of an OpenAI key that is due are sent together,
+  with that key's jobs due within OPENAI_SWEEP_AHEAD_SECONDS, so that one sweep of the key's
+  list serves them all (sweeps.py); nothing of that key is due again until those come round.
 
 Why not one django-celery-beat PeriodicTask per job: beat reloads every PeriodicTask whenever
 any one changes, and each job would change its task when it is created, paused, resumed or
@@ -40,6 +43,7 @@ from teckochecker.tasks_out import task_send, task_send_on_commit
 DISPATCH_PREFIX = "d:"
 DISPATCH_CHUNK = 10  # jobs per poll_jobs task: fewer messages, still spread over the threads
 DISPATCH_LIMIT = 5000  # jobs per dispatcher run; the rest wait for the next second
+SWEEP_GROUP_MAX = 2000  # most jobs of one key in one message (one worker thread checks them)
 
 
 def schedules_sync_all() -> dict[str, int]:
@@ -84,30 +88,76 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
     room = min(limit, settings.DISPATCH_MAX_QUEUED - queued)
     if room <= 0:
         return 0
+    ahead = dispatch_ahead()
     due_jobs = PollingJob.objects.filter(status=JobStatus.ACTIVE, next_check_at__lte=now)
     candidates = list(
-        due_jobs.filter(lease_free(now)).order_by("next_check_at").values_list("pk", flat=True)[:room]
+        due_jobs.filter(lease_free(now))
+        .order_by("next_check_at")
+        .values_list("pk", "openai_secret_id")[:room]
     )
     if not candidates:
         return 0
+    if ahead and len(candidates) < room:
+        keys = {secret_id for _, secret_id in candidates if secret_id}
+        soon = PollingJob.objects.filter(
+            lease_free(now),
+            status=JobStatus.ACTIVE,
+            next_check_at__gt=now,
+            next_check_at__lte=now + timedelta(seconds=ahead),
+            openai_secret_id__in=keys,
+        )
+        candidates += list(
+            soon.order_by("next_check_at").values_list("pk", "openai_secret_id")[: room - len(candidates)]
+        )
     # The same conditions again inside the claim: a forced check may have run since the SELECT.
     token, _ = lease_claim(
-        due_jobs.filter(pk__in=candidates),
+        PollingJob.objects.filter(
+            status=JobStatus.ACTIVE,
+            next_check_at__lte=now + timedelta(seconds=ahead),
+            pk__in=[pk for pk, _ in candidates],
+        ),
         seconds=settings.DISPATCH_LEASE_SECONDS,
         now=now,
         token=lease_token_new(prefix=DISPATCH_PREFIX),
     )
     claimed = list(
-        PollingJob.objects.filter(pk__in=candidates, lease_token=token)
+        PollingJob.objects.filter(pk__in=[pk for pk, _ in candidates], lease_token=token)
         .order_by("next_check_at")
-        .values_list("pk", flat=True)
+        .values_list("pk", "openai_secret_id")
     )
-    for start in range(0, len(claimed), chunk):
-        if not task_send("polling.tasks.poll_jobs", args=[claimed[start : start + chunk], token]):
+    messages = _messages(claimed, chunk=chunk, by_key=bool(ahead))
+    sent = 0
+    for number, ids in enumerate(messages):
+        if not task_send("polling.tasks.poll_jobs", args=[ids, token]):
             # The broker is down: give the unsent jobs back for the next run.
-            lease_release(PollingJob.objects.filter(pk__in=claimed[start:]), token=token)
-            return start
-    return len(claimed)
+            unsent = [pk for rest in messages[number:] for pk in rest]
+            lease_release(PollingJob.objects.filter(pk__in=unsent), token=token)
+            return sent
+        sent += len(ids)
+    return sent
+
+
+def dispatch_ahead() -> int:
+    """How many seconds early a key's jobs may be checked with that key's due ones (0: none)."""
+    return settings.OPENAI_SWEEP_AHEAD_SECONDS if settings.OPENAI_SWEEP else 0
+
+
+def _messages(claimed: list[tuple[int, int | None]], *, chunk: int, by_key: bool) -> list[list[int]]:
+    """The job ids of each poll_jobs message, in due order: chunks of `chunk`; with `by_key`, a
+    key with at least `chunk` jobs here gets messages of its own (up to SWEEP_GROUP_MAX jobs
+    each) so that one sweep reads them all, and the other jobs share chunks as before."""
+    groups: dict[int | None, list[int]] = {}
+    for pk, secret_id in claimed:
+        groups.setdefault(secret_id, []).append(pk)
+    messages, rest = [], []
+    for ids in groups.values():
+        if by_key and len(ids) >= chunk:
+            messages += [ids[i : i + SWEEP_GROUP_MAX] for i in range(0, len(ids), SWEEP_GROUP_MAX)]
+        else:
+            rest += ids
+    order = {pk: n for n, (pk, _) in enumerate(claimed)}
+    rest.sort(key=order.__getitem__)
+    return messages + [rest[i : i + chunk] for i in range(0, len(rest), chunk)]
 
 
 def enqueue_poll(*, job_id: int, force: bool = False) -> None:

@@ -1,0 +1,141 @@
+"""Reading a key's batches by sweeping its list (sweeps.py), against the fake OpenAI server:
+the same results as single reads in far fewer requests, and the same rules on failure."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from polling.models import JobBatch, PollingJob
+from polling.services.polls import job_poll, jobs_poll
+from polling.services.schedules import jobs_dispatch_due
+from polling.tests.factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def _jobs_with_batches(fake, *, jobs, per_job, prefix="b", **kwargs):
+    """`jobs` jobs of one key, each watching `per_job` running batches, added to the fake in the
+    order the jobs store them (as users add batches after creating them)."""
+    made = []
+    for j in range(jobs):
+        ids = [f"{prefix}_{j}_{k}" for k in range(per_job)]
+        for batch_id in ids:
+            fake.set_batch(batch_id, status="in_progress", completed=k_done(batch_id), total=100)
+        made.append(make_job(fake, ids, **kwargs))
+        kwargs.setdefault("openai_secret", made[0].openai_secret)
+    return made
+
+
+def k_done(batch_id):
+    return int(batch_id.rsplit("_", 1)[1])
+
+
+def _dispatch_once(monkeypatch):
+    from polling import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.poll_jobs, "apply_async", lambda args, **_: sent.append(args))
+    jobs_dispatch_due()
+    return sent
+
+
+def test_a_keys_jobs_are_read_by_list_pages_and_stored_like_single_reads(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=30, per_job=10)
+    fake.add_batch("unrelated_newest")  # someone else's batch, newer than all of ours
+    messages = _dispatch_once(monkeypatch)
+    assert len(messages) == 1 and sorted(messages[0][0]) == sorted(j.pk for j in jobs)
+
+    results = jobs_poll(job_ids=messages[0][0], dispatch_token=messages[0][1])
+    assert {r.outcome for r in results.values()} == {"checked"}
+    # 300 batches: the newest of ours on its own, then three pages, not 300 reads.
+    assert len(fake.requests("openai.retrieve")) == 1
+    assert len(fake.requests("openai.list")) == 3
+    stored = JobBatch.objects.filter(job__in=jobs)
+    assert {b.status for b in stored} == {"in_progress"}
+    assert all(b.request_completed == k_done(b.batch_id) for b in stored)
+    assert all(b.openai_created_at is not None for b in stored)
+
+
+def test_a_batch_the_list_does_not_show_is_read_on_its_own(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=3, per_job=4)
+    # A batch of another project: the list never shows it; its own read answers 404.
+    job = make_job(fake, ["batch_elsewhere", "batch_mine"], openai_secret=jobs[0].openai_secret)
+    fake.set_batch("batch_mine", status="in_progress")
+    for message in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    singles = {r["target"] for r in fake.requests("openai.retrieve")}
+    assert "batch_elsewhere" in singles and len(singles) <= 2
+    job.refresh_from_db()
+    assert "batch_elsewhere" in job.last_error and job.consecutive_failures == 1
+
+
+def test_a_rate_limited_list_page_backs_off_every_job_it_would_have_served(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=5, per_job=3)
+    fake.fail("openai.list", "429", times=10, retry_after=900)
+    (message,) = _dispatch_once(monkeypatch)
+    results = jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert {r.outcome for r in results.values()} == {"backoff"}
+    for job in PollingJob.objects.filter(pk__in=[j.pk for j in jobs]):
+        assert job.consecutive_failures == 1 and "429" in job.last_error
+        assert job.next_check_at >= timezone.now() + timedelta(seconds=890)  # Retry-After wins
+    # The 429 stood for every batch it would have shown: none was read one by one instead.
+    assert len(fake.requests("openai.retrieve")) == 1  # the newest batch, read on its own
+
+
+def test_a_rejected_key_on_a_list_page_counts_like_a_rejected_single_read(fake, monkeypatch, settings):
+    settings.POLL_FAILURE_LIMIT = 1
+    jobs = _jobs_with_batches(fake, jobs=4, per_job=3)
+    fake.fail("openai.list", "401", times=10)
+    (message,) = _dispatch_once(monkeypatch)
+    results = jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert {r.outcome for r in results.values()} == {"failed"}
+    assert {j.status for j in PollingJob.objects.filter(pk__in=[j.pk for j in jobs])} == {"failed"}
+    assert fake.keboola_jobs() == []
+
+
+def test_with_sweeps_off_every_batch_is_read_on_its_own(fake, monkeypatch, settings):
+    settings.OPENAI_SWEEP = False
+    jobs = _jobs_with_batches(fake, jobs=3, per_job=5)
+    for message in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert fake.requests("openai.list") == []
+    assert len(fake.requests("openai.retrieve")) == 15
+    assert all(j.pk for j in jobs)
+
+
+def test_a_keys_jobs_due_soon_are_checked_with_its_due_ones_and_keep_their_cadence(
+    fake, monkeypatch, settings
+):
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    now = timezone.now()
+    due, soon, later = _jobs_with_batches(fake, jobs=3, per_job=2)
+    PollingJob.objects.filter(pk=soon.pk).update(next_check_at=now + timedelta(seconds=4))
+    PollingJob.objects.filter(pk=later.pk).update(next_check_at=now + timedelta(seconds=20))
+    (message,) = _dispatch_once(monkeypatch)
+    assert sorted(message[0]) == sorted([due.pk, soon.pk])
+    jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    soon_due = now + timedelta(seconds=4)
+    soon.refresh_from_db()
+    # Checked up to 5 s early, it is due again one interval after its own due time.
+    assert abs((soon.next_check_at - (soon_due + timedelta(seconds=60))).total_seconds()) < 0.01
+    assert not {r["target"] for r in fake.requests("openai.retrieve")} & {"b_2_0", "b_2_1"}
+
+
+def test_a_large_group_hands_its_finished_jobs_to_checks_of_their_own(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=12, per_job=2)
+    for batch in JobBatch.objects.filter(job=jobs[0]):
+        fake.set_batch(batch.batch_id, status="completed")
+    forced = []
+    monkeypatch.setattr(
+        "polling.services.polls.enqueue_poll", lambda *, job_id, force: forced.append((job_id, force))
+    )
+    (message,) = _dispatch_once(monkeypatch)
+    results = jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert results[jobs[0].pk].outcome == "handed_off" and forced == [(jobs[0].pk, True)]
+    assert fake.keboola_jobs() == []
+    # The forced check runs the action exactly once, without reading OpenAI again.
+    reads = len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list"))
+    assert job_poll(job_id=jobs[0].pk, force=True).outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 1
+    assert len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list")) == reads
