@@ -69,6 +69,7 @@ def test_page_is_served_at_both_paths_without_redirect(client, path):
         "web/js/monitor.js",
         "web/js/logs.js",
         "web/js/system.js",
+        "web/js/bundle.js",
         "web/js/format.js",
         "web/js/theme-init.js",
     ],

@@ -155,6 +155,7 @@ export const api = {
   rebuildEnvironment: (id) => request("POST", `/api/scripts/${encodeURIComponent(id)}/environment/rebuild`),
   schedulePreview: (schedule) => request("POST", "/api/scripts/schedule-preview", { body: { schedule } }),
   pythons: () => request("GET", "/api/pythons"),
+  importBundle: (bundle, { dryRun }) => request("POST", "/api/import", { body: bundle, query: { dry_run: dryRun ? "true" : "" } }),
   run: (id) => request("GET", `/api/runs/${encodeURIComponent(id)}`),
   cancelRun: (id) => request("POST", `/api/runs/${encodeURIComponent(id)}/cancel`),
 };

@@ -1,5 +1,6 @@
 // System tab: version, health, configuration summary (from /web/config, never a secret), links.
 import { api, errorText } from "./api.js";
+import { createBundleSection } from "./bundle.js";
 import { h, replace } from "./dom.js";
 import { formatDate, viewerTimeZone } from "./format.js";
 
@@ -21,6 +22,8 @@ const ENDPOINTS = [
   ["GET", "/api/runs/{id}[/output]", "one run with its output"],
   ["POST", "/api/runs/{id}/cancel", "cancel a queued or running run"],
   ["GET", "/api/pythons", "Python versions found on the server"],
+  ["GET", "/api/export", "every script and live job as one bundle (?download=true)"],
+  ["POST", "/api/import", "import a bundle, all or nothing (?dry_run=true)"],
 ];
 
 function scriptsLine(s) {
@@ -44,6 +47,8 @@ export function createSystemTab(panel, ctx) {
     about,
     h("h3", {}, "> configuration"),
     config,
+    h("h3", {}, "> import / export"),
+    createBundleSection(),
     h("h3", {}, "> links"),
     h(
       "ul",
