@@ -161,6 +161,11 @@ const HELP = [
   "jobs | scripts | secrets | monitor | logs | system   switch tab",
   "theme             switch light/dark",
   "logout            sign out",
+  "keys:",
+  "  Ctrl+S          save the open script (code saves itself a second after typing)",
+  "  Ctrl+Enter      save and run the open script",
+  "  g then 1-6      switch tab: 1 secrets, 2 jobs, 3 scripts, 4 monitor, 5 logs, 6 system",
+  "  /               focus this command line (Esc leaves it)",
 ];
 const history = [];
 let historyAt = 0;
@@ -222,6 +227,42 @@ $("console-input").addEventListener("keydown", (event) => {
     input.value = history[historyAt] || "";
     event.preventDefault();
   }
+});
+
+// --- keyboard shortcuts (listed by `help`) ------------------------------------------------------
+// Save and run work anywhere on a script's page (the editors handle them too: a key they took is
+// not handled twice). The single keys act only outside text fields, so typing is never taken.
+const typing = (target) => target instanceof Element && (target.matches("input, textarea, select") || target.closest("[contenteditable=true], .cm-editor"));
+const TAB_KEYS = Object.fromEntries(TABS.map((tab, i) => [String(i + 1), tab]));
+let awaitingTab = false;
+document.addEventListener("keydown", (event) => {
+  if (!session.signedIn || event.defaultPrevented) return;
+  const mod = event.ctrlKey || event.metaKey;
+  if (mod && !event.altKey && (event.key === "s" || event.key === "S" || event.key === "Enter")) {
+    const name = event.key === "Enter" ? "run" : "save";
+    if (session.current === "scripts" && tabs.scripts.scriptAction(name)) event.preventDefault();
+    return;
+  }
+  if (mod || event.altKey || typing(event.target) || document.querySelector("dialog[open]")) {
+    awaitingTab = false;
+    return;
+  }
+  if (awaitingTab) {
+    awaitingTab = false;
+    const tab = TAB_KEYS[event.key];
+    if (tab) {
+      event.preventDefault();
+      ctx.navigate(tab);
+    }
+  } else if (event.key === "g") {
+    awaitingTab = true;
+  } else if (event.key === "/") {
+    event.preventDefault();
+    $("console-input").focus();
+  }
+});
+$("console-input").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") event.target.blur();
 });
 
 // --- boot -------------------------------------------------------------------------------------

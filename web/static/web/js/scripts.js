@@ -1,5 +1,6 @@
 // Scripts tab: the list (search, folder filter) with run buttons, the quick "new script" dialog
-// (name + optional folder, then the editor opens), and one script's page (script-detail.js).
+// (name, optional folder and template, then the editor opens), and one script's page
+// (script-detail.js).
 import { api, errorText } from "./api.js";
 import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
 import { ago, countdown, formatDate } from "./format.js";
@@ -29,6 +30,7 @@ export function createScriptsTab(panel, ctx) {
       folderFilter,
       h("div", { class: "spacer" }),
       h("button", { type: "button", class: "btn", onclick: () => loadList() }, "refresh"),
+      h("button", { type: "button", class: "btn", id: "create-from-template", onclick: () => openCreate({ fromTemplate: true }) }, "New from template"),
       h("button", { type: "button", class: "btn btn-primary", id: "create-script", onclick: () => openCreate() }, "+ New Script"),
     ),
     listStatus,
@@ -133,15 +135,59 @@ export function createScriptsTab(panel, ctx) {
     loadList();
   }
 
-  /** The PRD's quick creation: a name and an optional folder; the editor opens right after. */
-  function openCreate() {
+  /**
+   * The PRD's quick creation: a name, an optional folder and an optional built-in template (with
+   * a vault secret for each of its secret variables); the editor opens right after.
+   */
+  function openCreate({ fromTemplate = false } = {}) {
     const name = h("input", { autocomplete: "off", maxlength: 255, required: true, placeholder: "Hello World" });
     const folder = h("input", { autocomplete: "off", list: "new-script-folders", placeholder: "optional, e.g. backups" });
+    const template = h("select", { id: "script-template" }, h("option", { value: "" }, "empty script"));
+    const templateHelp = h("div", { class: "hint", id: "script-template-help" });
+    const secretFields = h("div", { id: "script-template-secrets" });
+    let templates = [];
+    let secrets = [];
+    const chosen = () => templates.find((t) => t.name === template.value);
+
+    function showTemplate() {
+      const picked = chosen();
+      templateHelp.textContent = picked ? picked.description : "";
+      replace(
+        secretFields,
+        (picked?.variables || [])
+          .filter((v) => v.secret_type)
+          .map((v) => {
+            const matching = secrets.filter((s) => s.type === v.secret_type);
+            const select = h(
+              "select",
+              { dataset: { variable: v.name } },
+              matching.map((s) => h("option", { value: s.name }, s.name)),
+              h("option", { value: "" }, matching.length ? "none: add it later" : `no ${v.secret_type} secret yet: add one in Secrets`),
+            );
+            return field(`${v.name} (a ${v.secret_type} secret)`, `secret-${v.name}`, select, v.help);
+          }),
+      );
+    }
+    template.addEventListener("change", showTemplate);
+    (async () => {
+      try {
+        [templates, secrets] = await Promise.all([api.scriptTemplates().then((d) => d.templates || []), ctx.secrets().catch(() => [])]);
+        replace(template, h("option", { value: "" }, "empty script"), templates.map((t) => h("option", { value: t.name }, t.title)));
+        if (fromTemplate && templates.length) template.value = templates[0].name;
+        showTemplate();
+      } catch (err) {
+        templateHelp.textContent = `Templates did not load: ${errorText(err)}`;
+      }
+    })();
+
     const form = h(
       "form",
       { class: "form", id: "script-create-form", novalidate: true },
       field("name", "name", name, "Its safe name (hello-world) is made from this."),
       field("folder", "folder", folder),
+      field("start from", "template", template),
+      templateHelp,
+      secretFields,
       h("datalist", { id: "new-script-folders" }, folderOf(state.scripts).map((f) => h("option", { value: f }))),
       h("div", { class: "form-error", role: "alert" }),
       h(
@@ -156,11 +202,16 @@ export function createScriptsTab(panel, ctx) {
       clearFormErrors(form);
       const submit = form.querySelector("button[type=submit]");
       submit.disabled = true;
+      const data = { name: name.value, folder: folder.value.trim() };
+      if (template.value) {
+        data.template = template.value;
+        data.env = [...secretFields.querySelectorAll("select")].filter((s) => s.value).map((s) => ({ name: s.dataset.variable, secret: s.value }));
+      }
       try {
-        const created = await api.createScript({ name: name.value, folder: folder.value.trim() });
+        const created = await api.createScript(data);
         closeModal();
         toast(`Script '${created.name}' created.`, "success");
-        ctx.print(`script ${created.id} '${created.name}' (${created.slug}) created`);
+        ctx.print(`script ${created.id} '${created.name}' (${created.slug}) created${data.template ? ` from template ${data.template}` : ""}`);
         ctx.navigate(`scripts/${created.id}`);
       } catch (err) {
         showFormErrors(form, err);
@@ -168,7 +219,8 @@ export function createScriptsTab(panel, ctx) {
         submit.disabled = false;
       }
     });
-    openModal("new script", form);
+    openModal(fromTemplate ? "new script from a template" : "new script", form);
+    if (fromTemplate) template.focus();
   }
 
   async function showDetail(id) {
@@ -204,6 +256,12 @@ export function createScriptsTab(panel, ctx) {
 
   return {
     load: () => (state.view === "detail" ? showDetail(state.scriptId) : loadList()),
+    /** The script page's save or run (keyboard shortcuts); false when no script is open. */
+    scriptAction(name) {
+      if (state.view !== "detail" || !state.detail) return false;
+      state.detail[name]();
+      return true;
+    },
     showList,
     showDetail,
   };
