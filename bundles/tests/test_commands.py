@@ -61,10 +61,10 @@ def test_an_invalid_bundle_prints_each_problem_and_fails(tmp_path):
     target = tmp_path / "bad.json"
     target.write_text(json.dumps(bundle))
 
-    err = io.StringIO()
+    out = io.StringIO()
     with pytest.raises(CommandError, match=r"Nothing was imported \(3 errors\)\."):
-        call_command("import", str(target), stdout=io.StringIO(), stderr=err)
-    lines = err.getvalue().splitlines()
+        call_command("import", str(target), stdout=out, stderr=io.StringIO())
+    lines = out.getvalue().splitlines()
     assert any(line.startswith("  scripts[nightly-export].env.TOKEN: Secret 'missing-one'") for line in lines)
     assert any(line.startswith("  jobs[Keboola job].poll_interval_seconds: ") for line in lines)
     assert any(line.startswith("  jobs[Script job].action.script: ") for line in lines)

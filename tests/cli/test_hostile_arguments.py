@@ -106,6 +106,13 @@ CASES = [
     ("demo", ["--bogus"]),
     ("bench", ["--bogus"]),
     ("bench", ["--jobs", "abc"]),
+    ("export", ["--bogus"]),
+    ("export", ["--output", "/no/such/dir/bundle.json"]),
+    ("import", []),
+    ("import", ["/no/such/bundle.json"]),
+    ("import", ["/dev/null"]),
+    ("import", ["/dev/null", "--dry-run", "--bogus"]),
+    *[("import", [value]) for value in HOSTILE],
 ]
 # Every command now subclasses teckochecker.cli.TeckoCommand; keep these sets for new ones.
 NOT_ON_TECKOCOMMAND: set[str] = set()

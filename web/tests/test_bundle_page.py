@@ -15,6 +15,9 @@ from web.tests.browser import expect, open_tab, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
+# A preview and an import each run every item through the services; generous for a loaded machine.
+SERVER_MS = 30_000
+
 
 def choose(page, path, data) -> None:
     path.write_text(json.dumps(data) if not isinstance(data, str) else data)
@@ -38,25 +41,29 @@ def test_download_preview_import_and_errors(page, admin_user, tmp_path):
     bundle["scripts"].append({"slug": "from-the-page", "name": "From the page", "code": "print(1)\n"})
     choose(page, tmp_path / "changed.json", bundle)
     summary = page.locator("#bundle-summary")
-    expect()(summary).to_have_text("Dry run, nothing written: would create 1, would update 1, 5 unchanged.")
+    expect()(summary).to_have_text(
+        "Dry run, nothing written: would create 1, would update 1, 5 unchanged.", timeout=SERVER_MS
+    )
     expect()(page.locator("#bundle-items tr.bundle-update")).to_contain_text("memory_mb")
     expect()(page.locator("#bundle-items tr.bundle-create")).to_contain_text("from-the-page")
     assert not Script.objects.filter(slug="from-the-page").exists()
 
-    page.click("#bundle-apply")
-    expect()(summary).to_have_text("Created 1, updated 1, 5 unchanged.")
+    page.click("#bundle-apply", timeout=SERVER_MS)
+    expect()(summary).to_have_text("Created 1, updated 1, 5 unchanged.", timeout=SERVER_MS)
     assert Script.objects.get(slug="from-the-page").name == "From the page"
     assert Script.objects.get(slug="every-five").memory_mb == 1024
 
     choose(page, tmp_path / "same.json", bundle)
-    expect()(summary).to_have_text("Nothing to change: everything in the bundle is already here, as it is.")
+    expect()(summary).to_have_text(
+        "Nothing to change: everything in the bundle is already here, as it is.", timeout=SERVER_MS
+    )
     expect()(page.locator("#bundle-apply")).to_have_count(0)
 
     bundle["jobs"][0]["openai_secret"] = "gone"
     bundle["scripts"][1]["schedule"] = {"type": "cron", "cron": "every day"}
     choose(page, tmp_path / "bad.json", bundle)
     errors = page.locator("#bundle-errors")
-    expect()(errors.locator("p")).to_have_text("Nothing was imported: 3 problem(s).")
+    expect()(errors.locator("p")).to_have_text("Nothing was imported: 3 problem(s).", timeout=SERVER_MS)
     expect()(errors).to_contain_text("jobs[Keboola job].openai_secret: Secret 'gone' does not exist here")
     expect()(errors).to_contain_text("scripts[nightly-export].schedule.cron: A cron expression has 5 fields")
     expect()(errors).to_contain_text("jobs[Script job].action.script: Script 'nightly-export' has errors")

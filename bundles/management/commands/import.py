@@ -30,10 +30,11 @@ class Command(TeckoCommand):
         try:
             report = bundle_import(bundle=bundle, dry_run=dry_run, author=f"{cli_author()} import")
         except BundleInvalid as exc:
-            # One line per problem before the one-line summary: a bundle can have many.
+            # A bundle can have many problems: one line each on stdout, like a report, and the
+            # usual single `Error:` line on stderr.
             for place, messages in exc.errors.items():
                 for message in messages:
-                    self.stderr.write(f"  {place}: {one_line(message)}")
+                    self.stdout.write(f"  {place}: {one_line(message)}")
             raise CommandError(exc.detail.split(". ", 1)[0] + ".") from None
         if as_json:
             self.write_json(report.as_dict())
