@@ -23,6 +23,7 @@ RUN pip install -r requirements.txt
 COPY --chown=teckochecker:teckochecker manage.py pyproject.toml ./
 COPY --chown=teckochecker:teckochecker teckochecker/ teckochecker/
 COPY --chown=teckochecker:teckochecker secrets_vault/ secrets_vault/
+COPY --chown=teckochecker:teckochecker apikeys/ apikeys/
 COPY --chown=teckochecker:teckochecker polling/ polling/
 COPY --chown=teckochecker:teckochecker scripts/ scripts/
 COPY --chown=teckochecker:teckochecker web/ web/

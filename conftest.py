@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-pytest_plugins = ["fakes.pytest_plugin", "scripts.tests.fixtures", "tests.phases"]
+pytest_plugins = ["fakes.pytest_plugin", "scripts.tests.fixtures", "apikeys.tests.fixtures", "tests.phases"]
 
 
 @pytest.fixture

@@ -51,6 +51,14 @@ class ScriptForm(ServiceForm):
     cpu_seconds = forms.IntegerField(label="CPU-time limit (seconds)")
     network = forms.BooleanField(required=False, help_text="May the script use the network?")
     enabled = forms.BooleanField(required=False, initial=True)
+    url_trigger = forms.BooleanField(
+        label="URL trigger",
+        required=False,
+        help_text="An API key may run it: POST /api/scripts/<safe name>/trigger.",
+    )
+    url_trigger_get = forms.BooleanField(
+        label="URL trigger by GET", required=False, help_text="The trigger URL also answers GET."
+    )
     schedule_type = forms.ChoiceField(label="Schedule", choices=ScheduleType.choices)
     schedule_every = forms.IntegerField(label="Every", required=False)
     schedule_unit = forms.ChoiceField(label="Unit", choices=IntervalUnit.choices, required=False)
@@ -67,7 +75,7 @@ class ScriptForm(ServiceForm):
 
     initial_from_instance = (
         "name", "folder", "code", "requirements", "python_version", "timeout_seconds", "memory_mb",
-        "cpu_seconds", "network", "enabled", "schedule_type", "schedule_every", "schedule_unit",
+        "cpu_seconds", "network", "enabled", "url_trigger", "url_trigger_get", "schedule_type", "schedule_every", "schedule_unit",
         "schedule_cron", "schedule_timezone", "overlap", "notify_on_success", "notify_on_failure",
         "notify_emails", "version",
     )  # fmt: skip
@@ -121,7 +129,7 @@ class ScriptForm(ServiceForm):
             field: cleaned[field]
             for field in (
                 "name", "folder", "code", "requirements", "python_version", "timeout_seconds",
-                "memory_mb", "cpu_seconds", "network", "enabled", "overlap",
+                "memory_mb", "cpu_seconds", "network", "enabled", "url_trigger", "url_trigger_get", "overlap",
             )
         }  # fmt: skip
         data["schedule"] = schedule
@@ -385,7 +393,7 @@ class ScriptRunAdmin(admin.ModelAdmin):
     list_select_related = ("script",)
     ordering = ("-queued_at", "-id")
     fields = (
-        "script", "state", "trigger", "polling_job", "queued_at", "started_at", "finished_at",
+        "script", "state", "trigger", "triggered_by", "polling_job", "queued_at", "started_at", "finished_at",
         "duration_seconds", "exit_code", "peak_memory_kb", "cpu_seconds", "message",
         "output_truncated", "output_text",
     )  # fmt: skip

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikeys.authentication import TRIGGER_AND_FULL, require_own_run
 from scripts import selectors, services
 from scripts.models import RunState, RunTrigger
 from scripts.serializers import (
@@ -274,6 +275,9 @@ class ScriptViewSet(ApiViewSet):
 
 
 class RunViewSet(ApiViewSet):
+    # A scripts:trigger API key may follow the runs it started (the URL its trigger answers).
+    api_key_scopes_by_action = {"retrieve": TRIGGER_AND_FULL, "output": TRIGGER_AND_FULL}
+
     @extend_schema(
         operation_id="api_runs_list",
         summary="Runs of every script, newest first; search looks in the output",
@@ -286,7 +290,9 @@ class RunViewSet(ApiViewSet):
 
     @extend_schema(summary="One run with its output", responses={200: RunDetailSerializer})
     def retrieve(self, request, pk: int):
-        return Response(run_representation(services.run_get(run_id=int(pk)), with_output=True))
+        run = services.run_get(run_id=int(pk))
+        require_own_run(request, run)
+        return Response(run_representation(run, with_output=True))
 
     @extend_schema(
         summary="The run's output as plain text",
@@ -295,6 +301,7 @@ class RunViewSet(ApiViewSet):
     @action(detail=True, methods=["get"])
     def output(self, request, pk: int):
         run = services.run_get(run_id=int(pk))
+        require_own_run(request, run)
         return HttpResponse(run.output, content_type="text/plain; charset=utf-8")
 
     @extend_schema(summary="Cancel a queued or running run", request=None, responses={200: RunSerializer})

@@ -61,6 +61,9 @@ class Script(models.Model):
     cpu_seconds = models.PositiveIntegerField(default=_default_cpu)
     network = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
+    # May an API key run it through POST /api/scripts/{slug}/trigger, and also through GET?
+    url_trigger = models.BooleanField(default=False)
+    url_trigger_get = models.BooleanField(default=False)
 
     schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices, default=ScheduleType.MANUAL)
     schedule_every = models.PositiveIntegerField(null=True, blank=True)
@@ -180,8 +183,11 @@ class ScriptRun(models.Model):
     polling_job = models.OneToOneField(
         "polling.PollingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="script_run"
     )
-    # Variables of this run only (a polling job's batch metadata); never secrets.
+    # Variables of this run only (a polling job's batch metadata, a URL trigger's parameters);
+    # never secrets.
     extra_env = models.JSONField(default=dict, blank=True)
+    # A URL trigger's API key, by name and prefix (kept when the key is deleted).
+    triggered_by = models.CharField(max_length=300, blank=True, default="")
 
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -218,3 +224,26 @@ class ScriptRun(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return round((end - self.started_at).total_seconds(), 3)
+
+
+class TriggerRequest(models.Model):
+    """A URL trigger sent with an `Idempotency-Key`: the same key, script and header value get
+    this run back instead of a new one (the unique constraint settles concurrent calls)."""
+
+    api_key = models.ForeignKey("apikeys.ApiKey", on_delete=models.CASCADE, related_name="trigger_requests")
+    script = models.ForeignKey(Script, on_delete=models.CASCADE, related_name="trigger_requests")
+    idempotency_key = models.CharField(max_length=255)
+    # SHA-256 of the parameters: the same Idempotency-Key with other parameters is refused.
+    params_hash = models.CharField(max_length=64)
+    run = models.ForeignKey(ScriptRun, on_delete=models.CASCADE, related_name="trigger_requests")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "script", "idempotency_key"], name="unique_idempotency_key_per_key_script"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} -> run {self.run_id}"

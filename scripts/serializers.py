@@ -37,6 +37,7 @@ def run_representation(run: ScriptRun, *, with_output: bool = False) -> dict:
         "script_slug": run.script.slug,
         "state": run.state,
         "trigger": run.trigger,
+        "triggered_by": run.triggered_by,
         "polling_job": run.polling_job_id,
         "queued_at": _iso(run.queued_at),
         "started_at": _iso(run.started_at),
@@ -80,6 +81,8 @@ def script_representation(script: Script) -> dict:
         "cpu_seconds": script.cpu_seconds,
         "network": script.network,
         "enabled": script.enabled,
+        "url_trigger": script.url_trigger,
+        "url_trigger_get": script.url_trigger_get,
         "env": env_representation(script),
         "schedule": script_schedule(script),
         "overlap": script.overlap,
@@ -123,6 +126,9 @@ class RunSerializer(serializers.Serializer):
     script_slug = serializers.CharField()
     state = serializers.ChoiceField(choices=RunState.choices)
     trigger = serializers.ChoiceField(choices=RunTrigger.choices)
+    triggered_by = serializers.CharField(
+        allow_blank=True, help_text="A URL trigger's API key (name and prefix)."
+    )
     polling_job = serializers.IntegerField(allow_null=True, help_text="The polling job that started it.")
     queued_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -196,6 +202,10 @@ class ScriptSerializer(serializers.Serializer):
     cpu_seconds = serializers.IntegerField()
     network = serializers.BooleanField()
     enabled = serializers.BooleanField()
+    url_trigger = serializers.BooleanField(
+        help_text="May an API key run it: POST /api/scripts/{slug}/trigger."
+    )
+    url_trigger_get = serializers.BooleanField(help_text="The trigger also answers GET.")
     env = EnvVarSerializer(many=True)
     schedule = ScheduleSerializer()
     overlap = serializers.ChoiceField(choices=OverlapPolicy.choices)
@@ -229,6 +239,8 @@ class ScriptWriteSerializer(serializers.Serializer):
     cpu_seconds = serializers.IntegerField(required=False)
     network = serializers.BooleanField(required=False)
     enabled = serializers.BooleanField(required=False)
+    url_trigger = serializers.BooleanField(required=False)
+    url_trigger_get = serializers.BooleanField(required=False)
     env = EnvVarSerializer(many=True, required=False)
     schedule = ScheduleSerializer(required=False)
     overlap = serializers.ChoiceField(choices=OverlapPolicy.choices, required=False)

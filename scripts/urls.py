@@ -1,4 +1,4 @@
-from scripts import api
+from scripts import api, trigger_api
 from teckochecker.api import api_path
 
 # Registered on the project's one API router (teckochecker/urls.py): (prefix under /api, viewset, basename).
@@ -10,4 +10,5 @@ api_resources = [
 urlpatterns = [
     *api_path("api/pythons", api.PythonListView.as_view(), "python-list"),
     *api_path("api/script-templates", api.TemplateListView.as_view(), "script-template-list"),
+    *api_path("api/scripts/<slug:slug>/trigger", trigger_api.ScriptTriggerView.as_view(), "script-trigger"),
 ]

@@ -34,6 +34,18 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class MethodNotAllowed(DomainError):
+    status_code = 405
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+
+
 MAX_DB_ID = 2**63 - 1
 
 

@@ -12,6 +12,8 @@ _PATTERNS = [
     (re.compile(r"(?i)(x-storageapi-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1[redacted]"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-[redacted]"),
+    # A whole TeckoChecker API key; its 12-character prefix (tck_ and 8 more) stays readable.
+    (re.compile(r"\btck_[A-Za-z0-9_-]{20,}"), "tck_[redacted]"),
 ]
 
 

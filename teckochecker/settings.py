@@ -7,6 +7,7 @@ loudly, naming the variable, when a value cannot be used.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "teckochecker",
     "secrets_vault",
+    "apikeys",
     "polling",
     "scripts",
     "bundles",
@@ -181,9 +183,11 @@ LOGIN_URL = "/admin/login/"
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first, so an anonymous request gets 401 with `WWW-Authenticate: Token`.
+    # Token first, so an anonymous request gets 401 with `WWW-Authenticate: Token`. API keys
+    # (`Bearer`) also enforce their scope, for every view (apikeys/authentication.py).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "apikeys.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
@@ -195,6 +199,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "apikeys.throttling.ApiKeyRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "120/minute"),
@@ -209,6 +214,11 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": None,
 }
+# Requests per API key (`N/second|minute|hour|day`; 0 turns it off), counted in the database so
+# that every web process shares one count.
+API_KEY_RATE_LIMIT = env_str("API_KEY_RATE_LIMIT", "60/minute")
+if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_KEY_RATE_LIMIT):
+    raise ConfigError(f"API_KEY_RATE_LIMIT must look like 60/minute (got {API_KEY_RATE_LIMIT!r}).")
 SPECTACULAR_SETTINGS = {
     "TITLE": "TeckoChecker API",
     "DESCRIPTION": "Watch OpenAI batches and trigger a Keboola job exactly once when they finish.",
@@ -350,6 +360,15 @@ SCRIPTS_VERSIONS_KEEP = env_int("SCRIPTS_VERSIONS_KEEP", 50, minimum=1)
 # A worker renews its run's lease twice a second; a run whose lease lapsed lost its worker and is
 # ended as failed by the reaper, which runs every half lease (at most every 30 s).
 SCRIPTS_RUN_LEASE_SECONDS = env_int("SCRIPTS_RUN_LEASE_SECONDS", 60, minimum=2, maximum=3600)
+# A URL trigger's JSON parameters reach the script as one variable (TECKOCHECKER_PARAMS) of at
+# most this many bytes; Linux refuses a single variable over 128 KiB.
+SCRIPTS_TRIGGER_PARAMS_MAX_BYTES = env_int(
+    "SCRIPTS_TRIGGER_PARAMS_MAX_BYTES", 64 * 1024, minimum=2, maximum=120_000
+)
+# How long a URL trigger's Idempotency-Key is remembered (a retry within it gets the same run).
+SCRIPTS_TRIGGER_IDEMPOTENCY_HOURS = env_int(
+    "SCRIPTS_TRIGGER_IDEMPOTENCY_HOURS", 24, minimum=1, maximum=24 * 30
+)
 # Script runs whose worker died are ended; runs past the history limits are deleted.
 CELERY_BEAT_SCHEDULE["teckochecker-reap-script-runs"] = {
     "task": "scripts.tasks.reap_runs",

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apikeys.urls import api_resources as apikey_resources
 from polling.urls import api_resources as polling_resources
 from scripts.urls import api_resources as script_resources
 from secrets_vault.urls import api_resources as secret_resources
@@ -9,7 +10,12 @@ from teckochecker.api import ApiRouter, api_path
 
 # One router for every app's viewsets, so /api (the browsable root) lists every resource.
 router = ApiRouter()
-for prefix, viewset, basename in [*secret_resources, *polling_resources, *script_resources]:
+for prefix, viewset, basename in [
+    *secret_resources,
+    *apikey_resources,
+    *polling_resources,
+    *script_resources,
+]:
     router.register(prefix, viewset, basename=basename)
 
 admin.autodiscover()  # here, not at django.setup(): see INSTALLED_APPS

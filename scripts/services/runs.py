@@ -80,6 +80,7 @@ def run_request(
     trigger: str,
     polling_job=None,
     extra_env: dict[str, str] | None = None,
+    triggered_by: str = "",
 ) -> ScriptRun | None:
     """Queue a run; None when a schedule's run is skipped by the overlap policy.
 
@@ -102,7 +103,11 @@ def run_request(
     try:
         with transaction.atomic():
             run = ScriptRun.objects.create(
-                script=script, trigger=trigger, polling_job=polling_job, extra_env=extra_env or {}
+                script=script,
+                trigger=trigger,
+                polling_job=polling_job,
+                extra_env=extra_env or {},
+                triggered_by=triggered_by[:300],
             )
             task_send_on_commit(RUN_TASK, args=[run.pk], queue=settings.SCRIPTS_QUEUE)
     except IntegrityError:
@@ -466,6 +471,9 @@ def runs_reap(*, now=None) -> dict[str, int]:
 def runs_prune(*, days: int | None = None, max_runs: int | None = None) -> int:
     """Delete finished runs older than SCRIPTS_HISTORY_DAYS, and beyond the newest
     SCRIPTS_HISTORY_MAX_RUNS of each script; returns how many were deleted."""
+    from scripts.services.triggers import trigger_requests_prune
+
+    trigger_requests_prune()
     days = days or settings.SCRIPTS_HISTORY_DAYS
     max_runs = max_runs or settings.SCRIPTS_HISTORY_MAX_RUNS
     finished = ScriptRun.objects.filter(state__in=FINISHED_RUN_STATES)

@@ -351,3 +351,14 @@ def test_versions_diff_and_restore(sent, tmp_path):
 
     with pytest.raises(CommandError, match="has no version 8"):
         run("diff", "history", "1", "8")
+
+
+def test_edit_switches_the_url_trigger_and_show_says_how(sent):
+    script = ScriptFactory(slug="hook")
+    run("edit", "hook", "--url-trigger", "--url-trigger-get")
+    script.refresh_from_db()
+    assert script.url_trigger and script.url_trigger_get
+    out, _ = run("show", "hook")
+    assert "POST and GET /api/scripts/hook/trigger" in out
+    run("edit", "hook", "--no-url-trigger")
+    assert "URL Trigger" in run("show", "hook")[0] and not Script.objects.get(pk=script.pk).url_trigger

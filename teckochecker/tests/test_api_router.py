@@ -9,7 +9,7 @@ from teckochecker.api import ApiRouter, ApiViewSet
 from teckochecker.urls import router
 
 pytestmark = pytest.mark.django_db
-RESOURCES = {"admin/secrets", "jobs", "logs", "stats", "scripts", "runs"}
+RESOURCES = {"admin/secrets", "admin/keys", "jobs", "logs", "stats", "scripts", "runs"}
 
 
 def test_the_api_root_lists_every_resource_with_and_without_a_slash(api):

@@ -121,6 +121,12 @@ def fmt_env(entries: list[dict]) -> str:
     )
 
 
+def fmt_url_trigger(script) -> str:
+    if not script.url_trigger:
+        return "off"
+    return f"POST{' and GET' if script.url_trigger_get else ''} /api/scripts/{script.slug}/trigger"
+
+
 class Command(TeckoCommand):
     help = "Add, list, show, change, run and delete Python scripts; their runs, output and environments."
 
@@ -248,6 +254,31 @@ class Command(TeckoCommand):
         network.add_argument(
             "--no-network", dest="network", action="store_false", help="No network (the default)."
         )
+        url = parser.add_mutually_exclusive_group()
+        url.add_argument(
+            "--url-trigger",
+            dest="url_trigger",
+            action="store_true",
+            default=None,
+            help="An API key may run it: POST /api/scripts/<safe name>/trigger.",
+        )
+        url.add_argument(
+            "--no-url-trigger", dest="url_trigger", action="store_false", help="No URL trigger (the default)."
+        )
+        get = parser.add_mutually_exclusive_group()
+        get.add_argument(
+            "--url-trigger-get",
+            dest="url_trigger_get",
+            action="store_true",
+            default=None,
+            help="The trigger also answers GET.",
+        )
+        get.add_argument(
+            "--no-url-trigger-get",
+            dest="url_trigger_get",
+            action="store_false",
+            help="POST only (the default).",
+        )
         if editing:
             enabled = parser.add_mutually_exclusive_group()
             enabled.add_argument(
@@ -292,7 +323,7 @@ class Command(TeckoCommand):
         ):
             if options.get(option) is not None:
                 fields[field] = options[option]
-        for field in ("network", "enabled"):
+        for field in ("network", "enabled", "url_trigger", "url_trigger_get"):
             if options.get(field) is not None:
                 fields[field] = options[field]
         if options.get("timezone") is not None and options.get("cron") is None:
@@ -398,6 +429,7 @@ class Command(TeckoCommand):
                 f"{found.timeout_seconds} s wall clock, {found.memory_mb} MB, {found.cpu_seconds} s CPU",
             ),
             ("Network", "allowed" if found.network else "off"),
+            ("URL Trigger", fmt_url_trigger(found)),
             ("Variables", fmt_env(shape["env"])),
             ("Requirements", "\n".join(found.requirements.split()) if found.requirements.strip() else "-"),
             ("Code", f"{len(found.code.splitlines())} lines (`script show {found.slug} --code`)"),
