@@ -24,6 +24,7 @@ COPY --chown=teckochecker:teckochecker manage.py pyproject.toml ./
 COPY --chown=teckochecker:teckochecker teckochecker/ teckochecker/
 COPY --chown=teckochecker:teckochecker secrets_vault/ secrets_vault/
 COPY --chown=teckochecker:teckochecker apikeys/ apikeys/
+COPY --chown=teckochecker:teckochecker bundles/ bundles/
 COPY --chown=teckochecker:teckochecker polling/ polling/
 COPY --chown=teckochecker:teckochecker scripts/ scripts/
 COPY --chown=teckochecker:teckochecker web/ web/
