@@ -43,7 +43,7 @@ class ScriptTriggerView(APIView):
         if not request.successful_authenticator:  # e.g. a staff `Token`: say what is needed
             raise exceptions.NotAuthenticated(
                 "This URL takes an API key: Authorization: Bearer <key> (make one with "
-                "`manage.py apikey create` or the admin)."
+                "`manage.py apikey create`, the admin or the page's API Keys tab)."
             )
         super().permission_denied(request, message, code)
 

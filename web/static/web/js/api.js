@@ -132,6 +132,10 @@ export const api = {
   createSecret: (data) => request("POST", "/api/admin/secrets", { body: data }),
   deleteSecret: (id) => request("DELETE", `/api/admin/secrets/${encodeURIComponent(id)}`),
 
+  apiKeys: () => request("GET", "/api/admin/keys"),
+  createApiKey: (data) => request("POST", "/api/admin/keys", { body: data }),
+  revokeApiKey: (id) => request("POST", `/api/admin/keys/${encodeURIComponent(id)}/revoke`),
+
   jobs: (query) => request("GET", "/api/jobs", { query }),
   job: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),
   createJob: (data) => request("POST", "/api/jobs", { body: data }),

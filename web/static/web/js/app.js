@@ -1,5 +1,6 @@
 // Boot: sign-in, tabs (hash routing: #jobs, #jobs/12, #scripts/3, #logs, ...), theme, command line.
 import { api, csrfToken, errorText, onAuthRequired } from "./api.js";
+import { createApiKeysTab } from "./apikeys.js";
 import { h, setupModal, closeModal } from "./dom.js";
 import { formatTime, tickCountdowns, viewerTimeZone } from "./format.js";
 import { createJobsTab } from "./jobs.js";
@@ -9,7 +10,7 @@ import { createScriptsTab } from "./scripts.js";
 import { createSecretsTab } from "./secrets.js";
 import { createSystemTab } from "./system.js";
 
-const TABS = ["secrets", "jobs", "scripts", "monitor", "logs", "system"];
+const TABS = ["secrets", "jobs", "scripts", "monitor", "logs", "keys", "system"];
 // Tabs with a list and a detail page per item (#jobs/12, #scripts/3).
 const DETAIL_TABS = new Set(["jobs", "scripts"]);
 const THEME_KEY = "teckochecker-theme";
@@ -43,6 +44,7 @@ const tabs = {
   scripts: createScriptsTab($("panel-scripts"), ctx),
   monitor: createMonitorTab($("panel-monitor"), ctx),
   logs: createLogsTab($("panel-logs"), ctx),
+  keys: createApiKeysTab($("panel-keys"), ctx),
   system: createSystemTab($("panel-system"), ctx),
 };
 
@@ -158,7 +160,7 @@ const HELP = [
   "clear             clear this console",
   "job <id>          open a job",
   "script <id>       open a script",
-  "jobs | scripts | secrets | monitor | logs | system   switch tab",
+  "jobs | scripts | secrets | monitor | logs | keys | system   switch tab",
   "theme             switch light/dark",
   "logout            sign out",
   "keys:",

@@ -76,6 +76,8 @@ export function createScriptSettings(script, { pythons = [], secrets = [], folde
   if (script.python_version) pythonVersion.value = script.python_version;
   const enabled = h("input", { type: "checkbox", checked: script.enabled });
   const network = h("input", { type: "checkbox", checked: script.network });
+  const urlTrigger = h("input", { type: "checkbox", checked: script.url_trigger, id: "script-url-trigger" });
+  const urlTriggerGet = h("input", { type: "checkbox", checked: script.url_trigger_get, id: "script-url-trigger-get" });
   const timeout = h("input", { inputmode: "numeric", value: String(script.timeout_seconds ?? "") });
   const memory = h("input", { inputmode: "numeric", value: String(script.memory_mb ?? "") });
   const cpu = h("input", { inputmode: "numeric", value: String(script.cpu_seconds ?? "") });
@@ -100,7 +102,7 @@ export function createScriptSettings(script, { pythons = [], secrets = [], folde
   for (const entry of script.env || []) addRow(entry);
 
   for (const control of [name, folder, timeout, memory, cpu, emails]) control.addEventListener("input", onChange);
-  for (const control of [pythonVersion, enabled, network, overlap, onSuccess, onFailure]) control.addEventListener("change", onChange);
+  for (const control of [pythonVersion, enabled, network, urlTrigger, urlTriggerGet, overlap, onSuccess, onFailure]) control.addEventListener("change", onChange);
 
   const check = (input, label) => h("label", { class: "toggle" }, input, ` ${label}`);
   const general = h(
@@ -113,6 +115,9 @@ export function createScriptSettings(script, { pythons = [], secrets = [], folde
     h("div", { class: "inline-fields" }, check(enabled, "enabled"), check(network, "network access")),
     h("div", { class: "field-error", dataset: { errorFor: "enabled" } }),
     h("div", { class: "field-error", dataset: { errorFor: "network" } }),
+    h("div", { class: "inline-fields" }, check(urlTrigger, "URL trigger"), check(urlTriggerGet, "also by GET")),
+    h("div", { class: "hint" }, `An API key (tab API Keys) may run it: POST ${location.origin}/api/scripts/${script.slug}/trigger`),
+    h("div", { class: "field-error", dataset: { errorFor: "url_trigger" } }),
   );
   const limits = h(
     "div",
@@ -145,6 +150,8 @@ export function createScriptSettings(script, { pythons = [], secrets = [], folde
       python_version: pythonVersion.value,
       enabled: enabled.checked,
       network: network.checked,
+      url_trigger: urlTrigger.checked,
+      url_trigger_get: urlTriggerGet.checked,
       timeout_seconds: intOrRaw(timeout.value),
       memory_mb: intOrRaw(memory.value),
       cpu_seconds: intOrRaw(cpu.value),
