@@ -8,9 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATA_DIR=/app/data
 
-# bubblewrap sandboxes users' script runs (the scripts-worker service).
+# bubblewrap sandboxes users' script runs (the scripts-worker service); slirp4netns gives a run
+# with the network on a network of its own that cannot reach the service's PostgreSQL or Redis.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap slirp4netns \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group teckochecker

@@ -21,9 +21,11 @@ default every run goes through bubblewrap (`bwrap`). What the script sees:
 It never sees the project directory, `.env`, DATA_DIR (the database file, other scripts'
 folders), `/root`, `/home`, `/opt`, `/var`, `/run` or the service's processes: they are simply not
 mounted. Network: its own empty network namespace (loopback only) unless `RunSpec.network`;
-then it shares the worker's network, including services on the host's loopback and, in
-Docker, the compose network (so PostgreSQL and Redis need passwords where scripts may use the
-network: an unauthenticated broker would accept a script's tasks).
+then a network namespace of its own all the same, connected to the outside by slirp4netns
+(`scripts/usernet.py`), which never reaches the worker's loopback (PostgreSQL, Redis, the web
+server). What the worker reaches through other interfaces, the script reaches too (in Docker:
+the compose network, so PostgreSQL and Redis still need passwords). Only `run_command` with
+`network_shared` (the installer, for the package index) shares the worker's own network.
 
 Who it runs as: never the service's user with its privileges.
 - Service is root (this machine, CI): bwrap runs privileged with only CAP_SETUID/CAP_SETGID kept,
@@ -95,6 +97,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.supervise import Output, asks_to_cancel, classify, kill_group, watch
+from scripts.usernet import UserNetwork, network_problem
 
 SANDBOX_UID = 65534  # nobody: the uid inside a user namespace, and the fallback
 SANDBOX_GID = 65534  # nogroup
@@ -191,6 +194,8 @@ class RunSpec:
     output_max_bytes: int
     max_processes: int = 128  # threads count as processes for the kernel
     file_size_mb: int = 1024
+    # With `network`: the worker's own network instead of one of the run's own (usernet.py).
+    network_shared: bool = False
 
 
 @dataclass
@@ -236,7 +241,7 @@ def _probe() -> str | None:
     bwrap = bwrap_path()
     if bwrap is None:
         return f"Script runs are refused: bubblewrap (bwrap) is not installed. {INSTALL_HINT}"
-    args = [*_namespace_args(network=False), *_system_args(), "--", "/bin/true"]
+    args = [*_namespace_args(share_network=False), *_system_args(), "--", "/bin/true"]
     try:
         proc = subprocess.run(
             [bwrap, *args], capture_output=True, text=True, errors="replace", timeout=20, env=_bwrap_env()
@@ -283,9 +288,9 @@ def _bwrap_env() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin"}
 
 
-def _namespace_args(*, network: bool) -> list[str]:
+def _namespace_args(*, share_network: bool) -> list[str]:
     args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
-    if not network:
+    if not share_network:
         args.append("--unshare-net")
     args += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     if _is_root():
@@ -415,6 +420,7 @@ class _Launch:
         self.cwd: str = "/"
         self.env: dict[str, str] = {}
         self.uid = uid
+        self.network: UserNetwork | None = None
         self.report_r, self.report_w = os.pipe()
         self.pass_fds.append(self.report_w)
 
@@ -435,6 +441,8 @@ class _Launch:
         if self.report_w >= 0:
             os.close(self.report_w)
             self.report_w = -1
+        if self.network is not None:
+            self.network.spawned()
 
     def report(self) -> tuple[int, int, float] | None:
         """(wait status, peak KB, CPU seconds) of the script from the bootstrap, if it told."""
@@ -449,6 +457,8 @@ class _Launch:
     def close(self) -> None:
         self.spawned()
         os.close(self.report_r)
+        if self.network is not None:
+            self.network.close()
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
@@ -544,7 +554,8 @@ def _fill_bwrap(
 ) -> None:
     """Make `launch` start `command` in bwrap: the system read-only, the interpreter's
     installation, a fresh /tmp, the run's identity, then `mounts` (bwrap options)."""
-    args = [*_namespace_args(network=spec.network), *_system_args()]
+    shared = spec.network and spec.network_shared
+    args = [*_namespace_args(share_network=shared), *_system_args()]
     args += ["--perms", "1777", "--size", str(spec.memory_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
     # multiprocessing's locks and queues live in /dev/shm, which bwrap's /dev leaves to root.
     shm = min(spec.memory_mb, SHM_MAX_MB) * 1024 * 1024
@@ -553,6 +564,10 @@ def _fill_bwrap(
     if not _covered_by_system(prefix):
         args += [*_dirs_for(prefix), "--ro-bind", prefix, prefix]
     args += _identity_args(launch)
+    if spec.network and not shared:
+        launch.network = UserNetwork()
+        launch.pass_fds += launch.network.pass_fds
+        args += launch.network.bwrap_args(launch.data_fd)
     args += ["--seccomp", str(launch.data_fd(_SECCOMP))]
     args += mounts
     args.append("--clearenv")
@@ -682,7 +697,7 @@ def run(
     started_at = _now()
     sandboxed = _sandbox_enabled() if sandbox is None else sandbox
     if sandboxed:
-        problem = _bwrap_problem()
+        problem = _bwrap_problem() or (network_problem() if spec.network else None)
         if problem:
             return _not_started(spec, problem, started_at)
     uid = run_uid(Path(spec.workdir)) if _is_root() else os.geteuid()
@@ -736,6 +751,8 @@ def run_command(
     `writable`; `cwd` must be one of them or exist in the sandbox, like /tmp), `python_path`'s
     installation is mounted and its interpreter runs the bootstrap. As root it runs as
     BUILD_UID, which owns the writable paths; files it creates are readable by all (umask 022).
+    With `network` it shares the worker's own network: the package index may be a mirror that
+    only this machine reaches.
     """
     spec = RunSpec(
         code="",
@@ -750,6 +767,7 @@ def run_command(
         output_max_bytes=output_max_bytes,
         max_processes=max_processes,
         file_size_mb=file_size_mb,
+        network_shared=True,
     )
     _validate(spec)
     started_at = _now()
@@ -835,6 +853,12 @@ def _execute(
         return _not_started(spec, f"The interpreter could not start{who}: {exc.strerror or exc}.", started_at)
     launch.spawned()
     try:
+        if launch.network is not None:
+            problem = launch.network.attach(as_root=_is_root())
+            if problem:
+                kill_group(proc.pid)
+                proc.wait()
+                return _not_started(spec, f"The run's network could not be set up: {problem}.", started_at)
         return _supervise(
             spec,
             proc,

@@ -220,7 +220,7 @@ def _claim(run_id: int, worker: str) -> _Claim | str:
     if settings.SCRIPTS_SANDBOX:
         from scripts import sandbox
 
-        problem = sandbox.sandbox_problem()
+        problem = sandbox.sandbox_problem() or (sandbox.network_problem() if script.network else None)
         if problem:
             _finish(run_id, state=RunState.FAILED, message=problem)
             return "failed"

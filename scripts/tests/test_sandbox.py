@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from scripts import sandbox
+from scripts import sandbox, usernet
 from scripts.environments import environment_build, python_resolve, pythons_available
 from scripts.sandbox import RunSpec, cancel_process_group, run, sandbox_problem
 
@@ -437,10 +437,38 @@ def test_a_timeout_kills_every_process_of_the_run(spec):
     assert _processes_with(marker) == []
 
 
+def outside_address() -> str:
+    """An address of this machine that is not loopback: where a script with the network on
+    reaches a server, as it would reach one on the internet."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, a route is only chosen
+        address = probe.getsockname()[0]
+    except OSError:
+        address = ""
+    finally:
+        probe.close()
+    if not address or address.startswith("127."):
+        reason = "this machine has no network interface besides loopback"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+    return address
+
+
 @pytest.fixture
 def listener():
+    yield from _listen("127.0.0.1")
+
+
+@pytest.fixture
+def outside_listener():
+    yield from _listen(outside_address())
+
+
+def _listen(host: str):
     server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+    server.bind((host, 0))
     server.listen(5)
     server.settimeout(10)
     received = []
@@ -462,7 +490,7 @@ def listener():
 CONNECT = """
 import socket
 try:
-    s = socket.create_connection(("127.0.0.1", {port}), timeout=5)
+    s = socket.create_connection(("{host}", {port}), timeout=5)
     s.sendall(b"hello from the script")
     s.close()
     print("connected")
@@ -473,7 +501,7 @@ except OSError as exc:
 
 def test_a_socket_with_the_network_off_reaches_nothing(spec, listener):
     port, received = listener
-    result = run(spec(CONNECT.format(port=port), network=False))
+    result = run(spec(CONNECT.format(host="127.0.0.1", port=port), network=False))
     assert result.state == "succeeded"
     assert result.output.startswith("no network:"), result.output
     assert received == []
@@ -481,15 +509,57 @@ def test_a_socket_with_the_network_off_reaches_nothing(spec, listener):
     assert result.state == "failed" and "gaierror" in result.output
 
 
-def test_a_socket_with_the_network_on_works(spec, listener):
-    port, received = listener
-    result = run(spec(CONNECT.format(port=port), network=True))
-    assert result.output == "connected\n", result.output
+def test_a_socket_with_the_network_on_reaches_the_outside(spec, outside_listener):
+    port, received = outside_listener
+    host = outside_address()
+    result = run(spec(CONNECT.format(host=host, port=port) + DNS, network=True))
+    assert result.output == "connected\nresolver: 10.0.2.3\n", result.output
     for _ in range(100):
         if received:
             break
         time.sleep(0.05)
     assert received == [b"hello from the script"]
+
+
+DNS = """
+print("resolver:", open("/etc/resolv.conf").read().split()[1])
+"""
+REACH = """
+import socket
+for host, port in {targets!r}:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        print("reached", host, port)
+    except OSError as exc:
+        print("refused", host, port, type(exc).__name__)
+"""
+
+
+def test_a_script_with_the_network_on_cannot_reach_this_machines_loopback(spec, listener):
+    """Not a service on the loopback (the listener stands for PostgreSQL, Redis, the web
+    server), by 127.0.0.1, by slirp4netns's gateway (which would map to it) or by this
+    machine's outside address; nor PostgreSQL's and Redis's ports themselves."""
+    port, received = listener
+    outside = outside_address()
+    targets = [("127.0.0.1", port), ("10.0.2.2", port), (outside, port)]
+    targets += [(host, service) for host in ("127.0.0.1", "10.0.2.2", outside) for service in (5432, 6379)]
+    result = run(spec(REACH.format(targets=targets), network=True))
+    assert result.state == "succeeded", result.output
+    assert "reached" not in result.output, result.output
+    assert result.output.count("refused") == len(targets)
+    assert received == []
+
+
+def test_runs_with_the_network_on_are_refused_without_slirp4netns(spec, monkeypatch, outside_listener):
+    monkeypatch.setattr(usernet, "slirp_path", lambda: None)
+    port, received = outside_listener
+    result = run(spec(CONNECT.format(host=outside_address(), port=port), network=True))
+    assert result.state == "failed" and result.exit_code is None
+    assert (
+        "slirp4netns is not installed" in result.message and "apt-get install slirp4netns" in result.message
+    )
+    assert received == []
+    assert run(spec("print('offline is fine')", network=False)).output == "offline is fine\n"
 
 
 # --- Cancel ---------------------------------------------------------------------------------
@@ -712,7 +782,7 @@ UNPRIVILEGED_SERVICE = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from scripts import sandbox
+from scripts import sandbox, usernet
 code = "import os, json\\nprint(json.dumps([os.getuid(), sorted(os.environ), os.listdir('/'), len([p for p in os.listdir('/proc') if p.isdigit()])]))"
 spec = sandbox.RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=Path({workdir!r}), env={{"A": "1"}},
                        network=False, timeout_seconds=60, memory_mb=256, cpu_seconds=30, output_max_bytes=65536)
@@ -737,7 +807,7 @@ def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir
     package = open_workdir.parent / "package"
     (package / "scripts").mkdir(parents=True)
     (package / "scripts" / "__init__.py").write_text("")
-    for module in ("sandbox.py", "supervise.py"):  # no Django: the sandbox needs none
+    for module in ("sandbox.py", "supervise.py", "usernet.py"):  # no Django: the sandbox needs none
         shutil.copy(Path(sandbox.__file__).with_name(module), package / "scripts" / module)
     open_workdir.mkdir()
     os.chown(open_workdir, 10001, 10001)

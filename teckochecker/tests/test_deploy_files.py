@@ -174,6 +174,7 @@ def test_dockerfile_installs_bubblewrap_without_recommends(dockerfile):
     runs = [args for instruction, args in dockerfile if instruction == "RUN"]
     install = next(r for r in runs if "bubblewrap" in r)
     assert "apt-get install -y --no-install-recommends bubblewrap" in install
+    assert "slirp4netns" in install  # a network of their own for runs with the network on
     assert "rm -rf /var/lib/apt/lists/*" in install
 
 
@@ -215,3 +216,6 @@ def test_only_the_scripts_worker_may_make_sandboxes(compose):
         "apparmor=unconfined",
         "systempaths=unconfined",
     }
+    # slirp4netns (a network of a run's own) needs the tun device; nobody else gets devices.
+    assert {name for name, spec in services.items() if spec.get("devices")} == {"scripts-worker"}
+    assert services["scripts-worker"]["devices"] == ["/dev/net/tun:/dev/net/tun"]
