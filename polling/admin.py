@@ -28,7 +28,7 @@ from polling.models import (
 from polling.services.jobs import UPDATABLE_FIELDS
 from secrets_vault.admin import ServiceForm
 from secrets_vault.models import Secret, SecretType
-from teckochecker.admin_actions import apply_each
+from teckochecker.admin_actions import ReadOnlyAdmin, apply_each
 from teckochecker.cli import fmt_time
 
 RECENT_LOGS = 20
@@ -255,17 +255,6 @@ class PollingJobAdmin(admin.ModelAdmin):
             noun="job",
             done="queued for an immediate check",
         )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PollingLog)

@@ -16,7 +16,7 @@ from scripts import services
 from scripts.models import IntervalUnit, OverlapPolicy, ScheduleType, Script, ScriptRun, ScriptVersion
 from scripts.services.schedules import script_next_runs
 from secrets_vault.admin import ServiceForm
-from teckochecker.admin_actions import apply_each
+from teckochecker.admin_actions import ReadOnlyAdmin, apply_each
 from teckochecker.cli import fmt_time
 
 
@@ -302,7 +302,7 @@ def _diff_html(diff: dict):
 
 
 @admin.register(ScriptVersion)
-class ScriptVersionAdmin(admin.ModelAdmin):
+class ScriptVersionAdmin(ReadOnlyAdmin):
     """Read-only history; restoring goes through services.version_restore (a new version)."""
 
     list_display = ("script", "number", "created_at", "author", "change", "restored_from")
@@ -315,6 +315,7 @@ class ScriptVersionAdmin(admin.ModelAdmin):
         "requirements_text", "diff_to_previous",
     )  # fmt: skip
     readonly_fields = fields
+    list_defer = ("code", "requirements")
     actions = ["restore", "compare"]
 
     @admin.display(description="Change")
@@ -340,20 +341,6 @@ class ScriptVersionAdmin(admin.ModelAdmin):
         if before is None:
             return "The oldest version kept."
         return _diff_html(services.version_diff(script=version.script, old=before, new=version.number))
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        is_change = request.resolver_match and "change" in (request.resolver_match.url_name or "")
-        return qs if is_change else qs.defer("code", "requirements")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.action(permissions=["view"], description="Restore the selected version (a new version)")
     def restore(self, request, queryset) -> None:
@@ -386,7 +373,7 @@ class ScriptVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScriptRun)
-class ScriptRunAdmin(admin.ModelAdmin):
+class ScriptRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "script", "state", "trigger", "queued_at", "duration_seconds", "exit_code")
     list_filter = ("state", "trigger")
     search_fields = ("script__name", "output", "message")
@@ -406,23 +393,8 @@ class ScriptRunAdmin(admin.ModelAdmin):
             '<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>', run.output
         )
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        # The list never needs the output (up to 1 MiB a run); the page of one run does.
-        return (
-            qs
-            if request.resolver_match and "change" in (request.resolver_match.url_name or "")
-            else qs.defer("output")
-        )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # The list never needs the output (up to 1 MiB a run); the page of one run does.
+    list_defer = ("output",)
 
     @admin.action(permissions=["view"], description="Cancel selected queued or running runs")
     def cancel_runs(self, request, queryset) -> None:

@@ -1,10 +1,11 @@
-"""What every admin action on selected rows does: call one service per row and report once."""
+"""Admin pieces every app shares: what an action on selected rows does (call one service per
+row, report once) and the base of read-only admins."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib import messages
+from django.contrib import admin, messages
 
 from teckochecker.errors import DomainError
 
@@ -28,3 +29,24 @@ def apply_each(
         )
     if refusals:
         modeladmin.message_user(request, " ".join(refusals), messages.WARNING)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the admin shows but never adds, changes or deletes (services do). `list_defer`: big
+    fields (a run's output, a version's code) that only a row's own page loads."""
+
+    list_defer: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        own_page = request.resolver_match and "change" in (request.resolver_match.url_name or "")
+        return qs if own_page or not self.list_defer else qs.defer(*self.list_defer)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
