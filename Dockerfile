@@ -28,6 +28,7 @@ COPY --chown=teckochecker:teckochecker apikeys/ apikeys/
 COPY --chown=teckochecker:teckochecker bundles/ bundles/
 COPY --chown=teckochecker:teckochecker polling/ polling/
 COPY --chown=teckochecker:teckochecker scripts/ scripts/
+COPY --chown=teckochecker:teckochecker live/ live/
 COPY --chown=teckochecker:teckochecker web/ web/
 COPY --chown=teckochecker:teckochecker fakes/ fakes/
 COPY --chown=teckochecker:teckochecker bench/ bench/
@@ -45,4 +46,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; h = os.environ.get('ALLOWED_HOSTS', '127.0.0.1').split(',')[0].strip().lstrip('.'); h = '127.0.0.1' if h in ('', '*') else h; u.urlopen(u.Request('http://127.0.0.1:8000/api/health', headers={'Host': h}), timeout=4)"]
 
 # One process with threads keeps memory small; scale with more containers, not more workers.
-CMD ["gunicorn", "teckochecker.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "1", "--threads", "8", "--access-logfile", "-"]
+CMD ["gunicorn", "teckochecker.wsgi:application", "--bind", "0.0.0.0:8000", "--config", "python:teckochecker.gunicorn_conf", "--workers", "1", "--access-logfile", "-"]

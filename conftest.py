@@ -4,6 +4,17 @@ from rest_framework.test import APIClient
 pytest_plugins = ["fakes.pytest_plugin", "scripts.tests.fixtures", "apikeys.tests.fixtures", "tests.phases"]
 
 
+@pytest.fixture(autouse=True)
+def _stop_live_hub():
+    """The live streams' reader thread (started by a test that opened a stream) holds a
+    database connection; it ends with the test, so none is open when the test database is
+    dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    from live.hub import stop
+
+    stop()
+
+
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_user(

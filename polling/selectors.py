@@ -90,6 +90,11 @@ def job_row(*, job_id: int) -> dict:
     return _with_batches_and_names(rows)[0]
 
 
+def job_rows_by_id(*, job_ids) -> list[dict]:
+    """The jobs with these ids that still exist, as rows (see `job_rows`); for the live events."""
+    return _with_batches_and_names(list(PollingJob.objects.filter(pk__in=job_ids).values(*JOB_ROW_FIELDS)))
+
+
 def _with_batches_and_names(rows: list[dict]) -> list[dict]:
     if not rows:
         return rows

@@ -3,6 +3,7 @@ parse, call one service, shape the answer with scripts.serializers."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -12,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apikeys.authentication import TRIGGER_AND_FULL, require_own_run
+from live.api import EVENT_DATA, LAST_EVENT_ID, StreamNegotiation, last_event_id, sse_response
+from live.streams import run_events
 from scripts import selectors, services
 from scripts.models import RunState, RunTrigger
 from scripts.serializers import (
@@ -274,9 +277,13 @@ class ScriptViewSet(ApiViewSet):
         return Response(SchedulePreviewSerializer({"next_runs": times}).data)
 
 
-class RunViewSet(ApiViewSet):
+class RunViewSet(StreamNegotiation, ApiViewSet):
     # A scripts:trigger API key may follow the runs it started (the URL its trigger answers).
-    api_key_scopes_by_action = {"retrieve": TRIGGER_AND_FULL, "output": TRIGGER_AND_FULL}
+    api_key_scopes_by_action = {
+        "retrieve": TRIGGER_AND_FULL,
+        "output": TRIGGER_AND_FULL,
+        "stream": TRIGGER_AND_FULL,
+    }
 
     @extend_schema(
         operation_id="api_runs_list",
@@ -303,6 +310,26 @@ class RunViewSet(ApiViewSet):
         run = services.run_get(run_id=int(pk))
         require_own_run(request, run)
         return HttpResponse(run.output, content_type="text/plain; charset=utf-8")
+
+    @extend_schema(
+        summary="Server-sent events: the run's output as it is written, then its final state",
+        description=(
+            'A text/event-stream. `output` events carry `{"text"}`; their id is the length of the '
+            "output after them, so Last-Event-ID resumes exactly after what arrived. `state` says "
+            "queued or running; `end` is the finished run (as GET /api/runs/{id} without output), "
+            "after which the stream ends."
+        ),
+        parameters=[LAST_EVENT_ID],
+        responses={(200, "text/event-stream"): EVENT_DATA},
+    )
+    @action(detail=True, methods=["get"])
+    def stream(self, request, pk: int):
+        run = services.run_get(run_id=int(pk))
+        require_own_run(request, run)
+        after = last_event_id(request) or 0
+        return sse_response(
+            run_events(run_id=run.pk, after=after, max_seconds=settings.LIVE_STREAM_MAX_SECONDS)
+        )
 
     @extend_schema(summary="Cancel a queued or running run", request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])

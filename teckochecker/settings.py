@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "polling",
     "scripts",
     "bundles",
+    "live",
     "web",
     "fakes",
     "bench",
@@ -378,6 +379,27 @@ CELERY_BEAT_SCHEDULE["teckochecker-prune-script-runs"] = {
     "task": "scripts.tasks.prune_runs",
     "schedule": 3600.0,
 }
+
+# --- Live updates (server-sent events) -----------------------------------------------------
+# Open streams per web server process; one more gets 503 with Retry-After. Each open stream
+# holds a web server thread, so gunicorn runs LIVE_MAX_STREAMS + WEB_THREADS threads and the
+# rest of the API always has WEB_THREADS of its own (README, "Live updates").
+LIVE_MAX_STREAMS = env_int("LIVE_MAX_STREAMS", 64, minimum=0, maximum=1000)
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+# A stream ends after this long (the browser reconnects and resumes), so threads recycle.
+LIVE_STREAM_MAX_SECONDS = env_int("LIVE_STREAM_MAX_SECONDS", 300, minimum=5)
+# A comment line this often keeps proxies from closing a quiet stream and finds gone clients.
+LIVE_HEARTBEAT_SECONDS = env_float("LIVE_HEARTBEAT_SECONDS", 15.0, minimum=0.1)
+# How often each web process reads the change feed without a wake-up. With Redis every commit
+# rings at once and this is only the safety net.
+LIVE_POLL_SECONDS = env_float(
+    "LIVE_POLL_SECONDS",
+    2.0 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else 0.25,
+    minimum=0.05,
+)
+# Changes are kept this long for clients resuming with Last-Event-ID (older: a `reset` event).
+LIVE_HISTORY_HOURS = env_int("LIVE_HISTORY_HOURS", 24, minimum=1)
+CELERY_BEAT_SCHEDULE["teckochecker-prune-changes"] = {"task": "live.tasks.prune_changes", "schedule": 3600.0}
 
 # Margin added to twice the Keboola timeout before an unconfirmed trigger is looked up.
 TRIGGER_RECONCILE_MARGIN_SECONDS = env_int("TRIGGER_RECONCILE_MARGIN_SECONDS", 30, minimum=0)

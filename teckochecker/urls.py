@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("polling.urls")),
     path("", include("scripts.urls")),
     path("", include("bundles.urls")),
+    path("", include("live.urls")),
     path("", include("web.urls")),
 ]
 

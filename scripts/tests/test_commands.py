@@ -195,16 +195,16 @@ def test_run_queues_a_manual_run_for_the_scripts_worker(sent):
 
 
 def _worker_steps(monkeypatch, *updates: dict) -> list[str]:
-    """Stand in for the worker: each time `run --wait` pauses, the run moves one step on.
-    Returns what the command had printed at each pause."""
+    """Stand in for the worker: each time `run --wait` waits for news, the run moves one step on.
+    Returns what the command had printed at each wait."""
     steps = iter(updates)
     printed: list[str] = []
 
-    def pause(command, seconds):
+    def wait_for_news(command, seconds):
         printed.append(command.stdout._out.getvalue())
         ScriptRun.objects.update(**next(steps))
 
-    monkeypatch.setattr(script_command.Command, "pause", pause)
+    monkeypatch.setattr(script_command.Command, "wait_for_news", wait_for_news)
     return printed
 
 

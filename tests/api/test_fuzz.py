@@ -31,6 +31,12 @@ def keep_the_test_connection():
         signal.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def short_streams(settings):
+    """The event streams end after their lifetime; a fuzzed call must not wait five minutes."""
+    settings.LIVE_STREAM_MAX_SECONDS = 0.2
+
+
 @pytest.fixture
 def staff_token(admin_user):
     return Token.objects.create(user=admin_user).key

@@ -12,8 +12,9 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from rich.text import Text
 
+from live.streams import run_events
 from scripts import environments, selectors, services
-from scripts.models import FINISHED_RUN_STATES, RunState
+from scripts.models import RunState
 from scripts.serializers import (
     run_representation,
     script_representation,
@@ -31,8 +32,6 @@ from teckochecker.cli import (
     whole_number,
 )
 
-# How often `run --wait` reads the run's output (the worker stores it about twice a second).
-POLL_SECONDS = 0.25
 # After this long still queued, `run --wait` says that a scripts worker must be running.
 QUEUED_HINT_SECONDS = 5.0
 RUN_ICONS = {
@@ -625,25 +624,26 @@ class Command(TeckoCommand):
             self.stderr.write(f"Run {run.pk} {run.state}{code}{why}")
             raise SystemExit(run.exit_code if run.exit_code else 1)
 
-    def pause(self, seconds: float) -> None:
-        time.sleep(seconds)
+    # Tests stand in for the worker here: called instead of waiting for the change feed.
+    wait_for_news = None
 
-    def follow(self, run_id: int, *, echo: bool = True, poll_seconds: float = POLL_SECONDS):
-        """Wait for the run to end, printing its output as the worker stores it. Returns the run."""
-        shown = 0
+    def follow(self, run_id: int, *, echo: bool = True):
+        """Wait for the run to end, printing its output as the worker stores it (the same stream
+        as GET /api/runs/{id}/stream). Returns the run."""
         started = time.monotonic()
-        hinted = False
+        hinted, state = False, None
         try:
-            while True:
-                run = services.run_get(run_id=run_id)
-                if echo and len(run.output) > shown:
-                    self.stdout.write(run.output[shown:], ending="")
+            # A heartbeat a second, so the "still queued" hint comes on time.
+            for event in run_events(run_id=run_id, wait=self.wait_for_news, heartbeat=1.0):
+                if event.name == "output" and echo:
+                    self.stdout.write(event.value["text"], ending="")
                     self.stdout.flush()
-                    shown = len(run.output)
-                if run.state in FINISHED_RUN_STATES:
-                    return run
+                elif event.name == "end":
+                    return services.run_get(run_id=run_id)
+                elif event.name == "state":
+                    state = event.value["state"]
                 if (
-                    run.state == RunState.QUEUED
+                    state == RunState.QUEUED
                     and not hinted
                     and time.monotonic() - started > QUEUED_HINT_SECONDS
                 ):
@@ -651,7 +651,7 @@ class Command(TeckoCommand):
                     self.stderr.write(
                         f"(run {run_id} is still queued: is a scripts worker running? `manage.py start` runs one)"
                     )
-                self.pause(poll_seconds)
+            return services.run_get(run_id=run_id)
         except KeyboardInterrupt:
             self.stderr.write(
                 f"Stopped waiting; run {run_id} goes on (`manage.py script cancel {run_id}` ends it)."

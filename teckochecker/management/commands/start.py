@@ -102,11 +102,12 @@ def web_argv(*, host: str, port: int) -> list[str]:
         "teckochecker.wsgi:application",
         "--bind",
         f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        # One process with threads keeps the web server's memory small.
+        # One process with threads keeps the web server's memory small; the threads are set in
+        # gunicorn_conf (the live streams' share and the rest of the API's).
+        "--config",
+        "python:teckochecker.gunicorn_conf",
         "--workers",
         "1",
-        "--threads",
-        "8",
         "--graceful-timeout",
         str(STOP_GRACE_SECONDS - 5),
         # Nothing here uses gunicorn's control socket; without it two installations on one
