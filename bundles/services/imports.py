@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from bundles.services.checks import Problems, bundle_check
 from bundles.services.export import (
@@ -255,6 +255,19 @@ def _check_script_reference(label: str, item: dict, errors: Problems) -> None:
         )
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that lets one import run at a time.
+IMPORT_LOCK_KEY = 0x7EC0B0D1
+
+
+def _one_import_at_a_time() -> None:
+    """Job names are not unique in the database, so two imports at once could both find no job
+    named X and both create one. On PostgreSQL a transaction-scoped advisory lock makes the
+    second wait; SQLite transactions here are IMMEDIATE, which already serialises writers."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK_KEY])
+
+
 def bundle_import(*, bundle: object, dry_run: bool = False, author: str = "") -> ImportReport:
     """Apply `bundle` completely or not at all (see the module docstring).
 
@@ -266,6 +279,7 @@ def bundle_import(*, bundle: object, dry_run: bool = False, author: str = "") ->
     scripts, jobs = bundle_check(bundle, errors)
     results: list[ItemResult] = []
     with transaction.atomic():
+        _one_import_at_a_time()
         steps = [
             (label, item, _import_script, {})
             for label, item in sorted(scripts, key=lambda p: p[1]["slug"].strip())

@@ -298,3 +298,41 @@ def test_two_live_jobs_with_one_name_cannot_be_exported_or_matched():
     with pytest.raises(BundleInvalid) as caught:
         bundle_import(bundle=bundle)
     assert "rename all but one" in caught.value.errors["jobs[Keboola job]"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_at_once_create_a_new_job_once():
+    import threading
+
+    Secret.objects.create(name="o", type="openai", value="sk-x")
+    bundle = {
+        "format": "teckochecker-bundle",
+        "version": 1,
+        "jobs": [
+            {
+                "name": "once",
+                "batch_ids": ["batch_1"],
+                "openai_secret": "o",
+                "action": {"type": "script", "script": "s"},
+            }
+        ],
+        "scripts": [{"slug": "s", "name": "S", "code": "print(1)\n"}],
+    }
+    start, outcomes = threading.Barrier(2), []
+
+    def run():
+        from django.db import connection
+
+        try:
+            start.wait()
+            outcomes.append(bundle_import(bundle=bundle).counts()["create"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == [0, 2]  # the second import found both and changed nothing
+    assert PollingJob.objects.filter(name="once").count() == 1
