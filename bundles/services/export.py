@@ -33,6 +33,8 @@ SCRIPT_KEYS = (
     "schedule",
     "overlap",
     "notify",
+    "url_trigger",
+    "url_trigger_get",
 )
 JOB_KEYS = ("name", "paused", "batch_ids", "poll_interval_seconds", "openai_secret", "action", "notify")
 ACTION_KEYS = {
@@ -108,6 +110,8 @@ def script_entry(script: Script) -> dict:
             "on_failure": script.notify_on_failure,
             "emails": _emails(script.notify_emails),
         },
+        "url_trigger": script.url_trigger,
+        "url_trigger_get": script.url_trigger_get,
     }
 
 

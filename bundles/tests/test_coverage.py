@@ -28,6 +28,8 @@ SCRIPT_BUNDLED = {
     "notify_on_success",
     "notify_on_failure",
     "notify_emails",
+    "url_trigger",
+    "url_trigger_get",
 }
 SCRIPT_RUNTIME = {
     "id",

@@ -25,6 +25,7 @@ def make_world() -> dict:
         env=[{"name": "TOKEN", "secret": "hook-header"}, {"name": "MODE", "value": "prod"}],
         schedule={"type": "cron", "cron": "0 3 * * *", "timezone": "Europe/Prague"},
         notify={"on_failure": True, "emails": ["ops@example.com"]},
+        url_trigger=True,
     )
     script_create(
         name="Every Five", code="print(5)\n", schedule={"type": "interval", "every": 5, "unit": "minutes"}
