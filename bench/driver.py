@@ -133,7 +133,6 @@ class Driver:
         url = wait_until(lambda: self._fake_url(fake), timeout=30, what="the fake servers")
         self.fake = RemoteFake(url, timeout=120)
         self.env["OPENAI_BASE_URL"] = self.fake.openai_base_url
-        self.env.setdefault("API_THROTTLE_WEBHOOK", "1000000/minute")  # one client sends every event
         settings.OPENAI_BASE_URL = self.fake.openai_base_url
 
         from teckochecker.management.commands import start
@@ -402,7 +401,7 @@ class Driver:
                 api_errors=self.api_errors,
                 processes=processes,
                 run={
-                    "webhooks": self._webhook_deliveries(),
+                    "webhooks": self._webhook_deliveries(timings),
                     "ramp_seconds": round(self.ramp_seconds, 1),
                     "create_seconds": round(self.create_seconds, 1),
                     "elapsed_seconds": round(time.time() - began, 1),
@@ -413,12 +412,26 @@ class Driver:
             self.stop_api.set()
             self.stop_stack()
 
-    def _webhook_deliveries(self) -> dict | None:
-        """How many signed webhooks the fake sent, and how many the web server accepted."""
+    def _webhook_deliveries(self, timings: dict) -> dict | None:
+        """How many signed webhooks the fake sent, how many the web server accepted, how many
+        it refused (any other answer; 429s counted apart; the throttle is the default), and how
+        long after its batch turned terminal each delivery was answered."""
         if not self.config.get("webhooks"):
             return None
         sent = self.fake._call("GET", "webhooks")["sent"]
-        return {"sent": len(sent), "accepted": sum(1 for d in sent if d["status"] == 200)}
+        accepted = sum(1 for d in sent if d["status"] == 200)
+        answered = [
+            d["time"] - terminal
+            for d in sent
+            if (terminal := timings["batches"].get(d["event"]["data"]["id"], {}).get("terminal_at"))
+        ]
+        return {
+            "sent": len(sent),
+            "accepted": accepted,
+            "refused": len(sent) - accepted,
+            "refused_429": sum(1 for d in sent if d["status"] == 429),
+            "answered_after_terminal_seconds": bench_report.summary(answered, points=(50, 95)),
+        }
 
     def _job_rows(self) -> list[dict]:
         from polling.models import JobBatch, PollingJob

@@ -220,8 +220,75 @@ def render(report: dict, console=None) -> None:
         _fmt(sum(p["cpu_seconds"] or 0 for p in stack)),
         "",
     )
+    if r.get("webhooks"):
+        w = r["webhooks"]
+        table.add_row(
+            "webhooks: sent / accepted / refused (429)",
+            str(w["sent"]),
+            str(w["accepted"]),
+            f"{w['refused']} ({w['refused_429']})",
+            "",
+            "",
+        )
     console.print(table)
     if k["duplicates"]:
         console.print(f"Duplicate Keboola jobs (polling job id → Keboola ids): {k['duplicates']}")
     if k["missing"]:
         console.print(f"Finished jobs without a Keboola job: {k['missing']}")
+
+
+def render_comparison(reports: dict, console=None) -> None:
+    """The polling-only and the webhook run of one scenario side by side (`bench --compare`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=max(120, Console().width))
+    polling, webhooks = reports["polling"], reports["webhooks"]
+    c = polling["config"]
+    table = Table(
+        title=(
+            f"{polling['run']['jobs']} jobs · interval {c['interval']}s · window {c['window']:.0f}s · "
+            f"{c['db']} + {c['broker']} · polling only vs signed webhooks · "
+            f"load {polling['machine']['load_average_1m']} / {webhooks['machine']['load_average_1m']}"
+        )
+    )
+    table.add_column("measure")
+    table.add_column("polling only", justify="right")
+    table.add_column("with webhooks", justify="right")
+
+    def both(label: str, value) -> None:
+        table.add_row(label, value(polling), value(webhooks))
+
+    def deliveries(report: dict) -> str:
+        w = report["run"].get("webhooks")
+        if not w:
+            return "-"
+        return f"{w['refused']} of {w['sent']} ({w['refused_429']} × 429)"
+
+    def latency(report: dict) -> str:
+        t = report["trigger_latency_seconds"]
+        return f"{_fmt(t['p50'])} / {_fmt(t['p95'])} / {_fmt(t['max'])}"
+
+    def reads(report: dict) -> str:
+        o = report["openai_requests"]
+        return f"{o['actual']} (×{o['ratio']} of the minimum)"
+
+    def exactly_one(report: dict) -> str:
+        k = report["keboola_jobs"]
+        return f"{k['exactly_one']}/{k['finished_jobs']} (dup {len(k['duplicates'])}, missing {len(k['missing'])})"
+
+    both("deliveries refused", deliveries)
+    both(
+        "delivery answered after the batch ended p50 / p95 (s)",
+        lambda r: (
+            "-"
+            if not r["run"].get("webhooks")
+            else "{p50} / {p95}".format(**r["run"]["webhooks"]["answered_after_terminal_seconds"])
+        ),
+    )
+    both("trigger latency p50 / p95 / max (s)", latency)
+    both("OpenAI batch reads", reads)
+    both("poll lag p99 (s)", lambda r: _fmt(r["poll_lag_seconds"]["p99"]))
+    both("Keboola jobs: exactly one", exactly_one)
+    both("unfinished jobs", lambda r: str(r["run"]["unfinished_jobs"]))
+    console.print(table)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -106,6 +106,16 @@ def _drop_redis_queue(url: str, queue: str) -> None:
             client.delete(*keys)
     except Exception as exc:  # a leftover key is untidy, not a failed benchmark
         print(f"warning: could not remove the bench queue from Redis: {exc}", file=sys.stderr)
+
+
+def run_compare(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:
+    """The same scenario twice, polling only and then with webhooks: {"polling": report,
+    "webhooks": report} (bench/report.py, render_comparison)."""
+    reports = {}
+    for name, webhooks in (("polling", False), ("webhooks", True)):
+        echo(f"bench: run {len(reports) + 1} of 2, {name}")
+        reports[name] = run(replace(config, webhooks=webhooks), keep=keep, echo=echo)
+    return reports
 
 
 def run(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:

@@ -65,6 +65,8 @@ class WebhookSender:
         self.state, self.url, self.secret, self.interval = state, url, secret, interval
         self.sent: list[dict] = []
         self._notified: set[str] = set()
+        # Per batch: its script (set_batch replaces it) and when that script ends terminal.
+        self._ends: dict[str, tuple[list, float | None, str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-webhooks", daemon=True)
         # Several deliveries at once, as OpenAI sends them: one slow receiver answer must not
@@ -72,11 +74,32 @@ class WebhookSender:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-webhook")
 
     def start(self) -> WebhookSender:
-        with self.state.lock:  # batches already terminal when webhooks were turned on stay quiet
-            now = time.monotonic()
-            self._notified = {b.id for b in self.state.batches.values() if b.status(now) in TERMINAL}
+        # Batches already terminal when webhooks were turned on stay quiet.
+        self._notified = {batch_id for batch_id, _status in self._due()}
         self._thread.start()
         return self
+
+    def _due(self) -> list[tuple[str, str]]:
+        """(id, status) of the batches not notified yet whose script has reached a terminal
+        status. Cheap enough for a burst of thousands of batches ten times a second: the lock
+        (which every fake API answer needs) is held only to copy the list, and a batch's end
+        is worked out again only when its script changed."""
+        with self.state.lock:
+            batches = list(self.state.batches.values())
+        now = time.monotonic()
+        due = []
+        for batch in batches:
+            if batch.id in self._notified:
+                continue
+            script = batch.script
+            known = self._ends.get(batch.id)
+            if known is None or known[0] is not script:
+                offset, status = script[-1]
+                known = (script, batch.added_mono + offset if status in TERMINAL else None, status)
+                self._ends[batch.id] = known
+            if known[1] is not None and known[1] <= now:
+                due.append((batch.id, known[2]))
+        return due
 
     def stop(self) -> None:
         self._stop.set()
@@ -84,18 +107,12 @@ class WebhookSender:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            with self.state.lock:
-                now = time.monotonic()
-                due = [
-                    (b.id, b.status(now)) for b in self.state.batches.values() if b.id not in self._notified
-                ]
-            for batch_id, status in due:
-                if status in TERMINAL:
-                    self._notified.add(batch_id)
-                    try:
-                        self._pool.submit(self._deliver, batch_event(batch_id, status))
-                    except RuntimeError:  # stopped meanwhile
-                        return
+            for batch_id, status in self._due():
+                self._notified.add(batch_id)
+                try:
+                    self._pool.submit(self._deliver, batch_event(batch_id, status))
+                except RuntimeError:  # stopped meanwhile
+                    return
 
     def _deliver(self, event: dict) -> None:
         body, headers = signed_delivery(event, self.secret)

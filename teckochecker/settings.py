@@ -336,9 +336,10 @@ DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 1000, minimum=10)
 # Confirmations of OpenAI webhooks (one batch read, maybe the trigger) go to their own queue,
 # which the polling worker serves ahead of routine checks (`-Q` lists it first).
 WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks")
-# Events for one job within this many seconds share one confirmation (one task, one read each
-# of the announced batches); longer saves reads in a burst, shorter triggers sooner.
-WEBHOOK_COALESCE_SECONDS = env_float("WEBHOOK_COALESCE_SECONDS", 0.2, minimum=0)
+# A confirmation waits this long before it starts, so that more events of its job join it (one
+# task, one lease for all). 0: it is sent at once, and events that arrive while it waits in the
+# queue still join it; measured, a delay of 0.1 s cost 0.7 s at the median on the file broker.
+WEBHOOK_COALESCE_SECONDS = env_float("WEBHOOK_COALESCE_SECONDS", 0.0, minimum=0)
 # --- Scripts --------------------------------------------------------------------------------
 # Users' scripts: each has a folder under SCRIPTS_DIR with its environment and run directories.
 SCRIPTS_DIR = Path(env_str("SCRIPTS_DIR", str(DATA_DIR / "scripts"))).resolve()

@@ -21,6 +21,8 @@ def test_bench_smoke_run_reports_every_figure_and_one_keboola_job_per_job(settin
     if webhooks:
         deliveries = report["run"]["webhooks"]
         assert deliveries["sent"] > 0 and deliveries["accepted"] == deliveries["sent"]
+        assert deliveries["refused"] == deliveries["refused_429"] == 0  # at the default throttle
+        assert deliveries["answered_after_terminal_seconds"]["count"] == deliveries["sent"]
     else:
         assert report["run"]["webhooks"] is None
 

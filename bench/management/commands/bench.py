@@ -6,8 +6,8 @@ import json
 
 from django.core.management.base import CommandError, CommandParser
 
-from bench.report import render
-from bench.run import BenchConfig, BenchFailed, run
+from bench.report import render, render_comparison
+from bench.run import BenchConfig, BenchFailed, run, run_compare
 from teckochecker.cli import TeckoCommand
 
 
@@ -48,6 +48,13 @@ class Command(TeckoCommand):
             help="The fake OpenAI also sends signed batch webhooks to /api/webhooks/openai.",
         )
         parser.add_argument(
+            "--compare",
+            action="store_true",
+            help="Run the scenario twice, polling only and then with webhooks (at the default "
+            "webhook throttle), and print both side by side: deliveries refused, trigger "
+            "latency, OpenAI reads.",
+        )
+        parser.add_argument(
             "--scripts",
             type=int,
             default=0,
@@ -85,10 +92,24 @@ class Command(TeckoCommand):
             minutes=options["minutes"],
             samples=options["samples"],
         )
+        if options["compare"] and options["scripts"]:
+            raise CommandError("--compare measures jobs; it does not go with --scripts.")
+        echo = lambda m: self.stderr.write(m)  # noqa: E731
         try:
-            report = run(config, keep=options["keep"], echo=lambda m: self.stderr.write(m))
+            if options["compare"]:
+                reports = run_compare(config, keep=options["keep"], echo=echo)
+            else:
+                report = run(config, keep=options["keep"], echo=echo)
         except BenchFailed as exc:
             raise CommandError(str(exc)) from None
+        if options["compare"]:
+            if options["json"]:
+                self.stdout.write(json.dumps(reports, indent=2))
+            else:
+                render(reports["polling"])
+                render(reports["webhooks"])
+                render_comparison(reports)
+            return
         if options["json"] or options["scripts"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
