@@ -333,6 +333,7 @@ def test_versions_diff_and_restore(sent, tmp_path):
     run("add", "--name", "History", "--file", str(first))
     run("edit", "history", "--file", str(second))
 
+    assert "2 (`script versions history`)" in run("show", "history")[0]
     out, _ = run("versions", "history")
     assert "Versions of History (2 of 2)" in out and "+2 -1" in out and "current" in out
     assert "(manage.py)" in out  # who: the shell's user, from the command line

@@ -432,6 +432,7 @@ class Command(TeckoCommand):
             ("Variables", fmt_env(shape["env"])),
             ("Requirements", "\n".join(found.requirements.split()) if found.requirements.strip() else "-"),
             ("Code", f"{len(found.code.splitlines())} lines (`script show {found.slug} --code`)"),
+            ("Version", f"{found.version} (`script versions {found.slug}`)"),
             ("Environment", env["state"]),
             ("Environment Python", env["python_version"]),
             ("Environment Disk", fmt_bytes(env["disk_bytes"])),
