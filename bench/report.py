@@ -1,14 +1,18 @@
 """Turn what a benchmark run recorded into figures, and print them.
 
 Definitions (docs/BENCHMARKS.md repeats them):
-- A *check* of a job is the group of OpenAI requests it makes at once (one per pending batch),
-  as the fake server logged them; its time is the first request's arrival.
+- A batch is *observed* when the fake answers a read of it or shows it on a list page.
+- A *check* of a job is the group of observations of its batches made at once (one read per
+  pending batch, or the list pages of a sweep), as the fake logged them; its time is the first.
 - *Poll lag* of a check = its time minus when it was due = the previous check + the interval.
   The first check is due when the job is created; its lag is reported on its own.
 - *Trigger latency* = the Keboola POST's arrival minus the moment the job's last batch turned
   terminal in the fake (or the job's creation, if later).
 - *Minimum OpenAI requests* of a batch = ceil(lifetime / interval) + 1, lifetime = from the
   batch's first check until it turned terminal: what a poller exactly on schedule would need.
+  These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
+  OpenAI request (single reads and list pages) / their sum (1 when every check reads every
+  batch on its own, as before the sweeps).
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ def _checks(times: list[float], gap: float) -> list[float]:
     return starts
 
 
+def _observed(info: dict | None) -> list[float]:
+    """When the fake answered about the batch: its single reads and the list pages showing it."""
+    return [*info.get("requests", []), *info.get("listed", [])] if info else []
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -84,7 +93,7 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
     finished_ids = {j["id"] for j in finished}
     for job in jobs:
         created = job["created_at"]
-        times = sorted(t for b in job["batch_ids"] for t in batches.get(b, {}).get("requests", []))
+        times = sorted(t for b in job["batch_ids"] for t in _observed(batches.get(b)))
         starts = _checks(times, gap)
         if starts:
             first_lags.append(starts[0] - created)
@@ -95,7 +104,7 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
             if info is None or info["terminal_at"] is None:
                 continue
             # From the batch's first check: a late first check is poll lag, not a saved request.
-            first = min(info["requests"], default=created)
+            first = min(_observed(info), default=created)
             lifetime = info["terminal_at"] - first
             least = math.ceil(lifetime / interval) + 1 if lifetime > 0 else 1
             actual_total += len(info["requests"])
@@ -133,6 +142,11 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
             "ratio": round(actual_total / minimum_total, 3) if minimum_total else None,
             # GET /v1/batches pages (sweeps): not per batch, so apart from the figures above.
             "list_pages": timings.get("list_requests", 0),
+            "per_batch_check": (
+                round((actual_total + timings.get("list_requests", 0)) / minimum_total, 4)
+                if minimum_total
+                else None
+            ),
             "extra_per_batch": summary([float(e) for e in excess], points=(50, 95), digits=1),
         },
         "api_latency_ms": {
@@ -179,8 +193,16 @@ def render(report: dict, console=None) -> None:
     row("trigger latency (s)", report["trigger_latency_seconds"])
     o = report["openai_requests"]
     row(
-        f"OpenAI req/batch over min (total {o['actual']} vs {o['minimum']}, x{o['ratio']})",
+        f"OpenAI single reads/batch over min (total {o['actual']} vs {o['minimum']}, x{o['ratio']})",
         o["extra_per_batch"],
+    )
+    table.add_row(
+        "OpenAI requests per batch-check",
+        str(o["minimum"]),
+        f"{o['actual']} reads",
+        f"{o.get('list_pages', 0)} pages",
+        _fmt(o.get("per_batch_check")),
+        "",
     )
     for name, s in report["api_latency_ms"].items():
         row(f"{name} (ms){' · ' + str(s['errors']) + ' errors' if s['errors'] else ''}", s)
@@ -294,4 +316,52 @@ def render_comparison(reports: dict, console=None) -> None:
     both("poll lag p99 (s)", lambda r: _fmt(r["poll_lag_seconds"]["p99"]))
     both("Keboola jobs: exactly one", exactly_one)
     both("unfinished jobs", lambda r: str(r["run"]["unfinished_jobs"]))
+    console.print(table)
+
+
+# The side-by-side table of `manage.py bench --scale`: (label, how to read it from a report).
+COMPARE_ROWS = [
+    (
+        "exactly one Keboola job",
+        lambda r: f"{r['keboola_jobs']['exactly_one']}/{r['keboola_jobs']['finished_jobs']}",
+    ),
+    ("unfinished at the end", lambda r: r["run"]["unfinished_jobs"]),
+    ("poll lag p99 (s)", lambda r: r["poll_lag_seconds"]["p99"]),
+    ("first check lag p99 (s)", lambda r: r["first_check_lag_seconds"]["p99"]),
+    ("trigger latency p95 (s)", lambda r: r["trigger_latency_seconds"]["p95"]),
+    ("OpenAI requests per batch-check", lambda r: r["openai_requests"].get("per_batch_check")),
+    ("OpenAI single reads", lambda r: r["openai_requests"]["actual"]),
+    ("OpenAI list pages", lambda r: r["openai_requests"].get("list_pages", 0)),
+    (
+        "GET /api/jobs?limit=100 p99 (ms)",
+        lambda r: r["api_latency_ms"].get("GET /api/jobs?limit=100", {}).get("p99"),
+    ),
+    ("GET /api/jobs/{id} p99 (ms)", lambda r: r["api_latency_ms"].get("GET /api/jobs/{id}", {}).get("p99")),
+    (
+        "CPU s without the fakes",
+        lambda r: round(sum(p["cpu_seconds"] or 0 for p in r["processes"] if p["role"] != "fake servers"), 1),
+    ),
+    ("load average at the end", lambda r: r["machine"]["load_average_1m"]),
+]
+
+
+def render_scale(runs: list[tuple[int, str, dict]], console=None) -> None:
+    """One table: a column per (jobs, way of reading), a row per figure."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=max(120, Console().width))
+    first = runs[0][2]["config"]
+    table = Table(
+        title=(
+            f"before (one read per batch) and after (list sweeps) · interval {first['interval']}s · "
+            f"{first['db']} + {first['broker']} · latency {first['latency_ms']:.0f} ms · "
+            f"{first['workers']} worker(s) × {first['concurrency']}"
+        )
+    )
+    table.add_column("measure")
+    for jobs, way, _ in runs:
+        table.add_column(f"{jobs} {way}", justify="right")
+    for label, read in COMPARE_ROWS:
+        table.add_row(label, *(_fmt(read(report)) for _, _, report in runs))
     console.print(table)

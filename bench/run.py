@@ -39,6 +39,7 @@ class BenchConfig:
     api_posts: int | None = None  # POST /api/jobs samples (default: N / 10, 5 to 50)
     seed: int = 7
     webhooks: bool = False  # the fake also sends signed OpenAI webhooks to the web server
+    sweeps: bool = True  # False: OPENAI_SWEEP=false, one GET per batch (the way before the sweeps)
     scripts: int = 0  # >0: the scripts benchmark instead (bench/scripts_driver.py) with this many
     minutes: int = 3  # ... one-minute cron firings measured
     samples: int = 20  # ... single runs measured for the overhead
@@ -156,12 +157,14 @@ def run(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:
             "API_THROTTLE_USER": "10000000/minute",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             "PYTHONUNBUFFERED": "1",
+            "OPENAI_SWEEP": "true" if config.sweeps else "false",
         }
         (workdir / "config.json").write_text(json.dumps(asdict(config)))
         what = (
             f"{config.scripts} scripts on a one-minute cron, {config.minutes} minute(s)"
             if config.scripts
-            else f"{config.jobs} jobs, interval {config.interval}s, window {config.window:.0f}s"
+            else f"{config.jobs} jobs, interval {config.interval}s, window {config.window:.0f}s, "
+            + ("list sweeps" if config.sweeps else "single reads")
         )
         echo(
             f"bench: {what}, {config.db} + {config.broker}, fake latency {config.latency_ms:.0f} ms; "

@@ -42,7 +42,7 @@ from polling.services.leases import (
     lease_release_each,
 )
 from polling.services.logs import log_event, log_events
-from polling.services.schedules import DISPATCH_CHUNK, DISPATCH_PREFIX, dispatch_ahead, enqueue_poll
+from polling.services.schedules import DISPATCH_CHUNK, DISPATCH_PREFIX, dispatch_ahead, jobs_hand_over
 from polling.services.trigger import TriggerOutcome, action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
@@ -148,7 +148,18 @@ def _unexpected_error(job: PollingJob, *, token: str, now) -> PollResult:
 def _check_claimed_jobs(
     jobs: list[PollingJob], *, token: str, now, results: dict[int, PollResult], ahead: timedelta
 ) -> None:
+    # In a check of many jobs (a key's sweep group), the jobs whose action is due are handed on
+    # in small chunks (schedules.jobs_hand_over) so their actions run on every worker thread,
+    # not one after another in this one.
+    hand_over: list[int] = []
     many = len(jobs) > DISPATCH_CHUNK
+
+    def finish(job: PollingJob) -> PollResult:
+        if many:
+            hand_over.append(job.pk)
+            return PollResult("handed_over", "every batch is terminal: the action runs in a chunk of its own")
+        return _finish_with_trigger(job, token=token, now=now)
+
     batches_of: dict[int, list[JobBatch]] = {job.pk: [] for job in jobs}
     for batch in JobBatch.objects.filter(job_id__in=batches_of).order_by("pk"):
         batches_of[batch.job_id].append(batch)
@@ -159,10 +170,11 @@ def _check_claimed_jobs(
         if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or _all_terminal(
             batches_of[job.pk]
         ):
-            results[job.pk] = _finish_with_trigger(job, token=token, now=now, many=many)
+            results[job.pk] = finish(job)
         else:
             to_read.append(job)
     if not to_read:
+        jobs_hand_over(job_ids=hand_over, token=token)
         return
 
     keys = _api_keys(to_read, results)
@@ -177,12 +189,13 @@ def _check_claimed_jobs(
         if job.pk in errors_of:
             results[job.pk] = _handle_openai_errors(job, errors_of[job.pk], token=token, now=now)
         elif _all_terminal(batches):
-            results[job.pk] = _finish_with_trigger(job, token=token, now=now, many=many)
+            results[job.pk] = finish(job)
         else:
             checked[job.pk] = next_due(job, now=now, ahead=ahead)
             done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
     checked_release(checked=checked, token=token, now=now)
+    jobs_hand_over(job_ids=hand_over, token=token)
 
 
 def _all_terminal(batches: list[JobBatch]) -> bool:
@@ -357,13 +370,6 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
     return PollResult("backoff", reason)
 
 
-def _finish_with_trigger(job: PollingJob, *, token: str, now, many: bool = False) -> PollResult:
-    """Run the job's action. In a check of `many` jobs (a key's sweep group) the action is handed
-    to a check of its own instead (released, then a forced check), so the actions of a large
-    group run on every worker thread, not one after another in this one."""
-    if many:
-        if lease_release(job, token=token):
-            enqueue_poll(job_id=job.pk, force=True)
-        return PollResult("handed_off", "every batch is terminal: the action runs in a check of its own")
+def _finish_with_trigger(job: PollingJob, *, token: str, now) -> PollResult:
     outcome: TriggerOutcome = action_run(job_id=job.pk, lease_token=token)
     return PollResult(outcome.state, outcome.detail)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from polling.models import JobBatch, PollingJob
-from polling.services.polls import job_poll, jobs_poll
+from polling.services.polls import jobs_poll
 from polling.services.schedules import jobs_dispatch_due
 from polling.tests.factories import make_job
 
@@ -122,20 +122,24 @@ def test_a_keys_jobs_due_soon_are_checked_with_its_due_ones_and_keep_their_caden
     assert not {r["target"] for r in fake.requests("openai.retrieve")} & {"b_2_0", "b_2_1"}
 
 
-def test_a_large_group_hands_its_finished_jobs_to_checks_of_their_own(fake, monkeypatch):
+def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypatch):
+    from polling import tasks
+
     jobs = _jobs_with_batches(fake, jobs=12, per_job=2)
     for batch in JobBatch.objects.filter(job=jobs[0]):
         fake.set_batch(batch.batch_id, status="completed")
-    forced = []
-    monkeypatch.setattr(
-        "polling.services.polls.enqueue_poll", lambda *, job_id, force: forced.append((job_id, force))
-    )
-    (message,) = _dispatch_once(monkeypatch)
-    results = jobs_poll(job_ids=message[0], dispatch_token=message[1])
-    assert results[jobs[0].pk].outcome == "handed_off" and forced == [(jobs[0].pk, True)]
-    assert fake.keboola_jobs() == []
-    # The forced check runs the action exactly once, without reading OpenAI again.
+    sent = []
+    monkeypatch.setattr(tasks.poll_jobs, "apply_async", lambda args, **_: sent.append(args))
+    jobs_dispatch_due()
+    (group,) = sent
+    results = jobs_poll(job_ids=group[0], dispatch_token=group[1])
+    assert results[jobs[0].pk].outcome == "handed_over" and fake.keboola_jobs() == []
+    # Its own message, under a new dispatch lease the dispatcher leaves alone meanwhile.
+    (_, (ids, token)) = sent
+    assert ids == [jobs[0].pk] and token != group[1]
+    assert jobs_dispatch_due() == 0
     reads = len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list"))
-    assert job_poll(job_id=jobs[0].pk, force=True).outcome == "triggered"
+    assert jobs_poll(job_ids=ids, dispatch_token=token)[jobs[0].pk].outcome == "triggered"
     assert len(fake.keboola_jobs()) == 1
+    # The action ran without reading OpenAI again.
     assert len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list")) == reads

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import CommandError, CommandParser
 
-from bench.report import render, render_comparison
+from bench.report import render, render_comparison, render_scale
 from bench.run import BenchConfig, BenchFailed, run, run_compare
 from teckochecker.cli import TeckoCommand
 
@@ -55,6 +55,17 @@ class Command(TeckoCommand):
             "latency, OpenAI reads.",
         )
         parser.add_argument(
+            "--single-reads",
+            action="store_true",
+            help="Read every batch with a GET of its own (OPENAI_SWEEP=false), the way before list sweeps.",
+        )
+        parser.add_argument(
+            "--scale",
+            metavar="N,N,...",
+            help="Run each of these job counts twice, with single reads and with list sweeps, and "
+            "print them side by side (e.g. 1000,3000,10000). --jobs is then ignored.",
+        )
+        parser.add_argument(
             "--scripts",
             type=int,
             default=0,
@@ -76,7 +87,9 @@ class Command(TeckoCommand):
             raise CommandError("--jobs, --interval and --workers must be at least 1.")
         if options["scripts"] < 0 or options["minutes"] < 1 or options["samples"] < 1:
             raise CommandError("--scripts must be 0 or more, --minutes and --samples at least 1.")
+        sizes = _sizes(options["scale"]) if options["scale"] else None
         config = BenchConfig(
+            sweeps=not options["single_reads"],
             jobs=options["jobs"],
             interval=options["interval"],
             window=options["window"],
@@ -94,6 +107,12 @@ class Command(TeckoCommand):
         )
         if options["compare"] and options["scripts"]:
             raise CommandError("--compare measures jobs; it does not go with --scripts.")
+        if sizes and (options["compare"] or options["scripts"]):
+            raise CommandError(
+                "--scale measures jobs with and without sweeps; not with --compare or --scripts."
+            )
+        if sizes:
+            return self._scale(config, sizes, options)
         echo = lambda m: self.stderr.write(m)  # noqa: E731
         try:
             if options["compare"]:
@@ -114,3 +133,34 @@ class Command(TeckoCommand):
             self.stdout.write(json.dumps(report, indent=2))
         else:
             render(report)
+
+    def _scale(self, config: BenchConfig, sizes: list[int], options) -> None:
+        """Each size with single reads, then with sweeps, one after the other; one table."""
+        from dataclasses import replace
+
+        runs = []
+        for jobs in sizes:
+            for sweeps, way in ((False, "before"), (True, "after")):
+                try:
+                    report = run(
+                        replace(config, jobs=jobs, sweeps=sweeps),
+                        keep=options["keep"],
+                        echo=lambda m: self.stderr.write(m),
+                    )
+                except BenchFailed as exc:
+                    raise CommandError(f"{jobs} jobs, {way}: {exc}") from None
+                runs.append((jobs, way, report))
+        if options["json"]:
+            self.stdout.write(json.dumps([{"jobs": j, "way": w, "report": r} for j, w, r in runs], indent=2))
+        else:
+            render_scale(runs)
+
+
+def _sizes(raw: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 for n in sizes):
+        raise CommandError("--scale takes job counts separated by commas, e.g. 1000,3000,10000.")
+    return sizes
