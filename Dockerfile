@@ -28,7 +28,6 @@ COPY --chown=teckochecker:teckochecker apikeys/ apikeys/
 COPY --chown=teckochecker:teckochecker bundles/ bundles/
 COPY --chown=teckochecker:teckochecker polling/ polling/
 COPY --chown=teckochecker:teckochecker scripts/ scripts/
-COPY --chown=teckochecker:teckochecker bundles/ bundles/
 COPY --chown=teckochecker:teckochecker live/ live/
 COPY --chown=teckochecker:teckochecker web/ web/
 COPY --chown=teckochecker:teckochecker fakes/ fakes/
