@@ -239,6 +239,8 @@ SPECTACULAR_SETTINGS = {
         "ConnectionStateEnum": ["connected", "disconnected"],
         "RunStateEnum": "scripts.models.RunState",
         "EnvStateEnum": "scripts.models.EnvState",
+        "ApiKeyScopeEnum": "apikeys.models.ApiKeyScope",
+        "ApiKeyStateEnum": ["active", "expired", "revoked"],
     },
 }
 
