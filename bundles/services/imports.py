@@ -61,20 +61,15 @@ class ImportReport:
         return {a: sum(1 for i in self.items if i.action == a) for a in (CREATE, UPDATE, UNCHANGED, SKIP)}
 
     def summary(self) -> str:
-        counts = self.counts()
+        c = self.counts()
+        rest = f"{c[UNCHANGED]} unchanged" + (f", {c[SKIP]} skipped" if c[SKIP] else "")
         if not self.changed:
+            if c[SKIP]:
+                return f"Nothing to change: {rest}."
             return "Nothing to change: everything in the bundle is already here, as it is."
-        verbs = ("would create", "would update") if self.dry_run else ("created", "updated")
-        parts = [
-            f"{verbs[0]} {counts[CREATE]}",
-            f"{verbs[1]} {counts[UPDATE]}",
-            f"{counts[UNCHANGED]} unchanged",
-        ]
-        if counts[SKIP]:
-            parts.append(f"{counts[SKIP]} skipped")
-        text = ", ".join(parts)
-        text = text[0].upper() + text[1:] + "."
-        return f"Dry run, nothing written: {text[0].lower()}{text[1:]}" if self.dry_run else text
+        if self.dry_run:
+            return f"Dry run, nothing written: would create {c[CREATE]}, would update {c[UPDATE]}, {rest}."
+        return f"Created {c[CREATE]}, updated {c[UPDATE]}, {rest}."
 
     def as_dict(self) -> dict:
         return {

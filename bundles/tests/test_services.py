@@ -245,6 +245,7 @@ def test_a_finished_job_of_the_same_name_is_never_restarted():
 
     item = next(i for i in report.items if i.key == "Script job")
     assert item.action == "skip" and "never restarts a finished job" in item.note
+    assert report.summary() == "Nothing to change: 5 unchanged, 1 skipped."
     assert PollingJob.objects.filter(name="Script job").count() == 1
 
 
