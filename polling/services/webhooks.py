@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from polling.integrations.openai_webhooks import BATCH_WEBHOOK_EVENTS, WebhookEvent, unwrap_webhook
 from polling.models import WebhookDelivery
 from polling.services.confirm import batches_announce
 from secrets_vault.fields import UNREADABLE
@@ -81,26 +82,20 @@ def webhook_secrets_changed(sender, instance, **kwargs) -> None:
         webhook_secrets.clear()
 
 
-def openai_webhook_verify(*, payload: bytes, headers: dict[str, str]):
-    """The delivery's event (`WebhookEvent`) if its Standard Webhooks signature verifies with a
+def openai_webhook_verify(*, payload: bytes, headers: dict[str, str]) -> WebhookEvent:
+    """The delivery's event if its Standard Webhooks signature verifies with a
     configured secret; raises WebhookRejected otherwise. Touches the database only to (re)load
     the secrets."""
-    # Imported here: the OpenAI SDK costs ~30 MB and ~1.5 s, and the web process needs it only
-    # when a webhook arrives.
-    from polling.integrations import openai as openai_api
-
     secrets, fresh = webhook_secrets.get(fresher_than=SECRETS_TTL_SECONDS)
     while True:
         if not secrets:
             message = "No OpenAI webhook secret is configured (add a secret of type openai_webhook)."
         else:
             try:
-                event = openai_api.unwrap_webhook(payload=payload, headers=headers, secrets=secrets)
+                event = unwrap_webhook(payload=payload, headers=headers, secrets=secrets)
             except Rejected as exc:
                 message = exc.message
             else:
-                if not event.webhook_id:
-                    raise WebhookRejected("The webhook-id header is missing.")
                 return event
         if fresh:
             raise WebhookRejected(message)
@@ -109,11 +104,9 @@ def openai_webhook_verify(*, payload: bytes, headers: dict[str, str]):
             raise WebhookRejected(message)
 
 
-def openai_webhook_accept(*, event) -> WebhookOutcome:
+def openai_webhook_accept(*, event: WebhookEvent) -> WebhookOutcome:
     """Act on a verified event: a replayed `webhook-id` does nothing; a terminal `batch.*`
     event announces its batch to the active jobs watching it (services/confirm.py)."""
-    from polling.integrations import openai as openai_api
-
     try:
         with transaction.atomic():
             WebhookDelivery.objects.create(
@@ -123,7 +116,7 @@ def openai_webhook_accept(*, event) -> WebhookOutcome:
             )
     except IntegrityError:
         return WebhookOutcome(accepted=True, replay=True, event_type=event.event_type)
-    if event.event_type not in openai_api.BATCH_WEBHOOK_EVENTS or not event.batch_id:
+    if event.event_type not in BATCH_WEBHOOK_EVENTS or not event.batch_id:
         return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=[])
     job_ids = batches_announce(batch_id=event.batch_id)
     return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=job_ids)
