@@ -4,6 +4,7 @@ import { createApiKeysTab } from "./apikeys.js";
 import { h, setupModal, closeModal } from "./dom.js";
 import { formatTime, tickCountdowns, viewerTimeZone } from "./format.js";
 import { createJobsTab } from "./jobs.js";
+import { startLive, stopLive } from "./live.js";
 import { createLogsTab } from "./logs.js";
 import { createMonitorTab } from "./monitor.js";
 import { createScriptsTab } from "./scripts.js";
@@ -102,6 +103,7 @@ function showLogin(message = "") {
   for (const panel of document.querySelectorAll("[data-panel]")) panel.hidden = true;
   $("panel-login").hidden = false;
   $("login-error").textContent = message;
+  stopLive();
   if (wasSignedIn || !$("login-username").value) $("login-username").focus();
 }
 
@@ -118,6 +120,7 @@ async function signedIn(username) {
   } catch (err) {
     ctx.config = null;
   }
+  startLive({ indicator: $("live-status"), print });
   route();
 }
 

@@ -3,6 +3,7 @@ import { api, errorText } from "./api.js";
 import { confirmAction, h, replace, toast } from "./dom.js";
 import { countdown, duration, formatDate } from "./format.js";
 import { openJobForm } from "./job-form.js";
+import { soon, subscribe } from "./live.js";
 import { batchesTable, createJobLog, jobInfo, progressBadge, statusDot, statusLabel } from "./job-view.js";
 
 export const JOB_STATUSES = ["active", "paused", "completed", "completed_with_failures", "failed"];
@@ -118,9 +119,11 @@ export function createJobsTab(panel, ctx) {
     );
   }
 
-  async function loadList() {
-    listStatus.textContent = "loading…";
-    listStatus.className = "panel-status";
+  async function loadList({ quiet = false } = {}) {
+    if (!quiet) {
+      listStatus.textContent = "loading…";
+      listStatus.className = "panel-status";
+    }
     try {
       const data = await api.jobs({ search: state.search, status: state.status, limit: PAGE_SIZE, offset: state.offset });
       const jobs = data.jobs || [];
@@ -211,12 +214,12 @@ export function createJobsTab(panel, ctx) {
     );
   }
 
-  async function loadDetail(id) {
+  async function loadDetail(id, { quiet = false } = {}) {
     state.view = "detail";
     state.jobId = id;
     listView.hidden = true;
     detailView.hidden = false;
-    replace(detailView, h("div", { class: "panel-status" }, `loading job #${id}…`));
+    if (!quiet) replace(detailView, h("div", { class: "panel-status" }, `loading job #${id}…`));
     const job = await fetchJob(id);
     if (!job || state.view !== "detail" || state.jobId !== id) return;
     const log = createJobLog(id);
@@ -240,6 +243,20 @@ export function createJobsTab(panel, ctx) {
     listView.hidden = false;
     return loadList();
   }
+
+  // Live: a change of a listed job reloads the list; of the open job (or a new entry in its
+  // log), the job. Only while the tab is on screen.
+  const reloadList = soon(() => ctx.isVisible("jobs") && state.view === "list" && loadList({ quiet: true }));
+  const reloadDetail = soon((id) => ctx.isVisible("jobs") && state.view === "detail" && state.jobId === id && loadDetail(id, { quiet: true }));
+  subscribe(
+    ["job", "log"],
+    (kind, data) => {
+      if (state.view === "list" && kind === "job") reloadList();
+      const jobId = kind === "job" ? data.id : data.job_id;
+      if (state.view === "detail" && jobId === state.jobId) reloadDetail(jobId);
+    },
+    () => (state.view === "detail" ? reloadDetail(state.jobId) : reloadList()),
+  );
 
   return {
     load: () => (state.view === "detail" ? loadDetail(state.jobId) : loadList()),

@@ -2,6 +2,7 @@
 import { api, errorText } from "./api.js";
 import { clear, h, replace } from "./dom.js";
 import { formatDate, formatTime } from "./format.js";
+import { soon, subscribe } from "./live.js";
 
 export function createLogsTab(panel, ctx) {
   const level = h(
@@ -13,10 +14,8 @@ export function createLogsTab(panel, ctx) {
   const job = h("input", { id: "log-job", inputmode: "numeric", placeholder: "job id", size: 8, autocomplete: "off" });
   const limit = h("select", { id: "log-limit", "aria-label": "lines" }, [50, 100, 200, 500].map((n) => h("option", { value: n }, `${n} lines`)));
   limit.value = "100";
-  const auto = h("input", { type: "checkbox", id: "logs-auto" });
   const status = h("div", { class: "panel-status" });
   const view = h("div", { class: "log-view tail", id: "log-view" });
-  let timer = null;
 
   replace(
     panel,
@@ -28,7 +27,6 @@ export function createLogsTab(panel, ctx) {
       job,
       limit,
       h("div", { class: "spacer" }),
-      h("label", { class: "toggle" }, auto, " auto-refresh 5 s"),
       h("button", { type: "button", class: "btn", id: "logs-refresh", onclick: () => load() }, "refresh"),
       h("button", { type: "button", class: "btn", onclick: () => { clear(view); status.textContent = "cleared (refresh to show again)"; } }, "clear"),
     ),
@@ -40,12 +38,11 @@ export function createLogsTab(panel, ctx) {
     if (event.key === "Enter") load();
   });
   job.addEventListener("change", () => load());
-  auto.addEventListener("change", () => {
-    clearInterval(timer);
-    timer = auto.checked ? setInterval(() => ctx.isVisible("logs") && load(), 5000) : null;
-  });
+  // New entries arrive live (live.js) while the tab is on screen, like `tail -f`.
+  const reload = soon(() => ctx.isVisible("logs") && load({ live: true }), 200);
+  subscribe(["log"], reload, reload);
 
-  async function load() {
+  async function load({ live = false } = {}) {
     const jobId = job.value.trim();
     if (jobId && !/^\d+$/.test(jobId)) {
       status.className = "panel-status error";
@@ -72,7 +69,7 @@ export function createLogsTab(panel, ctx) {
             )
           : h("div", { class: "muted" }, "No log entries match."),
       );
-      if (atBottom || !timer) view.scrollTop = view.scrollHeight;
+      if (atBottom || !live) view.scrollTop = view.scrollHeight;
       status.className = "panel-status";
       status.textContent = `${entries.length} of ${data.total ?? entries.length} entries · ${formatTime(new Date().toISOString())}`;
     } catch (err) {

@@ -1,7 +1,9 @@
 // Monitor tab: health of database, broker, worker and scheduler; job counts; recent activity.
+// Job changes and new log entries refresh it while it is on screen (live.js).
 import { api, errorText } from "./api.js";
 import { h, replace } from "./dom.js";
 import { ago, duration, formatTime } from "./format.js";
+import { soon, subscribe } from "./live.js";
 
 function light(ok, label, detail) {
   return h(
@@ -22,8 +24,6 @@ export function createMonitorTab(panel, ctx) {
   const healthBox = h("div", { class: "cards", id: "health-cards" });
   const statsBox = h("div", { class: "cards", id: "stats-cards" });
   const activity = h("div", { class: "log-view", id: "activity" });
-  const auto = h("input", { type: "checkbox", id: "monitor-auto" });
-  let timer = null;
 
   replace(
     panel,
@@ -32,7 +32,6 @@ export function createMonitorTab(panel, ctx) {
       { class: "toolbar" },
       h("h2", {}, "> monitor"),
       h("div", { class: "spacer" }),
-      h("label", { class: "toggle" }, auto, " auto-refresh 5 s"),
       h("button", { type: "button", class: "btn", onclick: () => load() }, "refresh"),
     ),
     status,
@@ -44,10 +43,8 @@ export function createMonitorTab(panel, ctx) {
     activity,
   );
 
-  auto.addEventListener("change", () => {
-    clearInterval(timer);
-    timer = auto.checked ? setInterval(() => ctx.isVisible("monitor") && load(), 5000) : null;
-  });
+  const reload = soon(() => ctx.isVisible("monitor") && load(), 300);
+  subscribe(["job", "log"], reload, reload);
 
   async function load() {
     const [health, stats, logs] = await Promise.allSettled([api.health(), api.stats(), api.logs({ limit: 20 })]);

@@ -1,8 +1,10 @@
 // A script's environment (its uv-built virtualenv): state, installer error, disk use, and the
-// check and rebuild buttons. While it is being created or installed it is polled every 2 s.
+// check and rebuild buttons. Its state changes arrive live (live.js); while the live stream is
+// down and a build is going on, it is polled every 2 s.
 import { api, errorText } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { ago, formatDate } from "./format.js";
+import { isLive, subscribeWhile } from "./live.js";
 
 const BUSY = new Set(["creating", "installing"]);
 const POLL_MS = 2000;
@@ -55,7 +57,7 @@ export function createEnvironmentBox(ctx, scriptId, environment, { onReady } = {
     );
     rebuild.disabled = busy;
     clearTimeout(timer);
-    if (busy) timer = setTimeout(poll, POLL_MS);
+    if (busy && !isLive()) timer = setTimeout(poll, POLL_MS);
   }
 
   async function poll() {
@@ -104,6 +106,7 @@ export function createEnvironmentBox(ctx, scriptId, environment, { onReady } = {
     }
   }
 
+  subscribeWhile(dom, ["script"], (kind, data) => data.id === scriptId && poll(), () => BUSY.has(current.state) && poll());
   update(current);
   return { dom, update };
 }

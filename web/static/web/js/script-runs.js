@@ -1,8 +1,10 @@
-// A script's run history and the output of one run. A queued or running run is polled once a
-// second until it ends (live streaming comes with the next issue).
+// A script's run history and the output of one run. A queued or running run's output streams
+// in as it is written (GET /api/runs/{id}/stream); if that stream fails, the run is polled once
+// a second until it ends, and the panel says so. New and finished runs refresh the list live.
 import { api, errorText } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { ago, duration, formatDate } from "./format.js";
+import { followRun, soon, subscribeWhile } from "./live.js";
 
 export const ACTIVE_RUN_STATES = new Set(["queued", "running"]);
 const RUN_STATES = ["queued", "running", "succeeded", "failed", "timed_out", "killed", "cancelled"];
@@ -36,7 +38,7 @@ function runFacts(run) {
  * Returns { dom, load(), follow(run) }: follow shows a run's output and polls it while it is active.
  */
 export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
-  const state = { offset: 0, total: 0, selected: null, timer: null };
+  const state = { offset: 0, total: 0, selected: null, timer: null, stopStream: null };
   const status = h("div", { class: "panel-status" });
   const search = h("input", { type: "search", id: "runs-search", placeholder: "search output", autocomplete: "off", size: 16 });
   const stateFilter = h(
@@ -162,14 +164,53 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
     }
   }
 
+  /** Stream an active run's output into the view; at its end (or if the stream fails) fall
+   * back to `poll`, which shows the finished run and updates its row. */
+  function stream(run) {
+    if (state.stopStream) state.stopStream();
+    state.stopStream = null;
+    clearTimeout(state.timer);
+    if (!ACTIVE_RUN_STATES.has(run.state)) return;
+    const current = { ...run, output: "" }; // the stream sends the output from its start
+    const still = () => dom.isConnected && state.selected === run.id;
+    state.stopStream = followRun(run.id, {
+      onOutput: (text) => {
+        if (!still()) return state.stopStream && state.stopStream();
+        current.output += text;
+        show(current);
+      },
+      onState: (runState) => {
+        if (!still()) return;
+        current.state = runState;
+        show(current);
+      },
+      onEnd: () => {
+        state.stopStream = null;
+        if (still()) poll(run.id);
+      },
+      onDrop: () => {
+        state.stopStream = null;
+        if (!still()) return;
+        status.className = "panel-status error";
+        status.textContent = `The live output of run #${run.id} was lost; checking it once a second instead.`;
+        poll(run.id);
+      },
+    });
+  }
+
   /** Show `run`'s output (fetched with it) and keep it current while it is queued or running. */
   function follow(run, { quiet = false } = {}) {
     state.selected = run.id;
     outputBox.hidden = false;
     show(run);
-    poll(run.id);
+    if (ACTIVE_RUN_STATES.has(run.state)) stream(run);
+    else poll(run.id);
     if (!quiet) outputBox.scrollIntoView({ block: "nearest" });
   }
+
+  // A run of this script queued, started or ended: the list shows it.
+  const reload = soon(() => load(), 200);
+  subscribeWhile(dom, ["run"], (kind, data) => data.script === scriptId && reload(), reload);
 
   async function cancel(run) {
     try {
@@ -181,7 +222,7 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
       ctx.print(errorText(err), "error");
     }
     await load();
-    if (state.selected === run.id) poll(run.id);
+    if (state.selected === run.id && !state.stopStream) poll(run.id);
   }
 
   return { dom, load, follow };

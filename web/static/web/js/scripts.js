@@ -4,6 +4,7 @@
 import { api, errorText } from "./api.js";
 import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
 import { ago, countdown, formatDate } from "./format.js";
+import { soon, subscribe } from "./live.js";
 import { envState } from "./script-env.js";
 import { runState } from "./script-runs.js";
 import { scheduleSummary } from "./script-schedule.js";
@@ -91,9 +92,11 @@ export function createScriptsTab(panel, ctx) {
     listStatus.textContent = filtered ? `${shown.length} of ${state.scripts.length} script(s)` : `${state.scripts.length} script(s)`;
   }
 
-  async function loadList() {
-    listStatus.textContent = "loading…";
-    listStatus.className = "panel-status";
+  async function loadList({ quiet = false } = {}) {
+    if (!quiet) {
+      listStatus.textContent = "loading…";
+      listStatus.className = "panel-status";
+    }
     try {
       const data = await api.scripts();
       state.scripts = data.scripts || [];
@@ -253,6 +256,11 @@ export function createScriptsTab(panel, ctx) {
     listView.hidden = false;
     return loadList();
   }
+
+  // Live: a script or a run changing reloads the list while it is on screen (the script's own
+  // page follows its runs and environment itself).
+  const reloadList = soon(() => ctx.isVisible("scripts") && state.view === "list" && loadList({ quiet: true }), 200);
+  subscribe(["script", "run"], reloadList, reloadList);
 
   return {
     load: () => (state.view === "detail" ? showDetail(state.scriptId) : loadList()),
