@@ -122,7 +122,8 @@ def _check_claimed(
         # Never leave a job stuck: release the lease and back off; the error goes to the log.
         logger.exception("unexpected error while polling job(s) %s", ", ".join(str(j.pk) for j in jobs))
         for job in jobs:
-            if job.pk in results:
+            # A job marked for handing over may not have been handed over yet: release it too.
+            if job.pk in results and results[job.pk].outcome != "handed_over":
                 continue
             results[job.pk] = _unexpected_error(job, token=token, now=now)
     return results
