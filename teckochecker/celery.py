@@ -34,8 +34,8 @@ class ThreadedBeat(bootsteps.StartStopStep):
 
     Celery's own `-B` forks a beat process, which costs as much memory as a worker of its own;
     `manage.py start` runs everything on one machine, so one process does both. If beat stops
-    (e.g. another beat already runs against the database), the worker stops as well, so that
-    its supervisor sees it and restarts or gives up, as it would for a beat process."""
+    (it crashed), the worker stops as well, so that its supervisor sees it and restarts or gives
+    up, as it would for a beat process."""
 
     label = "Beat (thread)"
     conditional = True

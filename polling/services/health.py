@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from polling.models import ServiceHeartbeat
@@ -30,29 +30,47 @@ def heartbeat_record(*, kind: str, name: str | None = None) -> None:
         )
 
 
-def heartbeat_mark_started(*, kind: str) -> None:
-    heartbeat_record(kind=kind)
-    ServiceHeartbeat.objects.filter(kind=kind, hostname=socket.gethostname(), pid=os.getpid()).update(
-        started_at=timezone.now()
-    )
-
-
 def _fresh_cutoff():
     return timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
 
 
-def beat_alive_elsewhere() -> bool:
-    """True when another beat (not this process) has been seen alive recently.
+def beat_lease_hold() -> bool:
+    """Claim, or renew, the right to be the one active beat; True while this process holds it.
 
-    A beat on this machine whose process is gone (killed, crashed) does not count, so a
-    restart right after a crash is not refused for HEARTBEAT_STALE_SECONDS.
+    The `beat` heartbeat row is the lease, whatever host each beat runs on: its holder (host
+    name and pid) renews `last_seen`, and another beat takes the row over only once that is
+    older than HEARTBEAT_STALE_SECONDS (the holder died or lost the database), or at once when
+    the holder was on this host and its process is gone. Each write is a compare-and-set on the
+    row as it was read, so of two beats trying at the same moment exactly one wins.
     """
-    beat = ServiceHeartbeat.objects.filter(name="beat", last_seen__gte=_fresh_cutoff()).first()
-    if beat is None:
-        return False
-    if beat.hostname == socket.gethostname():
-        return beat.pid != os.getpid() and pid_alive(beat.pid)
-    return True
+    host, pid, now = socket.gethostname(), os.getpid(), timezone.now()
+    row = ServiceHeartbeat.objects.filter(name="beat").values("hostname", "pid", "last_seen").first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                ServiceHeartbeat.objects.create(
+                    name="beat", kind="beat", hostname=host, pid=pid, started_at=now, last_seen=now
+                )
+        except IntegrityError:  # another beat created it first
+            return False
+        return True
+    mine = row["hostname"] == host and row["pid"] == pid
+    if not mine and row["last_seen"] >= _fresh_cutoff():
+        if row["hostname"] != host or pid_alive(row["pid"]):
+            return False
+    changes = {"kind": "beat", "hostname": host, "pid": pid, "last_seen": now}
+    if not mine:
+        changes["started_at"] = now
+    return ServiceHeartbeat.objects.filter(name="beat", **row).update(**changes) == 1
+
+
+def beat_lease_release() -> None:
+    """Give the lease up if this process holds it (a clean stop): a standby beat on another
+    host takes over at its next try instead of waiting HEARTBEAT_STALE_SECONDS."""
+    lapsed = timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS + 1)
+    ServiceHeartbeat.objects.filter(name="beat", hostname=socket.gethostname(), pid=os.getpid()).update(
+        last_seen=lapsed
+    )
 
 
 def liveness() -> dict:

@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from polling.models import PollingLog, ServiceHeartbeat
-from polling.services.health import beat_alive_elsewhere, liveness
+from polling.models import PollingLog
+from polling.services.health import liveness
 from polling.tasks import poll_job, prune_logs, worker_heartbeat
 from polling.tests.factories import PollingJobFactory, PollingLogFactory
 
@@ -27,13 +27,6 @@ def test_worker_heartbeat_shows_in_liveness():
     assert state["worker"]["alive"] is True and state["worker"]["count"] == 1
 
 
-def test_a_stale_beat_does_not_block_a_new_one(settings):
-    ServiceHeartbeat.objects.create(name="beat", kind="beat", hostname="elsewhere", pid=1)
-    assert beat_alive_elsewhere() is True
-    ServiceHeartbeat.objects.filter(name="beat").update(last_seen=timezone.now() - timedelta(hours=1))
-    assert beat_alive_elsewhere() is False
-
-
 def test_poll_task_skips_a_missing_job():
     assert poll_job(424242) == "skipped"
 
@@ -41,16 +34,3 @@ def test_poll_task_skips_a_missing_job():
 def test_poll_task_skips_a_job_not_due():
     job = PollingJobFactory(next_check_at=timezone.now() + timedelta(hours=1))
     assert poll_job(job.pk) == "skipped"
-
-
-def test_a_dead_beat_on_this_machine_does_not_block_a_restart():
-    import socket
-
-    ServiceHeartbeat.objects.create(
-        name="beat", kind="beat", hostname=socket.gethostname(), pid=2**22 + 12345
-    )
-    assert beat_alive_elsewhere() is False
-    import os
-
-    ServiceHeartbeat.objects.filter(name="beat").update(pid=os.getppid())  # a live process, not us
-    assert beat_alive_elsewhere() is True

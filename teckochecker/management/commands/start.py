@@ -1,6 +1,6 @@
 """`manage.py start`: the web server, the Celery workers and beat, supervised together.
 
-This command prepares (settings load, migrations, schedules, no second beat) and decides what to
+This command prepares (settings load, migrations, schedules) and decides what to
 run; then it replaces itself with the supervisor (`teckochecker/supervisor.py`), a small process
 without Django that starts the children, copies their output to `data/logs/`, restarts one that
 dies now and then and stops everything if one keeps dying. The pid stays the same, so the pid
@@ -263,8 +263,6 @@ class Command(TeckoCommand):
     def supervise(self, **options) -> None:
         """Prepare, write the plan, and replace this process with the supervisor (same pid)."""
         self.prepare_database()
-        if not options["no_beat"]:
-            self.refuse_second_beat()
         connections.close_all()  # the children open their own; do not hold SQLite open here
         notice = root_notice()
         if notice:
@@ -327,17 +325,6 @@ class Command(TeckoCommand):
         else:
             self.stderr.write(
                 self.style.WARNING("sync_schedules is not available yet: schedules not synced.")
-            )
-
-    def refuse_second_beat(self) -> None:
-        try:
-            from polling.services.health import beat_alive_elsewhere
-        except (ImportError, AttributeError):
-            return  # the health service does not exist yet
-        if beat_alive_elsewhere():
-            raise CommandError(
-                "Another Celery beat is already running against this database; "
-                "stop it or start this one with --no-beat."
             )
 
     def ready_lines(self, host: str, port: int, *, no_beat: bool) -> list[str]:
