@@ -56,7 +56,10 @@ def worker_heartbeat() -> None:
 
 @shared_task(name="polling.tasks.prune_logs", ignore_result=True)
 def prune_logs() -> int:
-    return logs_prune()
+    """Hourly: old job logs, and webhook deliveries kept only for spotting replays."""
+    from polling.services.webhooks import webhook_deliveries_prune
+
+    return logs_prune() + webhook_deliveries_prune()
 
 
 @shared_task(name="polling.tasks.follow_keboola_jobs", ignore_result=True)

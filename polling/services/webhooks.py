@@ -15,8 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from polling.integrations.openai_webhooks import BATCH_WEBHOOK_EVENTS, WebhookEvent, unwrap_webhook
 from polling.models import WebhookDelivery
@@ -26,6 +28,9 @@ from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import DomainError
 from teckochecker.integrations import Rejected
 
+# Deliveries are remembered this long for spotting replays; an older replay fails the
+# signature's five-minute tolerance anyway.
+DELIVERIES_KEPT = timedelta(days=1)
 # A new, changed or deleted webhook secret is in force after at most this long.
 SECRETS_TTL_SECONDS = 30.0
 # A delivery that fails with the cached secrets reloads them (a secret just added), at most this
@@ -120,3 +125,10 @@ def openai_webhook_accept(*, event: WebhookEvent) -> WebhookOutcome:
         return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=[])
     job_ids = batches_announce(batch_id=event.batch_id)
     return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=job_ids)
+
+
+def webhook_deliveries_prune() -> int:
+    """Forget deliveries older than DELIVERIES_KEPT (a burst leaves one row per event); returns
+    how many were deleted."""
+    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=timezone.now() - DELIVERIES_KEPT).delete()
+    return deleted

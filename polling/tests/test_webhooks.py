@@ -3,15 +3,22 @@ failures throttled, and an event only asks for a confirmation (polling/tests/tes
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from fakes.webhooks import batch_event, new_webhook_secret, signed_delivery
 from polling.api import WebhookFailureThrottle
 from polling.models import JobBatch, JobStatus, PollingJob, WebhookDelivery
 from polling.services import confirm
-from polling.services.webhooks import openai_webhook_accept, openai_webhook_verify, webhook_secrets
+from polling.services.webhooks import (
+    openai_webhook_accept,
+    openai_webhook_verify,
+    webhook_deliveries_prune,
+    webhook_secrets,
+)
 from polling.tests.factories import PollingJobFactory
 from polling.tests.stack import wait_for
 from secrets_vault.services import secret_create
@@ -169,6 +176,16 @@ def test_a_secret_added_later_is_used_at_once(anon, whsec, sent):
     rotated = new_webhook_secret()
     secret_create(name="openai-webhook-2", type="openai_webhook", value=rotated)
     assert post(anon, batch_event("batch_new", "completed"), rotated).status_code == 200
+
+
+def test_deliveries_are_forgotten_after_a_day():
+    old = WebhookDelivery.objects.create(webhook_id="wh_old", event_type="batch.completed")
+    WebhookDelivery.objects.filter(pk=old.pk).update(
+        received_at=timezone.now() - timedelta(days=1, seconds=1)
+    )
+    WebhookDelivery.objects.create(webhook_id="wh_new", event_type="batch.completed")
+    assert webhook_deliveries_prune() == 1
+    assert list(WebhookDelivery.objects.values_list("webhook_id", flat=True)) == ["wh_new"]
 
 
 def test_without_a_configured_secret_everything_is_refused(anon):
