@@ -32,12 +32,14 @@ from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections, connection  # noqa: E402
 
 from bench import report as bench_report  # noqa: E402
+from bench import soak as bench_soak  # noqa: E402
 from bench.procs import Child, wait_until  # noqa: E402
 from fakes.client import RemoteFake  # noqa: E402
 
 # How many batches a job watches (1-10) and how often: the mean is about 3.
 BATCH_COUNT_WEIGHTS = [30, 22, 16, 10, 7, 5, 4, 3, 2, 1]
 FAILED_BATCH_SHARE = 0.05
+SOAK_POST_SECONDS = 2.0
 
 
 STARTED = time.monotonic()
@@ -211,13 +213,17 @@ class Driver:
         """Job i is first due `due` seconds after the start, spread over the ramp; its batches
         turn terminal at random moments within the window that begins when the ramp ends."""
         window, ramp, n = self.config["window"], self.config["ramp"], self.config["jobs"]
+        # A soak keeps every job active through the soak: its batches finish an hour after it.
+        finish_from = ramp + (self.config["soak"] * 60 + 3600 if self.config.get("soak") else 0)
         plans = []
         for index in range(n):
             count = self.rng.choices(range(1, 11), weights=BATCH_COUNT_WEIGHTS)[0]
             batches = []
             for k in range(count):
                 outcome = "failed" if self.rng.random() < FAILED_BATCH_SHARE else "completed"
-                batches.append((f"batch_bench_{index}_{k}", ramp + self.rng.uniform(0, window), outcome))
+                batches.append(
+                    (f"batch_bench_{index}_{k}", finish_from + self.rng.uniform(0, window), outcome)
+                )
             plans.append(Plan(index, batches, due=ramp * index / n))
         return plans
 
@@ -327,13 +333,20 @@ class Driver:
         rng = random.Random(self.config["seed"] + 1)
         endpoints = ["GET /api/jobs?limit=100", "GET /api/jobs/{id}", "GET /api/stats", "POST /api/jobs"]
         step = 0
+        # A soak POSTs without end, one job every SOAK_POST_SECONDS (each triggers Keboola within
+        # an interval), so creating and triggering run through the whole soak.
+        soak = bool(self.config.get("soak"))
+        next_post = 0.0
         while not self.stop_api.is_set():
             name = endpoints[step % len(endpoints)]
             step += 1
             body = None
             if name.startswith("POST"):
-                if posts >= self.config["api_posts"]:
+                if soak and time.monotonic() < next_post:
                     continue
+                if not soak and posts >= self.config["api_posts"]:
+                    continue
+                next_post = time.monotonic() + SOAK_POST_SECONDS
                 batch_id = f"batch_api_{posts}"
                 self.fake.add_batch(batch_id, finish_after=rng.uniform(0, self.config["interval"]))
                 body = {
@@ -412,6 +425,55 @@ class Driver:
             self.stop_api.set()
             self.stop_stack()
 
+    def run_soak(self) -> dict:
+        """N jobs that stay active for `soak` minutes, jobs POSTed and triggered all along, the
+        memory of every process sampled (bench/soak.py); nothing is waited for at the end."""
+        from polling.models import PollingJob
+
+        minutes = self.config["soak"]
+        try:
+            self.start_stack()
+            self.setup_credentials()
+            self.create_jobs()
+            api = threading.Thread(target=self.api_load, name="api-load", daemon=True)
+            api.start()
+            pids = [child.pid for child in self.children if child.role != "fake servers"]
+            began = time.monotonic()
+            samples = [bench_soak.sample(pids, 0.0)]
+            log(f"soak: {minutes} min, memory sampled every {bench_soak.SAMPLE_SECONDS:.0f}s")
+            end = began + minutes * 60
+            while time.monotonic() < end:
+                time.sleep(min(bench_soak.SAMPLE_SECONDS, max(0.0, end - time.monotonic())))
+                self._all_alive()
+                samples.append(bench_soak.sample(pids, time.monotonic() - began))
+                total = sum(samples[-1]["rss"].values())
+                log(f"soak: minute {samples[-1]['t'] / 60:4.1f}, stack RSS {total:.1f} MB")
+            self.stop_api.set()
+            api.join(timeout=120)
+            close_old_connections()
+            api_jobs = PollingJob.objects.filter(pk__in=self.api_job_ids)
+            timings = self.fake.timings()
+            per_config: dict[str, int] = {}
+            for kb in timings["keboola_jobs"]:
+                per_config[kb["config"]] = per_config.get(kb["config"], 0) + 1
+            (self.workdir / "soak-samples.json").write_text(json.dumps(samples))
+            return {
+                "config": self.config,
+                "machine": bench_report.machine(),
+                "memory": bench_soak.summarize(samples, self.config["soak_warmup"] * 60),
+                "run": {
+                    "openai_requests": sum(len(b["requests"]) for b in timings["batches"].values()),
+                    "api_jobs": len(self.api_job_ids),
+                    "api_jobs_triggered": api_jobs.exclude(keboola_job_id="").count(),
+                    "keboola_duplicates": sum(1 for n in per_config.values() if n > 1),
+                    "api_requests": sum(len(v) for v in self.api_samples.values()),
+                    "api_errors": sum(self.api_errors.values()),
+                },
+            }
+        finally:
+            self.stop_api.set()
+            self.stop_stack()
+
     def _webhook_deliveries(self, timings: dict) -> dict | None:
         """How many signed webhooks the fake sent, how many the web server accepted, how many
         it refused (any other answer; 429s counted apart; the throttle is the default), and how
@@ -453,7 +515,8 @@ class Driver:
 
 def main() -> None:
     workdir = Path(sys.argv[1])
-    report = Driver(workdir).run()
+    driver = Driver(workdir)
+    report = driver.run_soak() if driver.config.get("soak") else driver.run()
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
 
 

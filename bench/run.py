@@ -43,6 +43,8 @@ class BenchConfig:
     scripts: int = 0  # >0: the scripts benchmark instead (bench/scripts_driver.py) with this many
     minutes: int = 3  # ... one-minute cron firings measured
     samples: int = 20  # ... single runs measured for the overhead
+    soak: int = 0  # >0: a memory soak of this many minutes instead (bench/soak.py)
+    soak_warmup: int = 5  # ... growth is measured from this minute to the end
 
     def resolved(self) -> BenchConfig:
         window = self.window if self.window is not None else 3 * self.interval

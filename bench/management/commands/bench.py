@@ -8,6 +8,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from bench.report import render, render_comparison, render_scale
 from bench.run import BenchConfig, BenchFailed, run, run_compare
+from bench.soak import render as soak_render
 from teckochecker.cli import TeckoCommand
 
 
@@ -81,6 +82,22 @@ class Command(TeckoCommand):
             default=20,
             help="--scripts: single runs timed for the overhead (default 20).",
         )
+        parser.add_argument(
+            "--soak",
+            type=int,
+            default=0,
+            metavar="MINUTES",
+            help="Instead of waiting for the jobs to finish: keep the N jobs active this many minutes "
+            "(one more job POSTed and triggered every 2 s) and report each process's memory growth "
+            "after the warm-up (see docs/BENCHMARKS.md).",
+        )
+        parser.add_argument(
+            "--warmup",
+            type=int,
+            default=5,
+            metavar="MINUTES",
+            help="--soak: growth is measured from this minute to the end (default 5).",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["jobs"] < 1 or options["interval"] < 1 or options["workers"] < 1:
@@ -88,6 +105,12 @@ class Command(TeckoCommand):
         if options["scripts"] < 0 or options["minutes"] < 1 or options["samples"] < 1:
             raise CommandError("--scripts must be 0 or more, --minutes and --samples at least 1.")
         sizes = _sizes(options["scale"]) if options["scale"] else None
+        if options["soak"] < 0 or (options["soak"] and not 0 <= options["warmup"] < options["soak"]):
+            raise CommandError("--soak must be 0 or more and --warmup from 0 to less than --soak.")
+        if options["soak"] and (options["scripts"] or options["compare"] or options["scale"]):
+            raise CommandError(
+                "--soak is a benchmark of its own; it goes with not with --scripts, --compare or --scale."
+            )
         config = BenchConfig(
             sweeps=not options["single_reads"],
             jobs=options["jobs"],
@@ -104,6 +127,8 @@ class Command(TeckoCommand):
             scripts=options["scripts"],
             minutes=options["minutes"],
             samples=options["samples"],
+            soak=options["soak"],
+            soak_warmup=options["warmup"],
         )
         if options["compare"] and options["scripts"]:
             raise CommandError("--compare measures jobs; it does not go with --scripts.")
@@ -129,7 +154,9 @@ class Command(TeckoCommand):
                 render(reports["webhooks"])
                 render_comparison(reports)
             return
-        if options["json"] or options["scripts"]:
+        if options["soak"] and not options["json"]:
+            soak_render(report)
+        elif options["json"] or options["scripts"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
             render(report)
