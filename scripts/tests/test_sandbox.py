@@ -788,9 +788,19 @@ spec = sandbox.RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=
                        network=False, timeout_seconds=60, memory_mb=256, cpu_seconds=30, output_max_bytes=65536)
 print(json.dumps([sandbox._probe(), sandbox.run(spec, sandbox=True).__dict__], default=str))
 """
+UNPRIVILEGED_NETWORK = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from scripts import sandbox
+code = "import socket\\nsocket.create_connection(({host!r}, {port}), timeout=5).sendall(b'from 10001')\\nprint('connected')"
+spec = sandbox.RunSpec(code=code, env_dir=None, python_path={python!r}, workdir=Path({workdir!r}), env={{}},
+                       network=True, timeout_seconds=60, memory_mb=256, cpu_seconds=30, output_max_bytes=65536)
+print(json.dumps(sandbox.run(spec, sandbox=True).__dict__, default=str))
+"""
 
 
-def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir):
+def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir, outside_listener):
     """The Docker image runs the service as uid 10001: bwrap then makes a user namespace."""
     if os.geteuid() != 0:
         pytest.skip("needs root to start a service as another uid")
@@ -829,3 +839,21 @@ def test_an_unprivileged_service_sandboxes_through_a_user_namespace(open_workdir
     assert env == ["A", "HOME", "LANG", "PATH", "PWD", "TMPDIR"]
     assert "work" not in root and "root" not in root
     assert processes <= 3
+
+    # With the network on, slirp4netns joins bwrap's user namespace; it needs /dev/net/tun,
+    # which Docker gives the scripts worker (compose `devices`) and this machine may not.
+    port, received = outside_listener
+    source = UNPRIVILEGED_NETWORK.format(
+        root=str(package), python=python, workdir=str(open_workdir), host=outside_address(), port=port
+    )
+    out = subprocess.run(
+        [python, "-I", "-c", source], user=10001, group=10001, extra_groups=[], capture_output=True, text=True
+    )
+    result = json.loads(out.stdout or out.stderr)
+    tun = os.stat(usernet.TUN).st_mode if os.path.exists(usernet.TUN) else 0
+    if tun & 0o006 == 0o006:
+        assert result["output"] == "connected\n", result
+        assert received == [b"from 10001"]
+    else:
+        assert result["state"] == "failed" and "/dev/net/tun" in result["message"], result
+        assert received == []
