@@ -45,6 +45,7 @@ class BenchConfig:
     samples: int = 20  # ... single runs measured for the overhead
     soak: int = 0  # >0: a memory soak of this many minutes instead (bench/soak.py)
     soak_warmup: int = 5  # ... growth is measured from this minute to the end
+    live: int = 0  # >0: the live updates benchmark instead (bench/live_driver.py) with this many streams
 
     def resolved(self) -> BenchConfig:
         window = self.window if self.window is not None else 3 * self.interval
@@ -163,7 +164,9 @@ def run(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:
         }
         (workdir / "config.json").write_text(json.dumps(asdict(config)))
         what = (
-            f"{config.scripts} scripts on a one-minute cron, {config.minutes} minute(s)"
+            f"{config.live} open streams of /api/events"
+            if config.live
+            else f"{config.scripts} scripts on a one-minute cron, {config.minutes} minute(s)"
             if config.scripts
             else f"{config.jobs} jobs, interval {config.interval}s, window {config.window:.0f}s, "
             + ("list sweeps" if config.sweeps else "single reads")
@@ -173,7 +176,9 @@ def run(config: BenchConfig, *, keep: bool = False, echo=print) -> dict:
             f"work dir {workdir}"
         )
         module, report_name = (
-            ("bench.scripts_driver", "scripts-report.json")
+            ("bench.live_driver", "live-report.json")
+            if config.live
+            else ("bench.scripts_driver", "scripts-report.json")
             if config.scripts
             else ("bench.driver", "report.json")
         )

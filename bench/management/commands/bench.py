@@ -99,6 +99,15 @@ class Command(TeckoCommand):
             help="--soak: growth is measured from this minute to the end (default 5).",
         )
 
+        parser.add_argument(
+            "--live",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Instead of jobs: N open streams of GET /api/events; reports change -> event "
+            "latency, GET /api/jobs/{id} with and without them, and the web worker's memory and threads.",
+        )
+
     def handle(self, *args, **options) -> None:
         if options["jobs"] < 1 or options["interval"] < 1 or options["workers"] < 1:
             raise CommandError("--jobs, --interval and --workers must be at least 1.")
@@ -129,6 +138,7 @@ class Command(TeckoCommand):
             samples=options["samples"],
             soak=options["soak"],
             soak_warmup=options["warmup"],
+            live=options["live"],
         )
         if options["compare"] and options["scripts"]:
             raise CommandError("--compare measures jobs; it does not go with --scripts.")
@@ -156,7 +166,7 @@ class Command(TeckoCommand):
             return
         if options["soak"] and not options["json"]:
             soak_render(report)
-        elif options["json"] or options["scripts"]:
+        elif options["json"] or options["scripts"] or options["live"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
             render(report)
