@@ -24,7 +24,7 @@ endif
 pytest_phase = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest --phase $(1) \
 	$(if $(filter parallel,$(1)),-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
-.PHONY: run stop test lint demo bench
+.PHONY: run stop test test-parallel test-serial lint demo bench
 
 ## run: set up if needed, then the web server, the workers and beat on http://127.0.0.1:8000
 run: $(RUN_STAMP)
@@ -41,6 +41,10 @@ stop: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(call pytest_phase,$(word 1,$(TEST_PHASES)))
 	$(call pytest_phase,$(word 2,$(TEST_PHASES)))
+
+## test-parallel, test-serial: one phase of `make test` alone (CI overlaps other work with the parallel one)
+test-parallel test-serial: $(DEV_STAMP)
+	$(call pytest_phase,$(@:test-%=%))
 
 ## lint: ruff, configured in pyproject.toml
 lint: $(DEV_STAMP)
