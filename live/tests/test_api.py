@@ -215,3 +215,20 @@ def test_a_slot_is_given_back_even_when_the_stream_is_never_read(settings, monke
     StreamSlot(nothing()).close()
     StreamSlot(nothing()).close()
     monkeypatch.setattr(live.streams, "_slots", None)
+
+
+def test_a_trigger_key_streams_only_the_runs_it_started(sent, make_key, bearer):
+    from scripts import services
+    from scripts.tests.factories import ScriptFactory
+
+    script = ScriptFactory(slug="hook", url_trigger=True)
+    _mine, raw = make_key(name="mine", script=script)
+    _other, other_raw = make_key(name="other")
+    run_id = bearer(raw).post("/api/scripts/hook/trigger").json()["run_id"]
+    ScriptRun.objects.filter(pk=run_id).update(state=RunState.SUCCEEDED, output="done\n", exit_code=0)
+    events = Stream(bearer(raw).get(f"/api/runs/{run_id}/stream")).until(lambda e: e.name == "end")
+    assert [(e.name, e.value.get("text")) for e in events] == [("output", "done\n"), ("end", None)]
+    assert bearer(other_raw).get(f"/api/runs/{run_id}/stream").status_code == 403
+    manual = services.script_run_now(script=script)
+    assert bearer(raw).get(f"/api/runs/{manual.pk}/stream").status_code == 403
+    assert bearer(raw).get("/api/events").status_code == 403  # a trigger key sees runs, not the page's feed
