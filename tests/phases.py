@@ -10,6 +10,8 @@ an error (pytest's exit code 5) unless the given options left tests for the othe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 PHASES = ("parallel", "serial")
@@ -25,11 +27,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _may_hold_serial_tests(path: Path) -> bool:
+    try:
+        return "serial" in path.read_text(errors="replace")
+    except OSError:
+        return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The serial phase does not import a test module whose text never says "serial": importing
+    and collecting the whole suite to find its few tests cost ~10 s of CPU per run, a third of it
+    schemathesis building its API tests. The parallel phase checks that every `serial` test is
+    in a module that says so (below), so none can fall between the two phases."""
+    if (
+        config.getoption("phase") == "serial"
+        and collection_path.suffix == ".py"
+        and collection_path.name.startswith("test_")
+        and not _may_hold_serial_tests(collection_path)
+    ):
+        return True
+    return None
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m / --lf have deselected theirs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     phase = config.getoption("phase")
     if phase is None:
         return
+    hidden = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("serial") is not None and not _may_hold_serial_tests(item.path)
+    ]
+    if hidden:
+        raise pytest.UsageError(
+            f"{hidden[0]} is marked serial, but its module never says 'serial', so the serial phase "
+            "would not collect it (tests/phases.py): mark it in the module itself"
+        )
     want_serial = phase == "serial"
     mine = [item for item in items if (item.get_closest_marker("serial") is not None) == want_serial]
     other = [item for item in items if (item.get_closest_marker("serial") is not None) != want_serial]
