@@ -12,7 +12,7 @@ from django.utils import timezone
 from polling.models import JobBatch, JobStatus, PollingJob
 from polling.tests.factories import PollingJobFactory, PollingLogFactory
 from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
-from web.tests.browser import PASSWORD, ROOT, expect, open_tab, sign_in
+from web.tests.browser import PASSWORD, ROOT, expect, inline_handlers, open_tab, screenshot, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -134,7 +134,7 @@ def test_user_supplied_text_renders_literally(page, admin_user):
     open_tab(page, "logs")
     expect()(page.locator("#log-view")).to_contain_text(XSS)
     assert page.locator("img[src=x]").count() == 0
-    page.wait_for_timeout(200)
+    assert inline_handlers(page) == []
     assert page.dialogs == []
 
 
@@ -288,12 +288,10 @@ def test_jobs_tab_screenshot(page, admin_user):
     sign_in(page, "#jobs")
     expect()(page.locator("#jobs-table tr.job-row")).to_have_count(6)
     expect()(page.locator("#jobs-table tr.row-active .badge").first).to_have_text("2/5")
-    page.wait_for_timeout(300)  # let the fade-in finish
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.set_viewport_size({"width": 1400, "height": 660})
-        page.wait_for_timeout(100)
-        page.screenshot(path=str(DOCS_SCREENSHOT))
+        screenshot(page, DOCS_SCREENSHOT)
 
     # The detail of a finished job: progress bars from request counts and the Keboola job link.
     job = PollingJob.objects.get(name="product-tagging")

@@ -10,25 +10,9 @@ import pytest
 from scripts import services
 from scripts.models import Script, ScriptVersion
 from secrets_vault.services import secret_create
-from web.tests.browser import PASSWORD, TIMEOUT_MS, expect, sign_in
+from web.tests.browser import LOAD_MS, PASSWORD, TIMEOUT_MS, code_editor, expect, set_code, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def code_editor(page):
-    return page.locator("#script-code .cm-content")
-
-
-def set_code(page, text: str) -> None:
-    """Replace the code as a user does (select all, type): Playwright's fill on the editor can
-    land before the editor has taken the selection on a loaded machine, and insert instead."""
-    code_editor(page).click()
-    page.keyboard.press("Control+a")
-    page.keyboard.insert_text(text)
-
-
-# The first load brings the editor bundle; on a busy machine that takes longer than a click.
-LOAD_MS = 30_000
 
 
 def saved_as(page, version: int, timeout: int = TIMEOUT_MS):
@@ -75,11 +59,9 @@ def test_two_editors_saving_over_each_other_get_the_conflict_and_can_reload(
     other = browser.new_context(viewport={"width": 1400, "height": 900})
     other.set_default_timeout(TIMEOUT_MS)
     bob = other.new_page()
+    bob.base = live_server.url
     try:
-        bob.goto(f"{live_server.url}/web#scripts/{script.pk}")
-        bob.fill("#login-username", "bob")
-        bob.fill("#login-password", PASSWORD)
-        bob.click("#login-form button[type=submit]")
+        sign_in(bob, f"#scripts/{script.pk}", username="bob")
         expect()(bob.locator("#script-save-state")).to_have_text("✓ saved (v1)", timeout=LOAD_MS)
         set_code(bob, "print('bob')\n")
         expect()(bob.locator("#script-save-state")).to_have_text("✓ saved (v2)")

@@ -15,7 +15,16 @@ from scripts.models import RunState, Script, ScriptRun
 from scripts.tests.factories import ScriptEnvVarFactory, ScriptFactory, ScriptRunFactory
 from scripts.tests.worker import scripts_worker  # noqa: F401 (fixture)
 from secrets_vault.tests.factories import OpenAISecretFactory
-from web.tests.browser import ROOT, expect, open_tab, sign_in
+from web.tests.browser import (
+    ROOT,
+    code_editor,
+    expect,
+    inline_handlers,
+    open_tab,
+    screenshot,
+    set_code,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -23,10 +32,6 @@ DOCS_SCREENSHOT = ROOT / "docs" / "screenshots" / "scripts-tab.png"
 XSS = "<img src=x onerror=alert(1)>"
 # A run waits for its environment (a uv venv) and a worker slot; generous for a loaded machine.
 RUN_TIMEOUT_MS = 90_000
-
-
-def code_editor(page):
-    return page.locator("#script-code .cm-content")
 
 
 @pytest.mark.usefixtures("scripts_worker")
@@ -45,11 +50,13 @@ def test_create_write_save_run_and_see_the_output(page, admin_user):
     script = Script.objects.get(slug="hello-world")
     assert script.folder == "demo"
 
-    code_editor(page).fill("import os\nprint('hello from', os.environ['GREETING'])\nprint('bye')\n")
-    expect()(page.locator("#script-dirty")).to_be_visible()
+    set_code(page, "import os\nprint('hello from', os.environ['GREETING'])\nprint('bye')\n")
+    # The code saves itself a second later; the variables below wait for the save button.
+    expect()(page.locator("#script-save-state")).to_have_text("✓ saved (v2)")
     page.click("#add-env-var")
     page.locator("#script-env-vars .env-name").fill("GREETING")
     page.locator("#script-env-vars .env-value").fill("the sandbox")
+    expect()(page.locator("#script-dirty")).to_be_visible()
     page.click("#script-save")
     expect()(page.locator("#script-dirty")).to_be_hidden()
     script.refresh_from_db()
@@ -67,7 +74,7 @@ def test_create_write_save_run_and_see_the_output(page, admin_user):
     expect()(page.locator("#env-state")).to_have_text(re.compile("ready"))
 
     # A failing script: its output and exit code, and the list shows the last run.
-    code_editor(page).fill("import sys\nprint('oops', file=sys.stderr)\nsys.exit(3)\n")
+    set_code(page, "import sys\nprint('oops', file=sys.stderr)\nsys.exit(3)\n")
     page.click("#script-run")  # saves the edit first
     expect()(page.locator("#run-head")).to_contain_text("exit 3", timeout=RUN_TIMEOUT_MS)
     expect()(output).to_have_text("oops\n")
@@ -81,17 +88,23 @@ def test_create_write_save_run_and_see_the_output(page, admin_user):
 def test_a_syntax_error_is_marked_on_its_line_and_nothing_is_saved(page, admin_user):
     script = ScriptFactory(name="Broken", slug="broken", code="print('ok')\n")
     sign_in(page, f"#scripts/{script.pk}")
-    code_editor(page).fill("x = 1\nprint('unclosed'\ny = 2\n")
+    set_code(page, "x = 1\nprint('unclosed'\ny = 2\n")
+    # The auto-save a second later marks the line but leaves the cursor where the user types.
+    page.keyboard.press("Control+End")
+    marked = page.locator("#script-code .cm-lintRange-error")
+    expect()(marked).to_have_count(1)
+    page.keyboard.insert_text("z = 3\n")
+    expect()(code_editor(page)).to_have_text("x = 1\nprint('unclosed'\ny = 2\nz = 3\n", use_inner_text=True)
     page.click("#script-save")
     slot = page.locator("#script-form [data-error-for=code]")
     expect()(slot).to_contain_text(re.compile(r"[Ll]ine \d"))
-    expect()(page.locator("#script-code .cm-lintRange-error")).to_have_count(1)
+    expect()(marked).to_have_count(1)
     expect()(page.locator("#script-dirty")).to_be_visible()
     script.refresh_from_db()
     assert script.code == "print('ok')\n"
 
     page.fill("#script-form [name=timeout_seconds]", "abc")
-    code_editor(page).fill("print('fixed')\n")
+    set_code(page, "print('fixed')\n")
     page.click("#script-save")
     expect()(page.locator("#script-form [data-error-for=timeout_seconds]")).not_to_be_empty()
     assert "[object Object]" not in page.content()
@@ -158,6 +171,7 @@ def test_user_text_in_scripts_and_output_renders_literally(page, admin_user):
     expect()(page.locator("#run-message")).to_have_text(XSS)
     expect()(page.locator("#script-env-vars .env-secret")).to_have_value("openai-prod")
     assert page.locator("img[src=x]").count() == 0
+    assert inline_handlers(page) == []
     assert "sk-never-shown-1234" not in page.content()
     assert page.dialogs == []
 
@@ -221,8 +235,7 @@ def test_a_script_with_runs_searching_their_output_and_the_screenshot(page, admi
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.set_viewport_size({"width": 1400, "height": 1280})
-        page.wait_for_timeout(300)  # the fade-in
-        page.screenshot(path=str(DOCS_SCREENSHOT))
+        screenshot(page, DOCS_SCREENSHOT)
 
     # Search in the output of runs, and the state filter.
     page.fill("#runs-search", "URLError")

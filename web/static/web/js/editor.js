@@ -62,8 +62,9 @@ new MutationObserver(() => {
 
 /**
  * An editor for `language` "python" or "text" (requirements). `onChange(text)` runs on every edit,
- * `onSave()` on Ctrl/Cmd-S, `onRun()` on Ctrl/Cmd-Enter. Returns { dom, value (get/set), focus(), markError(line, message),
- * clearErrors() }; markError underlines a 1-based line, e.g. where the server found a syntax error.
+ * `onSave()` on Ctrl/Cmd-S, `onRun()` on Ctrl/Cmd-Enter. Returns { dom, value (get/set), focus(), markError(line, message,
+ * { reveal }), clearErrors() }; markError underlines a 1-based line, e.g. where the server found a syntax error, and with
+ * `reveal` (the default) puts the cursor there.
  */
 export function createEditor({ doc = "", language = "python", label, hint = "", onChange, onSave, onRun } = {}) {
   const theme = new Compartment();
@@ -106,12 +107,12 @@ export function createEditor({ doc = "", language = "python", label, hint = "", 
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
     },
     focus: () => view.focus(),
-    markError(line, message) {
+    markError(line, message, { reveal = true } = {}) {
       const doc = view.state.doc;
       const number = Math.min(Math.max(1, Number(line) || 1), doc.lines);
       const target = doc.line(number);
       view.dispatch(setDiagnostics(view.state, [{ from: target.from, to: target.to, severity: "error", message }]));
-      view.dispatch({ selection: { anchor: target.from }, scrollIntoView: true });
+      if (reveal) view.dispatch({ selection: { anchor: target.from }, scrollIntoView: true });
     },
     clearErrors: () => view.dispatch(setDiagnostics(view.state, [])),
   };

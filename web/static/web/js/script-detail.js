@@ -192,19 +192,25 @@ export async function showScriptDetail(container, ctx, id, { isCurrent = () => t
     }
   }
 
-  function showSaveError(err) {
+  /**
+   * Errors by field, and a bad line underlined in its editor. An explicit save puts the cursor on
+   * that line; an auto-save does not, because it answers while the user may still be typing, and
+   * moving the cursor then would put their next keys on another line.
+   */
+  function showSaveError(err, { auto = false } = {}) {
     showFormErrors(form, err);
     const errors = err.errors || {};
+    const reveal = !auto;
     const codeLine = err.body?.line ?? (errors.code ? lineOf(errors.code) : null);
     if (codeLine) {
-      code.markError(codeLine, err.detail);
+      code.markError(codeLine, err.detail, { reveal });
       const slot = form.querySelector('[data-error-for="code"]');
       if (!slot.textContent) slot.textContent = err.detail;
       slot.closest(".field").classList.add("has-error");
       form.querySelector(".form-error").textContent = "";
     }
     const requirementsLine = errors.requirements ? lineOf(errors.requirements) : null;
-    if (requirementsLine) requirements.markError(requirementsLine, String(errors.requirements));
+    if (requirementsLine) requirements.markError(requirementsLine, String(errors.requirements), { reveal });
   }
 
   /**
@@ -241,7 +247,7 @@ export async function showScriptDetail(container, ctx, id, { isCurrent = () => t
       } catch (err) {
         if (err.status === 409 && err.body?.current_version !== undefined) showConflict(err);
         else {
-          showSaveError(err);
+          showSaveError(err, { auto });
           setState("error", `✗ not saved: ${errorText(err)}`);
           if (!auto) ctx.print(`script ${id}: ${errorText(err)}`, "error");
         }
