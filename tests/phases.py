@@ -16,6 +16,7 @@ import pytest
 
 PHASES = ("parallel", "serial")
 _counts = pytest.StashKey[tuple[int, int]]()  # (tests of this phase, tests of the other phase)
+_skipped = pytest.StashKey[int]()  # test modules the serial phase did not import
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +46,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         and collection_path.name.startswith("test_")
         and not _may_hold_serial_tests(collection_path)
     ):
+        config.stash[_skipped] = config.stash.get(_skipped, 0) + 1
         return True
     return None
 
@@ -87,11 +89,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workeroutput") or exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
         return
     mine, other = session.config.stash.get(_counts, (0, 0))
-    if mine == 0 and other > 0:
+    skipped = session.config.stash.get(_skipped, 0)  # modules of the parallel phase's tests only
+    if mine == 0 and (other > 0 or skipped > 0):
         phase = session.config.getoption("phase")
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            elsewhere = f"{other} tests" if other else f"{skipped} modules of tests"
             reporter.write_line(
-                f"phase {phase}: the given options select none of its tests ({other} in the other phase)"
+                f"phase {phase}: the given options select none of its tests ({elsewhere} in the other phase)"
             )
         session.exitstatus = pytest.ExitCode.OK
