@@ -3,7 +3,7 @@
 Each "host" is a network namespace with a host name of its own (tests/reliability/hosts.py),
 reaching the services over a veth pair, and runs what a worker machine runs with compose: the
 polling worker and beat (`worker_argv`, `beat_argv`). 500 jobs are polled and triggered by both;
-the host whose beat is active is then cut off and every process in it killed, mid-trigger.
+every process of the host whose beat is active is then SIGKILLed, mid-trigger.
 """
 
 import re
@@ -38,6 +38,7 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(600),  # about 70 s alone on 2 cores; several minutes on a crowded machine
 ]
 
 JOBS = 500
@@ -177,7 +178,7 @@ def test_two_worker_hosts_share_the_jobs_and_one_takes_over_when_the_other_dies(
             beat_taken_over_in = time.monotonic() - killed_at
             say("beat taken over")
 
-            wait_until_finished(fleet, _Logs(hosts), timeout=90)
+            wait_until_finished(fleet, _Logs(hosts), timeout=240)
             finished_in = time.monotonic() - killed_at
             say("all finished")
         except BaseException:
