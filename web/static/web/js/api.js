@@ -11,6 +11,29 @@ export class ApiError extends Error {
   }
 }
 
+/** What a newestOnly() request resolves to when a newer one was started meanwhile. */
+export const STALE = Symbol("stale");
+
+/**
+ * For a list that reloads as its filters change: on a busy server answers come back out of order,
+ * and an older one arriving last would show results for filters no longer chosen. Each call of
+ * the returned function wraps one request; it resolves to the answer (or throws its error) only
+ * if no newer request was wrapped since, else to STALE, which the caller drops.
+ */
+export function newestOnly() {
+  let newest = 0;
+  return async (request) => {
+    const mine = ++newest;
+    try {
+      const answer = await request;
+      return mine === newest ? answer : STALE;
+    } catch (err) {
+      if (mine !== newest) return STALE;
+      throw err;
+    }
+  };
+}
+
 const listeners = new Set();
 /** Called with the ApiError whenever the server says 401/403 (signed out or not staff). */
 export function onAuthRequired(fn) {

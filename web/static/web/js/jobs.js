@@ -1,5 +1,5 @@
 // Jobs tab: the list (search, status filter, paging) and one job's detail view.
-import { api, errorText } from "./api.js";
+import { STALE, api, errorText, newestOnly } from "./api.js";
 import { confirmAction, h, replace, toast } from "./dom.js";
 import { countdown, duration, formatDate } from "./format.js";
 import { openJobForm } from "./job-form.js";
@@ -119,13 +119,15 @@ export function createJobsTab(panel, ctx) {
     );
   }
 
+  const newestList = newestOnly();
   async function loadList({ quiet = false } = {}) {
     if (!quiet) {
       listStatus.textContent = "loading…";
       listStatus.className = "panel-status";
     }
     try {
-      const data = await api.jobs({ search: state.search, status: state.status, limit: PAGE_SIZE, offset: state.offset });
+      const data = await newestList(api.jobs({ search: state.search, status: state.status, limit: PAGE_SIZE, offset: state.offset }));
+      if (data === STALE) return;
       const jobs = data.jobs || [];
       state.total = data.total ?? jobs.length;
       if (!jobs.length && state.offset > 0) {

@@ -1,7 +1,7 @@
 // A script's run history and the output of one run. A queued or running run's output streams
 // in as it is written (GET /api/runs/{id}/stream); if that stream fails, the run is polled once
 // a second until it ends, and the panel says so. New and finished runs refresh the list live.
-import { api, errorText } from "./api.js";
+import { STALE, api, errorText, newestOnly } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { ago, duration, formatDate } from "./format.js";
 import { followRun, soon, subscribeWhile } from "./live.js";
@@ -48,6 +48,7 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
     RUN_STATES.map((s) => h("option", { value: s }, s.replace("_", " "))),
   );
   let searchTimer = null;
+  const newest = newestOnly();
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(() => load(), 300);
@@ -105,7 +106,8 @@ export function createRunsPanel(ctx, scriptId, { onFinished } = {}) {
     if (!append) state.offset = 0;
     try {
       const filters = { search: search.value.trim(), state: stateFilter.value };
-      const data = await api.scriptRuns(scriptId, { limit: PAGE, offset: state.offset, ...filters });
+      const data = await newest(api.scriptRuns(scriptId, { limit: PAGE, offset: state.offset, ...filters }));
+      if (data === STALE) return;
       const runs = data.runs || [];
       state.total = data.total ?? runs.length;
       const rows = runs.map(row);
