@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 
 from django.conf import settings
@@ -21,6 +22,9 @@ from live import feed, wakeup
 logger = logging.getLogger("teckochecker.live")
 
 KEEP = 5000  # changes kept in memory for the streams
+# With no stream open for this long the hub stops reading (and building events nobody gets)
+# until the next stream opens.
+IDLE_SECONDS = 60.0
 
 
 class Hub:
@@ -32,16 +36,43 @@ class Hub:
         self.thread: threading.Thread | None = None
         self.error: str | None = None
         self.stopping = threading.Event()
+        self.users = 0
+        self.idle_since = time.monotonic()
 
     # --- the streams' side ---------------------------------------------------------------
     def start(self) -> None:
         with self.cond:
             if self.thread is not None and self.thread.is_alive():
                 return
+            self.idle_since = time.monotonic()
             self.thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
             self.thread.start()
             # The first read sets the floor; streams wait for it (briefly) so none starts blind.
             self.cond.wait_for(lambda: self.floor is not None, timeout=5)
+
+    def acquire(self) -> None:
+        """A stream starts using the hub: it reads (again, after an idle pause) before this
+        returns, so the stream's starting point is current."""
+        with self.cond:
+            self.users += 1
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: self.floor is not None, timeout=5)
+
+    def release(self) -> None:
+        with self.cond:
+            self.users -= 1
+            if self.users == 0:
+                self.idle_since = time.monotonic()
+
+    def _pause_while_idle(self) -> None:
+        with self.cond:
+            if self.users > 0 or time.monotonic() - self.idle_since < IDLE_SECONDS:
+                return
+            # What the hub kept goes stale while it does not read: a stream after the pause
+            # starts from a fresh first read (acquire waits for it).
+            self.floor = None
+            self.recent.clear()
+            self.cond.wait_for(lambda: self.users > 0 or self.stopping.is_set())
 
     def stop(self) -> None:
         """End the reader and its database connection (a test database cannot be dropped while
@@ -50,6 +81,8 @@ class Hub:
         if thread is None:
             return
         self.stopping.set()
+        with self.cond:
+            self.cond.notify_all()
         thread.join(timeout=10)
         with self.cond:
             self.thread, self.floor, self.last = None, None, 0
@@ -103,6 +136,9 @@ class Hub:
     def _loop(self) -> None:
         pubsub = None
         while not self.stopping.is_set():
+            self._pause_while_idle()
+            if self.stopping.is_set():
+                return
             try:
                 self._read()
                 self.error = None

@@ -103,6 +103,14 @@ def change_events(
     heartbeat = heartbeat or settings.LIVE_HEARTBEAT_SECONDS
     left = _clock(max_seconds)
     h = hub()
+    h.acquire()
+    try:
+        yield from _changes(h, after, left, heartbeat)
+    finally:
+        h.release()
+
+
+def _changes(h: Hub, after: int | None, left, heartbeat: float) -> Iterator[Event]:
     if after is None:
         cursor = h.last
         yield Event.of("ready", {"last_event_id": cursor}, id=cursor)
@@ -178,11 +186,22 @@ def run_events(
     after a reconnect); `end` is the finished run (as GET /api/runs/{id}, without output), after
     which the stream ends. A heartbeat comes every `heartbeat` seconds without news. `wait`
     replaces waiting for the change feed (tests stand in for the worker with it)."""
-    from scripts.models import FINISHED_RUN_STATES
-
     heartbeat = heartbeat or settings.LIVE_HEARTBEAT_SECONDS
     left = _clock(max_seconds)
     h = hub() if wait is None else None
+    if h is None:
+        yield from _run(run_id, after, wait, None, left, heartbeat)
+        return
+    h.acquire()
+    try:
+        yield from _run(run_id, after, wait, h, left, heartbeat)
+    finally:
+        h.release()
+
+
+def _run(run_id: int, after: int, wait, h: Hub | None, left, heartbeat: float) -> Iterator[Event]:
+    from scripts.models import FINISHED_RUN_STATES
+
     cursor = h.last if h else 0
     offset, state_sent = after, None
     next_beat = time.monotonic() + heartbeat

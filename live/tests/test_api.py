@@ -232,3 +232,24 @@ def test_a_trigger_key_streams_only_the_runs_it_started(sent, make_key, bearer):
     manual = services.script_run_now(script=script)
     assert bearer(raw).get(f"/api/runs/{manual.pk}/stream").status_code == 403
     assert bearer(raw).get("/api/events").status_code == 403  # a trigger key sees runs, not the page's feed
+
+
+def test_the_hub_pauses_without_streams_and_a_new_stream_starts_from_now(api, monkeypatch):
+    from live import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "IDLE_SECONDS", 0.1)
+    first = open_events(api)
+    first.until(lambda e: e.name == "ready")
+    first.close()
+    h = hub_module.hub()
+    deadline = time.monotonic() + 10
+    while h.floor is not None and time.monotonic() < deadline:  # paused: keeps nothing
+        time.sleep(0.05)
+    assert h.floor is None
+    job = PollingJobFactory()  # while nobody listens
+    again = open_events(api)
+    ready = again.until(lambda e: e.name == "ready")[-1]
+    assert int(ready.id) >= Change.objects.order_by("-pk").first().pk  # not the old news
+    PollingJob.objects.filter(pk=job.pk).update(status=JobStatus.PAUSED)
+    assert again.until(lambda e: e.name == "job")[-1].value["status"] == "paused"
+    again.close()
