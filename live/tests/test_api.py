@@ -160,6 +160,7 @@ def test_the_run_stream_sends_the_output_so_far_then_as_written_then_the_end(api
     assert rest[0].value == {"text": "three\n"}
     assert (rest[-1].value["state"], rest[-1].value["exit_code"]) == ("failed", 3)
     assert "output" not in rest[-1].value
+    stream.close()
 
     # A client that had the first 8 characters gets exactly the rest, then the end.
     resumed = Stream(api.get(f"/api/runs/{run.pk}/stream", HTTP_LAST_EVENT_ID="8"))
@@ -168,6 +169,7 @@ def test_the_run_stream_sends_the_output_so_far_then_as_written_then_the_end(api
         ("output", '{"text":"three\\n"}'),
         ("end", None),
     ]
+    resumed.close()
 
 
 def test_streams_refuse_what_the_api_refuses(api, anon, django_user_model):
@@ -226,7 +228,9 @@ def test_a_trigger_key_streams_only_the_runs_it_started(sent, make_key, bearer):
     _other, other_raw = make_key(name="other")
     run_id = bearer(raw).post("/api/scripts/hook/trigger").json()["run_id"]
     ScriptRun.objects.filter(pk=run_id).update(state=RunState.SUCCEEDED, output="done\n", exit_code=0)
-    events = Stream(bearer(raw).get(f"/api/runs/{run_id}/stream")).until(lambda e: e.name == "end")
+    stream = Stream(bearer(raw).get(f"/api/runs/{run_id}/stream"))
+    events = stream.until(lambda e: e.name == "end")
+    stream.close()
     assert [(e.name, e.value.get("text")) for e in events] == [("output", "done\n"), ("end", None)]
     assert bearer(other_raw).get(f"/api/runs/{run_id}/stream").status_code == 403
     manual = services.script_run_now(script=script)
@@ -237,6 +241,9 @@ def test_a_trigger_key_streams_only_the_runs_it_started(sent, make_key, bearer):
 def test_the_hub_pauses_without_streams_and_a_new_stream_starts_from_now(api, monkeypatch):
     from live import hub as hub_module
 
+    import gc
+
+    gc.collect()  # streams of earlier tests that were dropped unclosed end (the server closes each)
     monkeypatch.setattr(hub_module, "IDLE_SECONDS", 0.1)
     first = open_events(api)
     first.until(lambda e: e.name == "ready")
