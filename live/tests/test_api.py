@@ -239,9 +239,9 @@ def test_a_trigger_key_streams_only_the_runs_it_started(sent, make_key, bearer):
 
 
 def test_the_hub_pauses_without_streams_and_a_new_stream_starts_from_now(api, monkeypatch):
-    from live import hub as hub_module
-
     import gc
+
+    from live import hub as hub_module
 
     gc.collect()  # streams of earlier tests that were dropped unclosed end (the server closes each)
     monkeypatch.setattr(hub_module, "IDLE_SECONDS", 0.1)
