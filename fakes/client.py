@@ -69,7 +69,16 @@ class RemoteFake:
         return self.stats()["keboola_jobs_created"]
 
     def openai_requests_per_batch(self) -> dict[str, int]:
+        """Single reads (GET /v1/batches/{id}) per batch; list pages are not in it."""
         return self.stats()["openai_requests_per_batch"]
+
+    def openai_observations_per_batch(self) -> dict[str, int]:
+        """How often each batch was read or shown on a list page: a check by either way."""
+        stats = self.stats()
+        seen = dict(stats["openai_requests_per_batch"])
+        for batch_id, count in stats["openai_listings_per_batch"].items():
+            seen[batch_id] = seen.get(batch_id, 0) + count
+        return seen
 
     def configure_keboola(self, **options: object) -> dict:
         return self._call("POST", "keboola", options)

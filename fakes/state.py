@@ -551,8 +551,17 @@ class FakeState:
             return [dict(e) for e in self.request_log if route is None or e.get("route") == route]
 
     def openai_requests_per_batch(self) -> dict[str, int]:
+        """Single reads (GET /v1/batches/{id}) per batch; list pages are not in it."""
         with self.lock:
             return dict(self.batch_requests)
+
+    def openai_observations_per_batch(self) -> dict[str, int]:
+        """How often each batch was read or shown on a list page: a check by either way."""
+        with self.lock:
+            seen = dict(self.batch_requests)
+            for batch_id, times in self.batch_listed_times.items():
+                seen[batch_id] = seen.get(batch_id, 0) + len(times)
+            return seen
 
     def timings(self) -> dict:
         """Wall-clock times for the benchmark: per batch, when each request arrived and when the
@@ -579,6 +588,7 @@ class FakeState:
                 "requests": self.request_count,
                 "openai_requests_per_batch": dict(self.batch_requests),
                 "openai_list_requests": self.list_requests,
+                "openai_listings_per_batch": {b: len(t) for b, t in self.batch_listed_times.items()},
                 "keboola_jobs_created": len(self.jobs),
                 "batches": len(self.batches),
                 "active_faults": len(self.faults),

@@ -131,6 +131,14 @@ def test_list_is_newest_first_and_pages_with_after(fake_servers):
     assert fake_servers.stats()["openai_list_requests"] == 3
     assert fake_servers.openai_requests_per_batch() == {}
     assert len(fake_servers.timings()["batches"]["batch_1"]["listed"]) == 1
+    # A check by either way counts as an observation (tests wait on it for "checked once").
+    openai_get(fake_servers, "/batches/batch_1")
+    assert fake_servers.openai_observations_per_batch() == {"batch_1": 2, "batch_2": 1, "batch_3": 1}
+    assert RemoteFake(fake_servers.url).openai_observations_per_batch() == {
+        "batch_1": 2,
+        "batch_2": 1,
+        "batch_3": 1,
+    }
 
 
 def test_openai_auth_and_not_found_errors_use_openais_shape(fake_servers):

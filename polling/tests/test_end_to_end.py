@@ -50,7 +50,7 @@ def test_job_created_through_the_api_triggers_keboola_once(fake_openai_settings,
         job_id = response.json()["id"]
         # The first check happens at once (enqueued on create), not an interval later.
         wait_for(
-            lambda: fake.openai_requests_per_batch().get("batch_e2e_a"), timeout=30, message="first check"
+            lambda: fake.openai_observations_per_batch().get("batch_e2e_a"), timeout=30, message="first check"
         )
 
         fake.set_batch("batch_e2e_a", status="completed")
@@ -103,7 +103,9 @@ def test_two_workers_trigger_fifty_jobs_exactly_once(fake_openai_settings, reque
 
     with running_stack(request.node.name, workers=2) as stack:
         wait_for(
-            lambda: len(fake.openai_requests_per_batch()) == batch_total, timeout=60, message="first checks"
+            lambda: len(fake.openai_observations_per_batch()) == batch_total,
+            timeout=60,
+            message="first checks",
         )
         # Workers run at a lower CPU priority (WORKER_NICE), every thread of them, so the API wins.
         for role in ("worker1", "worker2"):
