@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from polling.models import JobStatus, PollingJob
+from polling.models import JobStatus, PollingJob, TriggerState
 from polling.services.leases import (
     RELEASED,
     lease_claim,
@@ -99,9 +99,13 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
         return 0
     if ahead and len(candidates) < room:
         keys = {secret_id for _, secret_id in candidates if secret_id}
+        # Only jobs on their routine cadence are taken early. A job in backoff, or whose trigger
+        # waits for its retry, keeps its due time: it may be a server's Retry-After.
         soon = PollingJob.objects.filter(
             lease_free(now),
             status=JobStatus.ACTIVE,
+            consecutive_failures=0,
+            trigger_state=TriggerState.NONE,
             next_check_at__gt=now,
             next_check_at__lte=now + timedelta(seconds=ahead),
             openai_secret_id__in=keys,

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from polling.models import JobBatch, PollingJob
+from polling.models import JobBatch, PollingJob, TriggerState
 from polling.services.polls import jobs_poll
 from polling.services.schedules import jobs_dispatch_due
 from polling.tests.factories import make_job
@@ -120,6 +120,21 @@ def test_a_keys_jobs_due_soon_are_checked_with_its_due_ones_and_keep_their_caden
     # Checked up to 5 s early, it is due again one interval after its own due time.
     assert abs((soon.next_check_at - (soon_due + timedelta(seconds=60))).total_seconds()) < 0.01
     assert not {r["target"] for r in fake.requests("openai.retrieve")} & {"b_2_0", "b_2_1"}
+
+
+@pytest.mark.parametrize(
+    "waiting",
+    [{"consecutive_failures": 1}, {"trigger_state": TriggerState.RETRY}],
+    ids=["poll-backoff", "trigger-retry"],
+)
+def test_a_job_in_backoff_is_never_taken_early_with_its_keys_due_jobs(fake, monkeypatch, settings, waiting):
+    # Its due time may be a server's Retry-After: checking it early would break that.
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    now = timezone.now()
+    due, backing_off = _jobs_with_batches(fake, jobs=2, per_job=2)
+    PollingJob.objects.filter(pk=backing_off.pk).update(next_check_at=now + timedelta(seconds=3), **waiting)
+    (message,) = _dispatch_once(monkeypatch)
+    assert message[0] == [due.pk]
 
 
 def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypatch):

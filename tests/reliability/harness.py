@@ -111,7 +111,9 @@ def fault_run(request, fake, *, workers: int = 2, count: int = JOBS, **env: str)
 def wait_first_checks(fleet: Fleet, timeout: float = 60) -> None:
     want = len(fleet.all_batch_ids)
     wait_for(
-        lambda: len(fleet.fake.openai_requests_per_batch()) >= want, timeout=timeout, message="first checks"
+        lambda: len(fleet.fake.openai_observations_per_batch()) >= want,
+        timeout=timeout,
+        message="first checks",
     )
 
 
