@@ -11,31 +11,15 @@ from polling.models import ActionType, JobStatus, PollingJob
 from scripts.models import Script, ScriptEnvVar
 from scripts.serializers import env_representation
 from scripts.services.schedules import script_schedule
+from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.models import Secret
 from teckochecker.errors import Conflict, ValidationFailed
 
 FORMAT = "teckochecker-bundle"
 VERSION = 1
 
-SCRIPT_KEYS = (
-    "slug",
-    "name",
-    "folder",
-    "code",
-    "requirements",
-    "python_version",
-    "timeout_seconds",
-    "memory_mb",
-    "cpu_seconds",
-    "network",
-    "enabled",
-    "env",
-    "schedule",
-    "overlap",
-    "notify",
-    "url_trigger",
-    "url_trigger_get",
-)
+# A script in a bundle: its safe name and everything a user can set on it, no more.
+SCRIPT_KEYS = ("slug", *UPDATABLE_FIELDS)
 JOB_KEYS = ("name", "paused", "batch_ids", "poll_interval_seconds", "openai_secret", "action", "notify")
 ACTION_KEYS = {
     ActionType.KEBOOLA: ("type", "secret", "stack_url", "component_id", "configuration_id"),
