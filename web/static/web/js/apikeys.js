@@ -1,7 +1,7 @@
 // API keys tab: list (prefix only, never a key), make one (the key is shown once, in the modal
 // that answers), revoke with confirmation.
 import { api, errorText } from "./api.js";
-import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { clearFormErrors, closeModal, confirmAction, field, fillTable, h, openModal, replace, showFormErrors, toast } from "./dom.js";
 import { formatDate } from "./format.js";
 
 const EXPIRY_CHOICES = [
@@ -64,18 +64,17 @@ export function createApiKeysTab(panel, ctx) {
     );
   }
 
-  async function load() {
-    status.textContent = "loading…";
-    status.className = "panel-status";
-    try {
-      const data = await api.apiKeys();
-      const keys = data.keys || [];
-      replace(tableBody, keys.length ? keys.map(row) : h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No API keys yet.")));
-      status.textContent = `${data.total ?? keys.length} key(s)`;
-    } catch (err) {
-      status.textContent = errorText(err);
-      status.className = "panel-status error";
-    }
+  function load() {
+    return fillTable({
+      status,
+      body: tableBody,
+      request: api.apiKeys,
+      items: (data) => data.keys,
+      row,
+      columns: 9,
+      empty: "No API keys yet.",
+      noun: "key",
+    });
   }
 
   async function revoke(key) {

@@ -1,4 +1,5 @@
 // DOM helpers. Data is only ever inserted as text (textContent / text nodes), never as HTML.
+import { errorText } from "./api.js";
 
 /**
  * h("div", {class: "x", onclick: fn, dataset: {id: 1}}, "text", childNode, [more])
@@ -169,4 +170,20 @@ export function showFormErrors(form, err) {
 export function clearFormErrors(form) {
   for (const slot of form.querySelectorAll(".field-error, .form-error")) slot.textContent = "";
   for (const f of form.querySelectorAll(".has-error")) f.classList.remove("has-error");
+}
+
+// A list panel's (re)load: "loading…", then its rows (or one line saying there are none) and
+// the count, or the error in the panel's status line.
+export async function fillTable({ status, body, request, items, row, columns, empty, noun }) {
+  status.textContent = "loading…";
+  status.className = "panel-status";
+  try {
+    const data = await request();
+    const list = items(data) || [];
+    replace(body, list.length ? list.map(row) : h("tr", {}, h("td", { colspan: columns, class: "empty" }, empty)));
+    status.textContent = `${data.total ?? list.length} ${noun}(s)`;
+  } catch (err) {
+    status.textContent = errorText(err);
+    status.className = "panel-status error";
+  }
 }

@@ -1,6 +1,6 @@
 // Secrets tab: list (never values), add in a modal, delete with confirmation.
 import { api, errorText } from "./api.js";
-import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { clearFormErrors, closeModal, confirmAction, field, fillTable, h, openModal, replace, showFormErrors, toast } from "./dom.js";
 import { formatDate } from "./format.js";
 
 export const SECRET_TYPES = [
@@ -58,18 +58,17 @@ export function createSecretsTab(panel, ctx) {
     );
   }
 
-  async function load() {
-    status.textContent = "loading…";
-    status.className = "panel-status";
-    try {
-      const data = await api.secrets();
-      const secrets = data.secrets || [];
-      replace(tableBody, secrets.length ? secrets.map(row) : h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No secrets yet. Add an OpenAI key and a Keboola token to create jobs.")));
-      status.textContent = `${data.total ?? secrets.length} secret(s)`;
-    } catch (err) {
-      status.textContent = errorText(err);
-      status.className = "panel-status error";
-    }
+  function load() {
+    return fillTable({
+      status,
+      body: tableBody,
+      request: api.secrets,
+      items: (data) => data.secrets,
+      row,
+      columns: 5,
+      empty: "No secrets yet. Add an OpenAI key and a Keboola token to create jobs.",
+      noun: "secret",
+    });
   }
 
   async function remove(secret) {
