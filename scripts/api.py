@@ -218,6 +218,7 @@ class ScriptViewSet(ApiViewSet):
         )
 
     @extend_schema(
+        operation_id="api_scripts_versions_list",
         summary="The versions of the script's code and requirements, newest first",
         parameters=[
             OpenApiParameter("limit", int, description="Page size (1-500, default 50)."),
@@ -237,7 +238,9 @@ class ScriptViewSet(ApiViewSet):
         return Response({"versions": shown, "total": total, "current": script.version})
 
     @extend_schema(
-        summary="One version with its code and requirements", responses={200: VersionDetailSerializer}
+        operation_id="api_scripts_version_retrieve",
+        summary="One version with its code and requirements",
+        responses={200: VersionDetailSerializer},
     )
     @action(detail=True, methods=["get"], url_path="versions/<int:number>")
     def version(self, request, pk: int, number: int):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from fakes.pytest_plugin import outside_address
 from scripts import sandbox, usernet
 from scripts.environments import environment_build, python_resolve, pythons_available
 from scripts.sandbox import RunSpec, cancel_process_group, run, sandbox_problem
@@ -435,25 +436,6 @@ def test_a_timeout_kills_every_process_of_the_run(spec):
     assert seen[0] == 1
     time.sleep(0.2)
     assert _processes_with(marker) == []
-
-
-def outside_address() -> str:
-    """An address of this machine that is not loopback: where a script with the network on
-    reaches a server, as it would reach one on the internet."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, a route is only chosen
-        address = probe.getsockname()[0]
-    except OSError:
-        address = ""
-    finally:
-        probe.close()
-    if not address or address.startswith("127."):
-        reason = "this machine has no network interface besides loopback"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-    return address
 
 
 @pytest.fixture

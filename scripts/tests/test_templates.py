@@ -58,58 +58,63 @@ def test_hello_world(sent, django_capture_on_commit_callbacks):
 
 
 def test_http_health_check_passes_and_fails_the_run_when_the_url_is_down(
-    sent, django_capture_on_commit_callbacks, fake_servers
+    sent, django_capture_on_commit_callbacks, outside_fake_servers
 ):
     script = _from_template(
         sent,
         django_capture_on_commit_callbacks,
         "http-health-check",
-        env=[{"name": "CHECK_URL", "value": f"{fake_servers.url}/_control/health"}],
+        env=[{"name": "CHECK_URL", "value": f"{outside_fake_servers.url}/_control/health"}],
     )
     assert script.network  # the template's
     assert {v.name: v.value for v in script.env_vars.all()}["EXPECT_STATUS"] == "200"
     up = _run(script)
     assert up.state == RunState.SUCCEEDED and up.output.startswith(
-        f"UP {fake_servers.url}/_control/health: HTTP 200"
+        f"UP {outside_fake_servers.url}/_control/health: HTTP 200"
     )
 
     services.script_update(
-        script=script, env=[{"name": "CHECK_URL", "value": f"{fake_servers.url}/_control/gone"}]
+        script=script, env=[{"name": "CHECK_URL", "value": f"{outside_fake_servers.url}/_control/gone"}]
     )
     down = _run(script)
     assert (down.state, down.exit_code) == (RunState.FAILED, 1)
     assert "DOWN" in down.output and "HTTP 404 (expected 200)" in down.output
 
 
-def test_keboola_storage_call_with_a_vault_secret(sent, django_capture_on_commit_callbacks, fake_servers):
+def test_keboola_storage_call_with_a_vault_secret(
+    sent, django_capture_on_commit_callbacks, outside_fake_servers
+):
     secret_create(name="kbc", type="keboola", value=KEBOOLA_TOKEN)
     script = _from_template(
         sent,
         django_capture_on_commit_callbacks,
         "keboola-storage",
-        env=[{"name": "KBC_URL", "value": fake_servers.stack_url}, {"name": "KBC_TOKEN", "secret": "kbc"}],
+        env=[
+            {"name": "KBC_URL", "value": outside_fake_servers.stack_url},
+            {"name": "KBC_TOKEN", "secret": "kbc"},
+        ],
     )
     run = _run(script)
     assert run.state == RunState.SUCCEEDED, run.output
     assert "2 bucket(s) in the project:" in run.output and "in.c-main" in run.output
     assert KEBOOLA_TOKEN not in run.output
-    calls = fake_servers.requests("keboola.storage_buckets")
+    calls = outside_fake_servers.requests("keboola.storage_buckets")
     assert calls and calls[-1]["auth_fingerprint"] == fingerprint(KEBOOLA_TOKEN)
 
 
 def test_openai_batch_output_downloads_when_a_polling_jobs_script_action_runs_it(
-    sent, django_capture_on_commit_callbacks, fake_servers
+    sent, django_capture_on_commit_callbacks, outside_fake_servers
 ):
     secret_create(name="openai", type="openai", value=OPENAI_KEY)
-    fake_servers.set_batch("batch_done", status="completed", completed=4, failed=1, total=5)
-    fake_servers.set_batch("batch_bad", status="failed")
+    outside_fake_servers.set_batch("batch_done", status="completed", completed=4, failed=1, total=5)
+    outside_fake_servers.set_batch("batch_bad", status="failed")
     script = _from_template(
         sent,
         django_capture_on_commit_callbacks,
         "openai-batch-output",
         env=[
             {"name": "OPENAI_API_KEY", "secret": "openai"},
-            {"name": "OPENAI_BASE_URL", "value": fake_servers.openai_base_url},
+            {"name": "OPENAI_BASE_URL", "value": outside_fake_servers.openai_base_url},
         ],
     )
     job = PollingJobFactory(action_type=ActionType.SCRIPT, action_script=script)
