@@ -110,9 +110,15 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
             next_check_at__lte=now + timedelta(seconds=ahead),
             openai_secret_id__in=keys,
         )
-        candidates += list(
-            soon.order_by("next_check_at").values_list("pk", "openai_secret_id")[: room - len(candidates)]
-        )
+        # And never more than half its own interval early, so two checks of a job stay at least
+        # half an interval apart (as next_due keeps them), whatever the interval.
+        candidates += [
+            (pk, secret_id)
+            for pk, secret_id, due_at, interval in soon.order_by("next_check_at").values_list(
+                "pk", "openai_secret_id", "next_check_at", "poll_interval_seconds"
+            )[: room - len(candidates)]
+            if (due_at - now).total_seconds() <= interval / 2
+        ]
     # The same conditions again inside the claim: a forced check may have run since the SELECT.
     token, _ = lease_claim(
         PollingJob.objects.filter(

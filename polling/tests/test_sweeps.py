@@ -137,6 +137,17 @@ def test_a_job_in_backoff_is_never_taken_early_with_its_keys_due_jobs(fake, monk
     assert message[0] == [due.pk]
 
 
+def test_a_job_is_never_taken_more_than_half_its_interval_early(fake, monkeypatch, settings):
+    # With a short interval the sweep window would otherwise check a job twice in a moment.
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    now = timezone.now()
+    due, half, early = _jobs_with_batches(fake, jobs=3, per_job=2, poll_interval_seconds=4)
+    PollingJob.objects.filter(pk=half.pk).update(next_check_at=now + timedelta(seconds=1.5))
+    PollingJob.objects.filter(pk=early.pk).update(next_check_at=now + timedelta(seconds=3))
+    (message,) = _dispatch_once(monkeypatch)
+    assert sorted(message[0]) == sorted([due.pk, half.pk])
+
+
 def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypatch):
     from polling import tasks
 
