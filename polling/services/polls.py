@@ -102,7 +102,12 @@ def jobs_poll(*, job_ids: list[int], dispatch_token: str) -> dict[int, PollResul
     }
     # A key's jobs due within the next few seconds come with its due ones (schedules.py).
     ahead = timedelta(seconds=dispatch_ahead())
-    due_jobs = PollingJob.objects.filter(due("next_check_at", now + ahead), pk__in=job_ids)
+    # Early only while this message still holds the job: the dispatcher took it early on purpose.
+    # A job the message no longer holds (its lease lapsed and a newer message checked it) is
+    # checked only when really due, so a late or repeated message never checks it twice at once.
+    due_jobs = PollingJob.objects.filter(pk__in=job_ids).filter(
+        (Q(lease_token=dispatch_token) & due("next_check_at", now + ahead)) | due("next_check_at", now)
+    )
     token, claimed = _claim(due_jobs, now=now, take_over=Q(lease_token=dispatch_token))
     if claimed:
         jobs = list(PollingJob.objects.filter(pk__in=job_ids, lease_token=token).order_by("pk"))

@@ -148,6 +148,20 @@ def test_a_job_is_never_taken_more_than_half_its_interval_early(fake, monkeypatc
     assert sorted(message[0]) == sorted([due.pk, half.pk])
 
 
+def test_a_repeated_message_does_not_check_its_jobs_again_early(fake, monkeypatch, settings):
+    # A message that arrives again (or late, after a newer one checked its jobs) no longer holds
+    # them: they are checked only when really due, not within the sweep window.
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    _jobs_with_batches(fake, jobs=3, per_job=2, poll_interval_seconds=4)
+    (message,) = _dispatch_once(monkeypatch)
+    first = jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert {r.outcome for r in first.values()} == {"checked"}
+    observed = fake.openai_observations_per_batch()
+    again = jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    assert {r.outcome for r in again.values()} == {"skipped"}
+    assert fake.openai_observations_per_batch() == observed
+
+
 def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypatch):
     from polling import tasks
 
