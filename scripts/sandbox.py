@@ -129,7 +129,13 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOTSTRAP = """\
 import os, resource, signal, sys
 a = sys.argv
-nproc, mem, cpu, fsize, uid, report, umask = (int(v) for v in a[1:8])
+nproc, mem, cpu, fsize, uid, report, umask, gate = (int(v) for v in a[1:9])
+if gate >= 0:
+    # The run's own network (usernet.py): say we are here, and wait until it is connected.
+    os.write(gate, b"r")
+    if os.read(gate, 1) != b"g":
+        sys.exit("the run's network was not set up")
+    os.close(gate)
 if os.getuid() == 0:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
@@ -149,8 +155,8 @@ R.setrlimit(R.RLIMIT_AS, (mem, mem))
 R.setrlimit(R.RLIMIT_CPU, (cpu, cpu + 1))
 R.setrlimit(R.RLIMIT_FSIZE, (fsize, fsize))
 os.umask(umask)
-os.chdir(a[8])
-os.environ["PWD"] = a[8]
+os.chdir(a[9])
+os.environ["PWD"] = a[9]
 for s in (signal.SIGINT, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
 # When whatever started us dies (the service), SIGTERM arrives (PR_SET_PDEATHSIG, set after the
@@ -166,7 +172,7 @@ if pid == 0:
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     os.close(report)
-    os.execv(a[9], a[9:])
+    os.execv(a[10], a[10:])
 while True:
     try:
         _, status, use = os.wait4(pid, 0)
@@ -368,6 +374,7 @@ def _bootstrap_command(
         launch.uid,
         launch.report_w,
         umask,
+        launch.network.gate_inside if launch.network is not None else -1,
     ]
     return [interpreter, "-I", "-S", "-c", _BOOTSTRAP, *[str(v) for v in numbers], cwd, *command]
 

@@ -11,10 +11,14 @@ sandbox's own, and the gateway address that slirp4netns would otherwise map to t
 loopback is unreachable. What the worker reaches through other interfaces (the internet, the
 LAN and, in Docker, the compose network) the script reaches too.
 
-The order matters, or the script could run before its network exists: bubblewrap reports the
-sandbox's pid on `--info-fd` and waits on `--block-fd` before starting the command; slirp4netns
-joins that pid's namespaces, says it is ready on `--ready-fd`, and only then is the sandbox let
-go. slirp4netns ends when its `--exit-fd` closes: at the end of the run, or when the service dies.
+The order matters. The script must not run before its network exists, and slirp4netns must not
+touch the namespace before bubblewrap has finished setting it up: both configure its loopback,
+and when they overlap bubblewrap fails ("loopback: Failed RTM_NEWADDR", about 1 run in 30 on a
+loaded machine). So bubblewrap reports the sandbox's pid on `--info-fd`; the bootstrap, the first
+program in the finished sandbox, says "r" on the gate (a socket pair) and waits; slirp4netns
+joins the pid's namespaces and says it is ready on `--ready-fd`; then the gate says "g" and the
+bootstrap goes on. slirp4netns ends when its `--exit-fd` closes: at the end of the run, or when
+the service dies.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import os
 import select
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -77,20 +82,19 @@ class UserNetwork:
 
     def __init__(self) -> None:
         self.info_r, self.info_w = os.pipe()
-        self.block_r, self.block_w = os.pipe()
+        outside, inside = socket.socketpair()
+        self.gate, self.gate_inside = outside.detach(), inside.detach()
         self.exit_w = -1
         self.proc: subprocess.Popen | None = None
         self.errors = tempfile.TemporaryFile()
 
     def bwrap_args(self, data_fd) -> list[str]:
-        """bubblewrap options (next to `--unshare-net`): report the pid, wait to be let go, and
-        a resolv.conf naming slirp4netns's DNS (the host's may name a loopback resolver)."""
+        """bubblewrap options (next to `--unshare-net`): report the pid, and a resolv.conf naming
+        slirp4netns's DNS (the host's may name a loopback resolver)."""
         resolv = data_fd(f"nameserver {DNS}\n".encode())
         return [
             "--info-fd",
             str(self.info_w),
-            "--block-fd",
-            str(self.block_r),
             "--perms",
             "0444",
             "--ro-bind-data",
@@ -100,27 +104,38 @@ class UserNetwork:
 
     @property
     def pass_fds(self) -> list[int]:
-        return [self.info_w, self.block_r]
+        return [self.info_w, self.gate_inside]
 
     def spawned(self) -> None:
         """After bubblewrap started: only it may hold its ends (EOF on info-fd means it died)."""
-        for fd in ("info_w", "block_r"):
+        for fd in ("info_w", "gate_inside"):
             if getattr(self, fd) >= 0:
                 os.close(getattr(self, fd))
                 setattr(self, fd, -1)
 
     def attach(self, *, as_root: bool, timeout: float = SETUP_SECONDS) -> str | None:
-        """Connect the sandbox to the outside and let it start; None, or what went wrong."""
+        """Connect the sandbox to the outside and let it start; None, or what went wrong.
+
+        None also when the sandbox ended by itself on the way (bubblewrap failed): supervising
+        it then reports its exit and bubblewrap's own message."""
         deadline = time.monotonic() + timeout
+
+        def wait(fd: int) -> bool:
+            return bool(select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0])
+
         data = b""
         while b"}" not in data:
-            if not select.select([self.info_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if not wait(self.info_r):
                 return "bubblewrap did not report its sandbox in time"
             chunk = os.read(self.info_r, 4096)
             if not chunk:
-                return "the sandbox ended before its network was set up"
+                return None
             data += chunk
         pid = int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+        if not wait(self.gate):
+            return "the sandbox did not start in time"
+        if os.read(self.gate, 1) != b"r":
+            return None
         ready_r, ready_w = os.pipe()
         exit_r, self.exit_w = os.pipe()
         fds = [ready_w, exit_r]
@@ -150,13 +165,13 @@ class UserNetwork:
             for fd in fds:
                 os.close(fd)
         try:
-            ready = select.select([ready_r], [], [], max(0.0, deadline - time.monotonic()))[0]
-            ok = bool(ready) and os.read(ready_r, 1) == b"1"
+            ok = wait(ready_r) and os.read(ready_r, 1) == b"1"
         finally:
             os.close(ready_r)
         if not ok:
             return f"slirp4netns did not connect the sandbox ({self.error_tail() or 'no answer in time'})"
-        os.write(self.block_w, b"1")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            os.write(self.gate, b"g")
         return None
 
     def error_tail(self) -> str:
@@ -166,7 +181,7 @@ class UserNetwork:
 
     def close(self) -> None:
         self.spawned()
-        for fd in ("info_r", "block_w", "exit_w"):
+        for fd in ("info_r", "gate", "exit_w"):
             if getattr(self, fd) >= 0:
                 os.close(getattr(self, fd))
                 setattr(self, fd, -1)

@@ -347,7 +347,11 @@ def test_an_infinite_loop_hits_the_cpu_limit(spec):
     result = run(spec("while True:\n    pass", cpu_seconds=1, timeout_seconds=120))
     assert result.state == "killed", result
     assert result.message == "Killed: CPU time limit of 1 s reached."
-    assert 0.9 <= result.cpu_seconds < 3
+    # The kernel holds RLIMIT_CPU against CPU time sampled at each tick (4 ms here); the figure
+    # reported is the exact run time, which wait4 gives. Under contention the samples overcount:
+    # killed at "1 s", a loop had run 0.95-1.02 s with 8 busy loops beside it, and 0.893 s once
+    # in a loaded CI run. Well above what any other way of ending costs, well below 3 s.
+    assert 0.8 <= result.cpu_seconds < 3
     service_is_fine()
 
 
@@ -506,6 +510,27 @@ def test_a_socket_with_the_network_on_reaches_the_outside(spec, outside_listener
 DNS = """
 print("resolver:", open("/etc/resolv.conf").read().split()[1])
 """
+
+
+def test_runs_with_the_network_on_start_side_by_side(spec):
+    """bubblewrap and slirp4netns both set up the sandbox's loopback; when slirp4netns came in
+    before bubblewrap was done, bubblewrap failed (about 1 run in 30 under load). Many runs at
+    once, each with its own network, must all start."""
+    code = "import socket\nprint(socket.gethostbyname('localhost'))"
+    results = []
+
+    def runs():
+        for _ in range(6):
+            results.append(run(spec(code, network=True)))
+
+    threads = [threading.Thread(target=runs) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [(r.state, r.output) for r in results] == [("succeeded", "127.0.0.1\n")] * 24
+
+
 REACH = """
 import socket
 for host, port in {targets!r}:
