@@ -1,7 +1,7 @@
 // API keys tab: list (prefix only, never a key), make one (the key is shown once, in the modal
 // that answers), revoke with confirmation.
 import { api, errorText } from "./api.js";
-import { clearFormErrors, closeModal, confirmAction, field, fillTable, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { closeModal, confirmAction, field, fillTable, h, modalForm, openModal, replace, toast } from "./dom.js";
 import { formatDate } from "./format.js";
 
 const EXPIRY_CHOICES = [
@@ -135,27 +135,11 @@ export function createApiKeysTab(panel, ctx) {
     const expires = h("select", {}, EXPIRY_CHOICES.map(([value, label]) => h("option", { value }, label)));
     const scriptField = field("script", "script", script, "The one script this key may trigger. Turn on the script's URL trigger in its settings.");
     scope.addEventListener("change", () => (scriptField.hidden = scope.value !== "scripts:trigger"));
-    const form = h(
-      "form",
-      { class: "form", id: "apikey-form", novalidate: true },
-      field("name", "name", name),
-      field("scope", "scope", scope),
-      scriptField,
-      field("expires", "expires_at", expires),
-      h("div", { class: "form-error", role: "alert" }),
-      h(
-        "div",
-        { class: "form-actions" },
-        h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"),
-        h("button", { type: "submit", class: "btn btn-primary" }, "create key"),
-      ),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearFormErrors(form);
-      const submit = form.querySelector("button[type=submit]");
-      submit.disabled = true;
-      try {
+    const form = modalForm({
+      id: "apikey-form",
+      fields: [field("name", "name", name), field("scope", "scope", scope), scriptField, field("expires", "expires_at", expires)],
+      submitLabel: "create key",
+      onSubmit: async () => {
         const body = { name: name.value, scope: scope.value, expires_at: expires.value || null };
         if (scope.value === "scripts:trigger" && script.value) body.script = Number(script.value);
         const created = await api.createApiKey(body);
@@ -164,11 +148,7 @@ export function createApiKeysTab(panel, ctx) {
         ctx.print(`API key ${created.id} '${created.name}' (${created.prefix}…) created`);
         showKey(created);
         load();
-      } catch (err) {
-        showFormErrors(form, err);
-      } finally {
-        submit.disabled = false;
-      }
+      },
     });
     openModal("new API key", form);
     name.focus();

@@ -172,6 +172,35 @@ export function clearFormErrors(form) {
   for (const f of form.querySelectorAll(".has-error")) f.classList.remove("has-error");
 }
 
+/**
+ * A modal's form: `fields`, a line for errors that belong to no field, and cancel / submit.
+ * While `onSubmit(form)` runs the submit button is disabled; what it throws is shown by
+ * showFormErrors. onSubmit closes the modal itself when it is done.
+ */
+export function modalForm({ id, fields, submitLabel, onSubmit }) {
+  const submit = h("button", { type: "submit", class: "btn btn-primary" }, submitLabel);
+  const form = h(
+    "form",
+    { class: "form", id, novalidate: true },
+    fields,
+    h("div", { class: "form-error", role: "alert" }),
+    h("div", { class: "form-actions" }, h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"), submit),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    submit.disabled = true;
+    try {
+      await onSubmit(form);
+    } catch (err) {
+      showFormErrors(form, err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
 // A list panel's (re)load: "loading…", then its rows (or one line saying there are none) and
 // the count, or the error in the panel's status line.
 export async function fillTable({ status, body, request, items, row, columns, empty, noun }) {

@@ -1,7 +1,7 @@
 // The create / edit job form, shown in the modal. Validation is the API's: its `errors` object is
 // shown next to the matching field.
 import { api } from "./api.js";
-import { clearFormErrors, closeModal, field, h, openModal, showFormErrors, toast } from "./dom.js";
+import { closeModal, field, h, modalForm, openModal, toast } from "./dom.js";
 
 const EXAMPLE_STACK = "https://connection.eu-central-1.keboola.com";
 
@@ -68,7 +68,7 @@ function jobControls(job, { secrets, scripts }, defaultInterval) {
 }
 
 /** The form: fields that cannot change after creation are left out when editing. */
-function jobFormLayout(c, editing) {
+function jobFormLayout(c, editing, onSubmit) {
   const keboolaFields = h(
     "fieldset",
     { class: "group", dataset: { action: "keboola" } },
@@ -102,27 +102,23 @@ function jobFormLayout(c, editing) {
   c.actionType.addEventListener("change", syncAction);
   syncAction();
 
-  return h(
-    "form",
-    { class: "form", id: "job-form", novalidate: true },
-    field("name", "name", c.name),
-    editing ? null : field("batch ids (one per line, 1-10)", "batch_ids", c.batchIds),
-    editing ? null : field("openai secret", "openai_secret_id", c.openaiSecret),
-    editing ? null : field("action", "action_type", c.actionType),
-    keboolaFields,
-    webhookFields,
-    scriptFields,
-    field("poll interval (seconds)", "poll_interval_seconds", c.interval),
-    field("notify emails", "notify_emails", c.notifyEmails, "Comma-separated; empty uses the server default."),
-    field("notify webhook URL", "notify_webhook_url", c.notifyWebhook),
-    h("div", { class: "form-error", role: "alert" }),
-    h(
-      "div",
-      { class: "form-actions" },
-      h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"),
-      h("button", { type: "submit", class: "btn btn-primary" }, editing ? "save changes" : "create job"),
-    ),
-  );
+  return modalForm({
+    id: "job-form",
+    fields: [
+      field("name", "name", c.name),
+      editing ? null : field("batch ids (one per line, 1-10)", "batch_ids", c.batchIds),
+      editing ? null : field("openai secret", "openai_secret_id", c.openaiSecret),
+      editing ? null : field("action", "action_type", c.actionType),
+      keboolaFields,
+      webhookFields,
+      scriptFields,
+      field("poll interval (seconds)", "poll_interval_seconds", c.interval),
+      field("notify emails", "notify_emails", c.notifyEmails, "Comma-separated; empty uses the server default."),
+      field("notify webhook URL", "notify_webhook_url", c.notifyWebhook),
+    ],
+    submitLabel: editing ? "save changes" : "create job",
+    onSubmit,
+  });
 }
 
 /** POST /api/jobs body: the chosen action's fields only; an empty interval takes the default. */
@@ -201,21 +197,10 @@ export async function openJobForm(ctx, { job, onSaved } = {}) {
   const editing = Boolean(job);
   const choices = await loadChoices(ctx, editing);
   const controls = jobControls(job, choices, ctx.config?.poll_interval_seconds?.default ?? 120);
-  const form = jobFormLayout(controls, editing);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearFormErrors(form);
-    const submit = form.querySelector("button[type=submit]");
-    submit.disabled = true;
-    try {
-      const saved = await saveJob(ctx, controls, job);
-      closeModal();
-      if (onSaved) onSaved(saved);
-    } catch (err) {
-      showFormErrors(form, err);
-    } finally {
-      submit.disabled = false;
-    }
+  const form = jobFormLayout(controls, editing, async () => {
+    const saved = await saveJob(ctx, controls, job);
+    closeModal();
+    if (onSaved) onSaved(saved);
   });
   openModal(editing ? `edit job #${job.id}` : "create job", form);
 }

@@ -2,7 +2,7 @@
 // (name, optional folder and template, then the editor opens), and one script's page
 // (script-detail.js).
 import { api, errorText } from "./api.js";
-import { clearFormErrors, closeModal, confirmAction, field, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { closeModal, confirmAction, field, h, modalForm, openModal, replace, toast } from "./dom.js";
 import { ago, countdown, formatDate } from "./format.js";
 import { soon, subscribe } from "./live.js";
 import { envState } from "./script-env.js";
@@ -183,44 +183,29 @@ export function createScriptsTab(panel, ctx) {
       }
     })();
 
-    const form = h(
-      "form",
-      { class: "form", id: "script-create-form", novalidate: true },
-      field("name", "name", name, "Its safe name (hello-world) is made from this."),
-      field("folder", "folder", folder),
-      field("start from", "template", template),
-      templateHelp,
-      secretFields,
-      h("datalist", { id: "new-script-folders" }, folderOf(state.scripts).map((f) => h("option", { value: f }))),
-      h("div", { class: "form-error", role: "alert" }),
-      h(
-        "div",
-        { class: "form-actions" },
-        h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"),
-        h("button", { type: "submit", class: "btn btn-primary" }, "create"),
-      ),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearFormErrors(form);
-      const submit = form.querySelector("button[type=submit]");
-      submit.disabled = true;
-      const data = { name: name.value, folder: folder.value.trim() };
-      if (template.value) {
-        data.template = template.value;
-        data.env = [...secretFields.querySelectorAll("select")].filter((s) => s.value).map((s) => ({ name: s.dataset.variable, secret: s.value }));
-      }
-      try {
+    const form = modalForm({
+      id: "script-create-form",
+      fields: [
+        field("name", "name", name, "Its safe name (hello-world) is made from this."),
+        field("folder", "folder", folder),
+        field("start from", "template", template),
+        templateHelp,
+        secretFields,
+        h("datalist", { id: "new-script-folders" }, folderOf(state.scripts).map((f) => h("option", { value: f }))),
+      ],
+      submitLabel: "create",
+      onSubmit: async () => {
+        const data = { name: name.value, folder: folder.value.trim() };
+        if (template.value) {
+          data.template = template.value;
+          data.env = [...secretFields.querySelectorAll("select")].filter((s) => s.value).map((s) => ({ name: s.dataset.variable, secret: s.value }));
+        }
         const created = await api.createScript(data);
         closeModal();
         toast(`Script '${created.name}' created.`, "success");
         ctx.print(`script ${created.id} '${created.name}' (${created.slug}) created${data.template ? ` from template ${data.template}` : ""}`);
         ctx.navigate(`scripts/${created.id}`);
-      } catch (err) {
-        showFormErrors(form, err);
-      } finally {
-        submit.disabled = false;
-      }
+      },
     });
     openModal(fromTemplate ? "new script from a template" : "new script", form);
     if (fromTemplate) template.focus();

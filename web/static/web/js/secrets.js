@@ -1,6 +1,6 @@
 // Secrets tab: list (never values), add in a modal, delete with confirmation.
 import { api, errorText } from "./api.js";
-import { clearFormErrors, closeModal, confirmAction, field, fillTable, h, openModal, replace, showFormErrors, toast } from "./dom.js";
+import { closeModal, confirmAction, field, fillTable, h, modalForm, openModal, replace, toast } from "./dom.js";
 import { formatDate } from "./format.js";
 
 export const SECRET_TYPES = [
@@ -89,26 +89,15 @@ export function createSecretsTab(panel, ctx) {
     const name = h("input", { autocomplete: "off", required: true, maxlength: 255, placeholder: "openai-prod" });
     const type = h("select", {}, SECRET_TYPES.map(([value, label]) => h("option", { value }, `${value} — ${label}`)));
     const value = h("input", { type: "password", autocomplete: "new-password", required: true, placeholder: "sk-… / token" });
-    const form = h(
-      "form",
-      { class: "form", id: "secret-form", novalidate: true },
-      field("name", "name", name),
-      field("type", "type", type),
-      field("value", "value", value, "Stored encrypted; it is never displayed again."),
-      h("div", { class: "form-error", role: "alert" }),
-      h(
-        "div",
-        { class: "form-actions" },
-        h("button", { type: "button", class: "btn", onclick: closeModal }, "cancel"),
-        h("button", { type: "submit", class: "btn btn-primary" }, "save secret"),
-      ),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearFormErrors(form);
-      const submit = form.querySelector("button[type=submit]");
-      submit.disabled = true;
-      try {
+    const form = modalForm({
+      id: "secret-form",
+      fields: [
+        field("name", "name", name),
+        field("type", "type", type),
+        field("value", "value", value, "Stored encrypted; it is never displayed again."),
+      ],
+      submitLabel: "save secret",
+      onSubmit: async () => {
         const created = await api.createSecret({ name: name.value, type: type.value, value: value.value });
         value.value = "";
         closeModal();
@@ -116,11 +105,7 @@ export function createSecretsTab(panel, ctx) {
         ctx.print(`secret ${created.id} '${created.name}' (${created.type}) saved`);
         ctx.secretsChanged();
         load();
-      } catch (err) {
-        showFormErrors(form, err);
-      } finally {
-        submit.disabled = false;
-      }
+      },
     });
     openModal("add secret", form);
   }
