@@ -23,6 +23,7 @@ from scripts.models import (
 )
 from scripts.services.environments import environment_info
 from scripts.services.schedules import script_next_runs, script_schedule
+from scripts.services.scripts import UPDATABLE_FIELDS
 
 
 def _iso(value) -> str | None:
@@ -64,33 +65,35 @@ def env_representation(script: Script) -> list[dict]:
     ]
 
 
+def _notify(script: Script) -> dict:
+    return {
+        "on_success": script.notify_on_success,
+        "on_failure": script.notify_on_failure,
+        "emails": [e for e in script.notify_emails.split(",") if e],
+    }
+
+
+# The settings that are not one model field each.
+_COMPOSITE_SETTINGS = {"env": env_representation, "schedule": script_schedule, "notify": _notify}
+
+
+def script_settings(script: Script) -> dict:
+    """Everything a user can set on a script (the fields script_update takes), as the API and a
+    bundle show it. Built from UPDATABLE_FIELDS, so a new setting appears in both at once."""
+    return {
+        field: _COMPOSITE_SETTINGS[field](script) if field in _COMPOSITE_SETTINGS else getattr(script, field)
+        for field in UPDATABLE_FIELDS
+    }
+
+
 def script_representation(script: Script) -> dict:
     """A script on the wire; `script.last_run` is set by the selectors (None without runs)."""
     environment = environment_info(script=script)
     last_run = getattr(script, "last_run", None)
     return {
         "id": script.pk,
-        "name": script.name,
         "slug": script.slug,
-        "folder": script.folder,
-        "code": script.code,
-        "requirements": script.requirements,
-        "python_version": script.python_version,
-        "timeout_seconds": script.timeout_seconds,
-        "memory_mb": script.memory_mb,
-        "cpu_seconds": script.cpu_seconds,
-        "network": script.network,
-        "enabled": script.enabled,
-        "url_trigger": script.url_trigger,
-        "url_trigger_get": script.url_trigger_get,
-        "env": env_representation(script),
-        "schedule": script_schedule(script),
-        "overlap": script.overlap,
-        "notify": {
-            "on_success": script.notify_on_success,
-            "on_failure": script.notify_on_failure,
-            "emails": [e for e in script.notify_emails.split(",") if e],
-        },
+        **script_settings(script),
         "environment": {**environment, "built_at": _iso(environment["built_at"])},
         "next_runs": [_iso(t) for t in script_next_runs(script=script)],
         "last_run": run_representation(last_run) if last_run is not None else None,

@@ -9,8 +9,7 @@ from django.db.models import Prefetch
 
 from polling.models import ActionType, JobStatus, PollingJob
 from scripts.models import Script, ScriptEnvVar
-from scripts.serializers import env_representation
-from scripts.services.schedules import script_schedule
+from scripts.serializers import script_settings
 from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.models import Secret
 from teckochecker.errors import Conflict, ValidationFailed
@@ -73,30 +72,10 @@ def _emails(text: str) -> list[str]:
 
 
 def script_entry(script: Script) -> dict:
-    """A script as a bundle holds it (its env variables prefetched or not)."""
-    return {
-        "slug": script.slug,
-        "name": script.name,
-        "folder": script.folder,
-        "code": script.code,
-        "requirements": script.requirements,
-        "python_version": script.python_version,
-        "timeout_seconds": script.timeout_seconds,
-        "memory_mb": script.memory_mb,
-        "cpu_seconds": script.cpu_seconds,
-        "network": script.network,
-        "enabled": script.enabled,
-        "env": sorted(env_representation(script), key=lambda var: var["name"]),
-        "schedule": script_schedule(script),
-        "overlap": script.overlap,
-        "notify": {
-            "on_success": script.notify_on_success,
-            "on_failure": script.notify_on_failure,
-            "emails": _emails(script.notify_emails),
-        },
-        "url_trigger": script.url_trigger,
-        "url_trigger_get": script.url_trigger_get,
-    }
+    """A script as a bundle holds it (its env variables prefetched or not): its safe name and
+    its settings, the variables by name so that a bundle's text does not depend on row ids."""
+    settings = script_settings(script)
+    return {"slug": script.slug, **settings, "env": sorted(settings["env"], key=lambda var: var["name"])}
 
 
 def _secret_name(secret: Secret | None) -> str | None:

@@ -11,7 +11,9 @@ from bundles.services import BundleInvalid, bundle_dumps, bundle_export, bundle_
 from bundles.tests.world import CANARIES, make_world
 from polling.models import BatchStatus, JobBatch, JobStatus, PollingJob, PollingLog
 from scripts.models import Script
+from scripts.serializers import script_representation
 from scripts.services.schedules import NAME_PREFIX
+from scripts.services.scripts import UPDATABLE_FIELDS
 from secrets_vault.models import Secret
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +54,17 @@ def test_export_is_deterministic_sorted_and_names_secrets_never_their_values():
     assert nightly["env"] == [{"name": "MODE", "value": "prod"}, {"name": "TOKEN", "secret": "hook-header"}]
     assert bundle["jobs"][0]["action"]["secret"] == "keboola-prod"
     assert bundle["jobs"][0]["batch_ids"] == ["batch_a", "batch_b"]
+
+
+def test_a_bundled_script_holds_every_setting_the_api_shows_and_nothing_else():
+    make_world()
+    for script in services.export.scripts_query():
+        entry = services.export.script_entry(script)
+        shown = script_representation(script)
+        assert tuple(entry) == services.export.SCRIPT_KEYS
+        for key in UPDATABLE_FIELDS:
+            expected = sorted(shown[key], key=lambda var: var["name"]) if key == "env" else shown[key]
+            assert entry[key] == expected, key
 
 
 def test_round_trip_export_wipe_import_export_gives_the_same_bundle():
