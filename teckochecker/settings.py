@@ -156,6 +156,22 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_HEALTH_CHECKS"] = True
+    # A worker whose link to the server is cut would otherwise wait on the dead socket for the
+    # kernel's two hours of TCP keepalive (or ~15 minutes of retransmits while a query is
+    # unanswered). Probing after DB_KEEPALIVES_IDLE quiet seconds, then every
+    # DB_KEEPALIVES_INTERVAL seconds, it gives up after DB_KEEPALIVES_COUNT lost probes; the
+    # user timeout bounds unacknowledged sends the same way. Options in DATABASE_URL win.
+    _keepalives_idle = env_int("DB_KEEPALIVES_IDLE", 30, minimum=1)
+    _keepalives_interval = env_int("DB_KEEPALIVES_INTERVAL", 10, minimum=1)
+    _keepalives_count = env_int("DB_KEEPALIVES_COUNT", 3, minimum=1)
+    _db["OPTIONS"] = {
+        "keepalives": 1,
+        "keepalives_idle": _keepalives_idle,
+        "keepalives_interval": _keepalives_interval,
+        "keepalives_count": _keepalives_count,
+        "tcp_user_timeout": (_keepalives_idle + _keepalives_interval * _keepalives_count) * 1000,
+        **_db.get("OPTIONS", {}),
+    }
     # One test database per test run, so two runs on one server never collide.
     _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
 else:

@@ -141,6 +141,49 @@ def test_laptop_defaults(monkeypatch, tmp_path):
     assert loaded["HTTPS_ONLY"] is True  # production mode is secure unless .env says otherwise
 
 
+POSTGRES_URL = "postgresql://teckochecker:pw@db.internal:5432/teckochecker"
+
+
+def test_postgresql_connections_notice_a_cut_link_within_a_minute(monkeypatch, tmp_path):
+    options = load_settings(monkeypatch, tmp_path, DATABASE_URL=POSTGRES_URL, **GOOD_KEYS)["DATABASES"][
+        "default"
+    ]["OPTIONS"]
+    assert options == {
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,  # milliseconds: idle + interval x count
+    }
+
+
+def test_keepalives_follow_the_environment_and_the_url_wins(monkeypatch, tmp_path):
+    loaded = load_settings(
+        monkeypatch,
+        tmp_path,
+        DATABASE_URL=f"{POSTGRES_URL}?keepalives_count=5&sslmode=require",
+        DB_KEEPALIVES_IDLE="20",
+        DB_KEEPALIVES_INTERVAL="5",
+        DB_KEEPALIVES_COUNT="2",
+        **GOOD_KEYS,
+    )
+    options = loaded["DATABASES"]["default"]["OPTIONS"]
+    assert (options["keepalives_idle"], options["keepalives_interval"]) == (20, 5)
+    assert (options["keepalives_count"], options["sslmode"]) == (5, "require")
+    assert options["tcp_user_timeout"] == 30_000
+
+
+@pytest.mark.parametrize("name", ["DB_KEEPALIVES_IDLE", "DB_KEEPALIVES_INTERVAL", "DB_KEEPALIVES_COUNT"])
+def test_a_keepalive_setting_must_be_a_positive_number(monkeypatch, tmp_path, name):
+    with pytest.raises(ImproperlyConfigured, match=f"{name} must be at least 1"):
+        load_settings(monkeypatch, tmp_path, DATABASE_URL=POSTGRES_URL, **{**GOOD_KEYS, name: "0"})
+
+
+def test_sqlite_has_no_tcp_options(monkeypatch, tmp_path):
+    options = load_settings(monkeypatch, tmp_path, **GOOD_KEYS)["DATABASES"]["default"]["OPTIONS"]
+    assert not any(key.startswith(("keepalives", "tcp_")) for key in options)
+
+
 def test_env_example_documents_every_variable_settings_reads():
     example = (BASE_DIR / ".env.example").read_text()
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
