@@ -16,6 +16,15 @@ from teckochecker.api import bool_param
 FILENAME = "teckochecker-bundle.json"
 
 
+def export_response(*, download: bool) -> HttpResponse:
+    """The export as `manage.py export` writes it (sorted keys), so the two can be diffed; as a
+    file download or not. Raises BundleExportConflict (see bundle_export)."""
+    response = HttpResponse(bundle_dumps(bundle_export()), content_type="application/json; charset=utf-8")
+    if download:
+        response["Content-Disposition"] = f'attachment; filename="{FILENAME}"'
+    return response
+
+
 class ImportItemSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["script", "job"])
     key = serializers.CharField(help_text="The script's safe name or the job's name.")
@@ -41,11 +50,7 @@ class ExportView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        # The exact text `manage.py export` writes (sorted keys), so the two can be diffed.
-        response = HttpResponse(bundle_dumps(bundle_export()), content_type="application/json; charset=utf-8")
-        if bool_param(request, "download"):
-            response["Content-Disposition"] = f'attachment; filename="{FILENAME}"'
-        return response
+        return export_response(download=bool_param(request, "download"))
 
 
 class ImportView(APIView):

@@ -21,6 +21,7 @@ for prefix, viewset, basename in [
 admin.autodiscover()  # here, not at django.setup(): see INSTALLED_APPS
 
 urlpatterns = [
+    path("admin/bundle/", include("bundles.admin")),  # before the admin's own catch-all
     path("admin/", admin.site.urls),
     *api_path("api/schema", SpectacularAPIView.as_view(), "schema"),
     *api_path("docs", SpectacularSwaggerView.as_view(url_name="schema"), "docs"),
