@@ -352,7 +352,7 @@ WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # dispatch lease would expire and they would be sent again.
 DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 1000, minimum=10)
 # Confirmations of OpenAI webhooks (one batch read, maybe the trigger) go to their own queue,
-# which the polling worker serves ahead of routine checks (`-Q` lists it first).
+# which the polling worker consumes on a channel of its own (teckochecker/celery.py FastLaneConsumer).
 WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks")
 # A confirmation waits this long before it starts, so that more events of its job join it (one
 # task, one lease for all). 0: it is sent at once, and events that arrive while it waits in the

@@ -117,8 +117,8 @@ def web_argv(*, host: str, port: int) -> list[str]:
 
 
 def polling_queues() -> str:
-    """The polling worker's `-Q`: webhook confirmations first, so a worker that has room takes
-    them ahead of routine checks, then the default queue."""
+    """The polling worker's `-Q`: webhook confirmations (which the worker consumes on a channel
+    of their own, `teckochecker.celery.FastLaneConsumer`), then the default queue."""
     return f"{settings.WEBHOOK_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
 
 
