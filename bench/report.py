@@ -13,6 +13,9 @@ Definitions (docs/BENCHMARKS.md repeats them):
   These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
   OpenAI request (single reads and list pages) / their sum (1 when every check reads every
   batch on its own, as before the sweeps).
+- A *list walk* is a run of list pages from one starting point (the fake counts a page whose
+  `after` is not where an earlier page ended): a sweep makes one walk per 100 batches it reads,
+  so walks count the sweeps, a sweep of more than 100 batches several times.
 """
 
 from __future__ import annotations
@@ -142,6 +145,7 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
             "ratio": round(actual_total / minimum_total, 3) if minimum_total else None,
             # GET /v1/batches pages (sweeps): not per batch, so apart from the figures above.
             "list_pages": timings.get("list_requests", 0),
+            "list_walks": timings.get("list_walks", 0),
             "per_batch_check": (
                 round((actual_total + timings.get("list_requests", 0)) / minimum_total, 4)
                 if minimum_total
@@ -202,7 +206,7 @@ def render(report: dict, console=None) -> None:
         f"{o['actual']} reads",
         f"{o.get('list_pages', 0)} pages",
         _fmt(o.get("per_batch_check")),
-        "",
+        f"{o.get('list_walks', 0)} walks",
     )
     for name, s in report["api_latency_ms"].items():
         row(f"{name} (ms){' · ' + str(s['errors']) + ' errors' if s['errors'] else ''}", s)
@@ -332,6 +336,7 @@ COMPARE_ROWS = [
     ("OpenAI requests per batch-check", lambda r: r["openai_requests"].get("per_batch_check")),
     ("OpenAI single reads", lambda r: r["openai_requests"]["actual"]),
     ("OpenAI list pages", lambda r: r["openai_requests"].get("list_pages", 0)),
+    ("OpenAI list walks (sweeps; one per 100 batches)", lambda r: r["openai_requests"].get("list_walks", 0)),
     (
         "GET /api/jobs?limit=100 p99 (ms)",
         lambda r: r["api_latency_ms"].get("GET /api/jobs?limit=100", {}).get("p99"),

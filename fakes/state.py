@@ -262,6 +262,10 @@ class FakeState:
         self.batch_request_times: dict[str, list[float]] = {}  # not capped: one float per request
         self.batch_listed_times: dict[str, list[float]] = {}  # when a list page showed the batch
         self.list_requests = 0
+        # A *walk* is a run of list pages from one cursor: a page whose `after` is not where an
+        # earlier page ended starts one (a sweep makes one per 100 batches it reads).
+        self.list_walks = 0
+        self._page_ends: set[str] = set()
         self.invalid_openai_keys: set[str] = set()
         self.invalid_keboola_tokens: set[str] = set()
         self.keboola = KeboolaBehaviour()
@@ -367,6 +371,10 @@ class FakeState:
             end = self._position.get(after, 0) if after else len(self._order)
             ids = self._order[max(0, end - limit) : end][::-1]
             self.list_requests += 1
+            if after is None or after not in self._page_ends:
+                self.list_walks += 1
+            if ids:
+                self._page_ends.add(ids[-1])
             for batch_id in ids:
                 self.batch_listed_times.setdefault(batch_id, []).append(now)
             return [self.batches[b].to_openai(now_mono) for b in ids], end - limit > 0
@@ -580,7 +588,12 @@ class FakeState:
                 {"id": job.id, "config": job.body.get("config"), "created_at": job.created_wall}
                 for job in self.jobs.values()
             ]
-            return {"batches": batches, "keboola_jobs": jobs, "list_requests": self.list_requests}
+            return {
+                "batches": batches,
+                "keboola_jobs": jobs,
+                "list_requests": self.list_requests,
+                "list_walks": self.list_walks,
+            }
 
     def stats(self) -> dict:
         with self.lock:
@@ -588,6 +601,7 @@ class FakeState:
                 "requests": self.request_count,
                 "openai_requests_per_batch": dict(self.batch_requests),
                 "openai_list_requests": self.list_requests,
+                "openai_list_walks": self.list_walks,
                 "openai_listings_per_batch": {b: len(t) for b, t in self.batch_listed_times.items()},
                 "keboola_jobs_created": len(self.jobs),
                 "batches": len(self.batches),

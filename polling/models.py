@@ -153,6 +153,8 @@ class JobBatch(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "batch_id"], name="unique_batch_per_job"),
         ]
+        # A sweep looks up the batch just above its newest one (sweeps.py: _known_above).
+        indexes = [models.Index(fields=["openai_created_at", "id"], name="batch_list_place_idx")]
 
     def __str__(self) -> str:
         return self.batch_id

@@ -139,6 +139,12 @@ def test_list_is_newest_first_and_pages_with_after(fake_servers):
         "batch_2": 1,
         "batch_3": 1,
     }
+    # Those three pages were one walk (each went on where the one before ended); a page that
+    # starts anywhere else begins another.
+    assert fake_servers.stats()["openai_list_walks"] == 1
+    openai_get(fake_servers, "/batches?limit=1&after=batch_3")
+    assert fake_servers.stats()["openai_list_walks"] == 2
+    assert fake_servers.timings()["list_walks"] == 2
 
 
 def test_openai_auth_and_not_found_errors_use_openais_shape(fake_servers):

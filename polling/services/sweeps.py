@@ -14,7 +14,13 @@ A *sweep* of a key's watched batches:
 - a walk stops once every batch of its group has been seen, or once it has passed the oldest of
   them (the ones not seen are then not in the list), at the end of the list, at an error, or when
   the sweep's page budget (OPENAI_SWEEP_MAX_PAGES) is spent;
-- the newest watched batch is read on its own (the first walk starts after it);
+- the first walk starts right after a batch of the key that we know stands just above the
+  newest watched one (read before, by any job of the key: its `openai_created_at` and our
+  order place it); only when no such batch is known is the newest watched batch read on its
+  own and the first walk started after it. When the dispatcher sends a key's due jobs in small
+  groups, that single read was most of a sweep's requests;
+- a walk whose first page is refused as a bad request (the cursor it starts after is unknown
+  to OpenAI) leaves its group to single reads, as if no walk had reached it;
 - a batch no walk reached is read one by one, as before; a batch whose walk failed gets that
   failure as its answer, so the job backs off exactly as after a failed single read (429 with
   its Retry-After, 5xx, 401).
@@ -32,19 +38,22 @@ import threading
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q
 
-from polling.models import JobBatch
+from polling.models import JobBatch, PollingJob
 
 # Pages one walk took, on average, in this process's recent sweeps of a key (by the key's
 # SHA-256): the estimate of the next sweep's cost. Starts at 1 (the watched batches together).
 _pages_per_walk: dict[str, float] = {}
 _stats_lock = threading.Lock()
 MIN_BATCHES = 3  # fewer batches than this are always read one by one
+ABOVE_LOOKUP = 5  # candidates for the batch just above a sweep's newest (one may be in the sweep)
 
 
 @dataclass
 class SweepPlan:
-    head: JobBatch  # read on its own: the first walk starts right after it
+    start_after: str  # the batch id the first walk starts after
+    head: JobBatch | None  # read on its own (then it is `start_after`), or None: a known batch
     groups: list[list[JobBatch]]  # newest first; each group is one walk's batches
 
     @property
@@ -84,11 +93,19 @@ def sweep_plan(api_key: str, batches: list[JobBatch]) -> SweepPlan | None:
     if not settings.OPENAI_SWEEP or len(batches) < MIN_BATCHES:
         return None
     ordered = sorted(batches, key=lambda b: (b.openai_created_at or b.created_at, b.pk), reverse=True)
-    head, rest = ordered[0], ordered[1:]
-    plan = SweepPlan(head=head, groups=[rest[i : i + PAGE_SIZE] for i in range(0, len(rest), PAGE_SIZE)])
+    above = _known_above(ordered)
+    if above is not None:
+        head, rest = None, ordered
+    else:
+        head, rest = ordered[0], ordered[1:]
+    plan = SweepPlan(
+        start_after=above or head.batch_id,
+        head=head,
+        groups=[rest[i : i + PAGE_SIZE] for i in range(0, len(rest), PAGE_SIZE)],
+    )
     with _stats_lock:
         per_walk = _pages_per_walk.get(_fingerprint(api_key), 1.0)
-    expected = 1 + math.ceil(plan.pages * per_walk)
+    expected = (1 if head else 0) + math.ceil(plan.pages * per_walk)
     if expected >= len(batches) or expected > settings.OPENAI_SWEEP_MAX_PAGES:
         return None
     return plan
@@ -103,7 +120,7 @@ def sweep_run(api_key: str, plan: SweepPlan) -> tuple[dict[str, object], list[st
     seen: set[str] = set()
     lock = threading.Lock()
     walks = []
-    after = plan.head.batch_id
+    after = plan.start_after
     for group in plan.groups:
         walks.append(openai_api.Walk(after=after, enough=_enough_for(group, seen, lock)))
         after = group[-1].batch_id
@@ -111,17 +128,56 @@ def sweep_run(api_key: str, plan: SweepPlan) -> tuple[dict[str, object], list[st
 
     listed = {info.batch_id: info for walk in walks for info in walk.batches if info.batch_id}
     found: dict[str, object] = {}
-    unread = [plan.head.batch_id]
+    unread = [plan.head.batch_id] if plan.head else []
     for group, walk in zip(plan.groups, walks, strict=True):
         for batch in group:
             if batch.batch_id in listed:
                 found[batch.batch_id] = listed[batch.batch_id]
-            elif walk.error is not None:
+            elif walk.error is not None and not _cursor_refused(walk):
                 found[batch.batch_id] = walk.error
             else:
                 unread.append(batch.batch_id)
     _record(api_key, [walk.pages for walk in walks if walk.error is None])
     return found, unread
+
+
+def _known_above(ordered: list[JobBatch]) -> str | None:
+    """The id of a batch of the same key(s) that we have read before and that stands just above
+    the newest of `ordered` in OpenAI's list, or None. Only a newest batch that was read before
+    is placed for sure: a never-read one is placed by when it was added to us, a guess that could
+    put the batch found here below it, and the walk would then never see it."""
+    newest = ordered[0]
+    if newest.openai_created_at is None:
+        return None
+    wanted = {b.batch_id for b in ordered}
+    placed = newest.openai_created_at
+    # Batches created in one second are listed in the order they were added to us (ids), which
+    # is how OpenAI created them when they were submitted one after another. If not, the walk
+    # misses the few batches of that second above the one found, and they are read one by one.
+    candidates = (
+        JobBatch.objects.filter(
+            job__openai_secret_id__in=PollingJob.objects.filter(pk__in={b.job_id for b in ordered}).values(
+                "openai_secret_id"
+            ),
+            openai_created_at__gte=placed,  # the range the index (batch_list_place_idx) scans
+        )
+        .filter(Q(openai_created_at__gt=placed) | Q(openai_created_at=placed, pk__gt=newest.pk))
+        .order_by("openai_created_at", "pk")
+        .values_list("batch_id", flat=True)[:ABOVE_LOOKUP]
+    )
+    return next((batch_id for batch_id in candidates if batch_id not in wanted), None)
+
+
+def _cursor_refused(walk) -> bool:
+    """Whether OpenAI refused the walk's first page as a bad request (not the key, not a limit or
+    an outage): the batch it starts after is unknown to it, so its group is read one by one."""
+    from teckochecker.integrations import CredentialsRejected, Rejected
+
+    return (
+        walk.pages == 0
+        and isinstance(walk.error, Rejected)
+        and not isinstance(walk.error, CredentialsRejected)
+    )
 
 
 def _enough_for(group: list[JobBatch], seen: set[str], lock: threading.Lock):

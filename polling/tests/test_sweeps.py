@@ -183,3 +183,48 @@ def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypa
     assert len(fake.keboola_jobs()) == 1
     # The action ran without reading OpenAI again.
     assert len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list")) == reads
+
+
+def _check_again(monkeypatch, jobs):
+    """Make `jobs` due now and run the dispatcher's messages for them."""
+    PollingJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
+        next_check_at=timezone.now() - timedelta(seconds=1)
+    )
+    messages = _dispatch_once(monkeypatch)
+    assert sorted(pk for ids, _ in messages for pk in ids) == sorted(j.pk for j in jobs)
+    for ids, token in messages:
+        jobs_poll(job_ids=ids, dispatch_token=token)
+
+
+def test_a_sweep_starts_after_a_known_batch_above_its_own_instead_of_reading_one(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=30, per_job=10)
+    for ids, token in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=ids, dispatch_token=token)
+    reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
+    for batch_id in (f"b_{j}_{k}" for j in range(10, 20) for k in range(10)):
+        fake.set_batch(batch_id, status="finalizing", completed=100, total=100)
+
+    # The middle ten jobs are due again: the batch just above theirs (b_20_0, of a job that is
+    # not due) was read before, so one page after it shows all 100 of theirs.
+    _check_again(monkeypatch, jobs[10:20])
+    assert len(fake.requests("openai.retrieve")) == reads
+    assert len(fake.requests("openai.list")) == pages + 1
+    assert fake.requests("openai.list")[-1]["query"]["after"] == ["b_20_0"]
+    assert set(JobBatch.objects.filter(job__in=jobs[10:20]).values_list("status", flat=True)) == {
+        "finalizing"
+    }
+    assert set(JobBatch.objects.filter(job__in=jobs[20:]).values_list("status", flat=True)) == {"in_progress"}
+
+
+def test_a_walk_whose_start_openai_refuses_leaves_its_batches_to_single_reads(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=3, per_job=4)
+    for ids, token in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=ids, dispatch_token=token)
+    reads = len(fake.requests("openai.retrieve"))
+    # A bad request (here a 404 on the list): not the key, not a limit; the batches themselves
+    # may be fine, so each is read on its own and no job backs off.
+    fake.fail("openai.list", "404", times=1)
+    _check_again(monkeypatch, jobs[:2])
+    assert len(fake.requests("openai.retrieve")) == reads + 8
+    for job in PollingJob.objects.filter(pk__in=[j.pk for j in jobs[:2]]):
+        assert job.consecutive_failures == 0 and job.last_error == ""
