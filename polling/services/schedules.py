@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
 from django.utils import timezone
 
 from polling.models import JobStatus, PollingJob, TriggerState
@@ -100,7 +101,12 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
     if ahead and len(candidates) < room:
         keys = {secret_id for _, secret_id in candidates if secret_id}
         # Only jobs on their routine cadence are taken early. A job in backoff, or whose trigger
-        # waits for its retry, keeps its due time: it may be a server's Retry-After.
+        # waits for its retry, keeps its due time: it may be a server's Retry-After. And never
+        # more than half its own interval early, so two checks of a job stay at least half an
+        # interval apart (as next_due keeps them), whatever the interval. Both in SQL, so that
+        # the room left is filled with jobs that qualify.
+        seconds = ExpressionWrapper(F("poll_interval_seconds"), IntegerField())  # as SQLite multiplies
+        half_interval = ExpressionWrapper(seconds * Value(timedelta(seconds=0.5)), DurationField())
         soon = PollingJob.objects.filter(
             lease_free(now),
             status=JobStatus.ACTIVE,
@@ -109,16 +115,12 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
             next_check_at__gt=now,
             next_check_at__lte=now + timedelta(seconds=ahead),
             openai_secret_id__in=keys,
+        ).filter(
+            next_check_at__lte=ExpressionWrapper(Value(now, DateTimeField()) + half_interval, DateTimeField())
         )
-        # And never more than half its own interval early, so two checks of a job stay at least
-        # half an interval apart (as next_due keeps them), whatever the interval.
-        candidates += [
-            (pk, secret_id)
-            for pk, secret_id, due_at, interval in soon.order_by("next_check_at").values_list(
-                "pk", "openai_secret_id", "next_check_at", "poll_interval_seconds"
-            )[: room - len(candidates)]
-            if (due_at - now).total_seconds() <= interval / 2
-        ]
+        candidates += list(
+            soon.order_by("next_check_at").values_list("pk", "openai_secret_id")[: room - len(candidates)]
+        )
     # The same conditions again inside the claim: a forced check may have run since the SELECT.
     token, _ = lease_claim(
         PollingJob.objects.filter(

@@ -228,3 +228,22 @@ def test_a_walk_whose_start_openai_refuses_leaves_its_batches_to_single_reads(fa
     assert len(fake.requests("openai.retrieve")) == reads + 8
     for job in PollingJob.objects.filter(pk__in=[j.pk for j in jobs[:2]]):
         assert job.consecutive_failures == 0 and job.last_error == ""
+
+
+def test_the_room_left_is_filled_with_jobs_that_may_be_taken_early(fake, monkeypatch, settings):
+    # Two places left: the due job and one early one. The job due first of the soon ones would
+    # be more than half its interval early; the next one qualifies and gets the place.
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    settings.DISPATCH_MAX_QUEUED = 12
+    now = timezone.now()
+    due, too_early, fits = _jobs_with_batches(fake, jobs=3, per_job=2)
+    PollingJob.objects.filter(pk=too_early.pk).update(
+        next_check_at=now + timedelta(seconds=3), poll_interval_seconds=4
+    )
+    PollingJob.objects.filter(pk=fits.pk).update(next_check_at=now + timedelta(seconds=4))
+    holders = _jobs_with_batches(fake, jobs=10, per_job=1, prefix="held")
+    PollingJob.objects.filter(pk__in=[j.pk for j in holders]).update(
+        lease_token="d:elsewhere", lease_expires_at=now + timedelta(minutes=5)
+    )
+    (message,) = _dispatch_once(monkeypatch)
+    assert sorted(message[0]) == sorted([due.pk, fits.pk])
