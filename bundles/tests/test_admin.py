@@ -22,12 +22,6 @@ PAGE = reverse("bundle-admin")
 EXPORT = reverse("bundle-admin-export")
 
 
-@pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def upload(text: str) -> SimpleUploadedFile:
     return SimpleUploadedFile("teckochecker-bundle.json", text.encode(), content_type="application/json")
 
@@ -39,8 +33,8 @@ def confirmation(page) -> str:
     return html.unescape(found[1])
 
 
-def test_the_admin_index_links_to_import_and_export(staff):
-    page = staff.get(reverse("admin:index")).content.decode()
+def test_the_admin_index_links_to_import_and_export(admin_client):
+    page = admin_client.get(reverse("admin:index")).content.decode()
     assert f'href="{PAGE}"' in page and f'href="{EXPORT}"' in page
     assert "Import and export" in page
 
@@ -54,9 +48,9 @@ def test_only_staff_reach_the_page_and_the_download(client, django_user_model):
     assert client.post(PAGE, {"file": upload("{}")}).status_code == 302
 
 
-def test_the_download_is_the_export_s_exact_text_and_no_secret_value(staff):
+def test_the_download_is_the_export_s_exact_text_and_no_secret_value(admin_client):
     make_world()
-    response = staff.get(EXPORT)
+    response = admin_client.get(EXPORT)
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="teckochecker-bundle.json"'
     text = response.content.decode()
@@ -64,21 +58,21 @@ def test_the_download_is_the_export_s_exact_text_and_no_secret_value(staff):
     assert not any(canary in text for canary in CANARIES)
 
 
-def test_two_live_jobs_with_one_name_are_said_instead_of_a_download(staff):
+def test_two_live_jobs_with_one_name_are_said_instead_of_a_download(admin_client):
     PollingJobFactory(name="Twin")
     PollingJobFactory(name="Twin")
-    response = staff.get(EXPORT, follow=True)
+    response = admin_client.get(EXPORT, follow=True)
     assert response.redirect_chain == [(PAGE, 302)]
     assert "are all named &#x27;Twin&#x27;" in response.content.decode()
 
 
-def test_a_dry_run_first_then_the_import_of_exactly_what_was_checked(staff):
+def test_a_dry_run_first_then_the_import_of_exactly_what_was_checked(admin_client):
     make_world()
     bundle = bundle_export()
     bundle["scripts"][0]["memory_mb"] = 1024
     bundle["jobs"][2]["paused"] = False
 
-    preview = staff.post(PAGE, {"file": upload(bundle_dumps(bundle))})
+    preview = admin_client.post(PAGE, {"file": upload(bundle_dumps(bundle))})
 
     assert preview.status_code == 200
     page = preview.content.decode()
@@ -88,31 +82,31 @@ def test_a_dry_run_first_then_the_import_of_exactly_what_was_checked(staff):
     assert PollingJob.objects.get(name="Webhook job").status == JobStatus.PAUSED
     assert json.loads(confirmation(page)) == bundle
 
-    applied = staff.post(PAGE, {"bundle": confirmation(page), "confirm": "Import"})
+    applied = admin_client.post(PAGE, {"bundle": confirmation(page), "confirm": "Import"})
 
     assert "Created 0, updated 2" in applied.content.decode()
     assert 'id="bundle-confirm"' not in applied.content.decode()
     assert Script.objects.get(slug="every-five").memory_mb == 1024
     assert PollingJob.objects.get(name="Webhook job").status == JobStatus.ACTIVE
-    again = staff.post(PAGE, {"file": upload(bundle_dumps(bundle))}).content.decode()
+    again = admin_client.post(PAGE, {"file": upload(bundle_dumps(bundle))}).content.decode()
     assert "Nothing to change" in again and 'id="bundle-confirm"' not in again
 
 
-def test_an_invalid_bundle_names_every_place_and_writes_nothing(staff):
+def test_an_invalid_bundle_names_every_place_and_writes_nothing(admin_client):
     make_world()
     bundle = bundle_export()
     PollingJob.objects.all().delete()
     bundle["jobs"][0]["openai_secret"] = "gone"
     bundle["jobs"][1]["poll_interval_seconds"] = 10**6
 
-    page = staff.post(PAGE, {"file": upload(bundle_dumps(bundle))}).content.decode()
+    page = admin_client.post(PAGE, {"file": upload(bundle_dumps(bundle))}).content.decode()
 
     assert "Nothing was imported (2 errors)." in page
     assert "<code>jobs[Keboola job].openai_secret</code>" in page
     assert "<code>jobs[Script job].poll_interval_seconds</code>" in page
     assert 'id="bundle-confirm"' not in page
     # A confirmation that skipped the dry run is checked the same way.
-    staff.post(PAGE, {"bundle": bundle_dumps(bundle), "confirm": "Import"})
+    admin_client.post(PAGE, {"bundle": bundle_dumps(bundle), "confirm": "Import"})
     assert not PollingJob.objects.exists()
 
 
@@ -124,14 +118,14 @@ def test_an_invalid_bundle_names_every_place_and_writes_nothing(staff):
         ({"file": SimpleUploadedFile("b.json", b"\xff\xfe")}, "The file is not UTF-8 text."),
     ],
 )
-def test_a_file_that_is_no_bundle_is_said_plainly(staff, data, message):
-    page = staff.post(PAGE, data).content.decode()
+def test_a_file_that_is_no_bundle_is_said_plainly(admin_client, data, message):
+    page = admin_client.post(PAGE, data).content.decode()
     assert message in page and not Script.objects.exists()
 
 
-def test_a_file_over_the_request_limit_is_refused(staff, settings):
+def test_a_file_over_the_request_limit_is_refused(admin_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
-    page = staff.post(PAGE, {"file": upload(" " * 101 + "{}")}).content.decode()
+    page = admin_client.post(PAGE, {"file": upload(" " * 101 + "{}")}).content.decode()
     assert "larger than 100 bytes" in page
 
 
