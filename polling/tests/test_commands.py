@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from django.utils import timezone
 from polling.models import BatchStatus, JobBatch, JobStatus, PollingJob, PollingLog, ServiceHeartbeat
 from polling.tests.factories import PollingJobFactory, PollingLogFactory
 from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
+from tests.manage_process import ManageProcesses
 
 pytestmark = pytest.mark.django_db
 
@@ -415,24 +415,17 @@ def cli(tmp_path_factory):
         "PYTHONWARNINGS": "ignore",
     }
 
-    def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert manage("migrate", "-v", "0").returncode == 0
-    for name, kind in (("openai-prod", "openai"), ("keboola-prod", "keboola")):
-        assert (
-            manage("secret", "add", "--name", name, "--type", kind, "--value", f"{kind}-value").returncode
-            == 0
-        )
-    return manage
+    manage = ManageProcesses(env, cwd=ROOT)
+    try:
+        assert manage("migrate", "-v", "0").returncode == 0
+        for name, kind in (("openai-prod", "openai"), ("keboola-prod", "keboola")):
+            assert (
+                manage("secret", "add", "--name", name, "--type", kind, "--value", f"{kind}-value").returncode
+                == 0
+            )
+        yield manage
+    finally:
+        manage.close()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from polling.tests.factories import PollingJobFactory
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret, SecretType
 from secrets_vault.tests.factories import KeboolaSecretFactory, OpenAISecretFactory
+from tests.manage_process import ManageProcesses
 
 pytestmark = pytest.mark.django_db
 
@@ -236,7 +236,8 @@ def test_rotate_keys_names_unreadable_secrets_and_rotates_the_rest(settings):
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory):
-    """Run `manage.py` in a fresh process against its own migrated SQLite file."""
+    """Run `manage.py` in a process of its own (forked: tests/manage_process.py) against its own
+    migrated SQLite file."""
     data = tmp_path_factory.mktemp("cli")
     env = {
         **os.environ,
@@ -246,19 +247,12 @@ def cli(tmp_path_factory):
         "PYTHONWARNINGS": "ignore",
     }
 
-    def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert manage("migrate", "-v", "0").returncode == 0
-    return manage
+    manage = ManageProcesses(env, cwd=ROOT)
+    try:
+        assert manage("migrate", "-v", "0").returncode == 0
+        yield manage
+    finally:
+        manage.close()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:

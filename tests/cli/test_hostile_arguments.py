@@ -1,4 +1,5 @@
-"""Every `manage.py` command with wrong, missing and hostile arguments, as a real process:
+"""Every `manage.py` command with wrong, missing and hostile arguments, as a real process
+(forked from one that has imported Django, tests/manage_process.py):
 one line on stderr starting with `Error:`, exit code 1, no traceback, nothing written.
 
 Add a row to CASES for a new command; commands that do not exist (yet) are skipped.
@@ -6,13 +7,12 @@ Add a row to CASES for a new command; commands that do not exist (yet) are skipp
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import get_commands
+
+from tests.manage_process import ManageProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -144,7 +144,8 @@ TABLES = [
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    """A migrated SQLite file with one user, shared by every case (each checks nothing changed)."""
+    """A migrated SQLite file with one user, shared by every case (each checks nothing changed),
+    and the `manage.py` processes that run the cases in it."""
     folder = tmp_path_factory.mktemp("cli")
     env = {
         **os.environ,
@@ -154,11 +155,14 @@ def database(tmp_path_factory):
         "DATA_DIR": str(folder / "data"),
         "TECKOCHECKER_ENV_FILE": str(folder / "missing.env"),
     }
-    run = [sys.executable, "manage.py"]
-    subprocess.run([*run, "migrate", "-v", "0"], env=env, cwd=settings.BASE_DIR, check=True, timeout=120)
-    script = "from django.contrib.auth.models import User; User.objects.create_user('ops', password='long-pass-1234')"
-    subprocess.run([*run, "shell", "-c", script], env=env, cwd=settings.BASE_DIR, check=True, timeout=60)
-    return env, folder / "cli.sqlite3"
+    manage = ManageProcesses(env)
+    try:
+        assert manage("migrate", "-v", "0", timeout=120).returncode == 0
+        script = "from django.contrib.auth.models import User; User.objects.create_user('ops', password='long-pass-1234')"
+        assert manage("shell", "-c", script).returncode == 0
+        yield manage, folder / "cli.sqlite3"
+    finally:
+        manage.close()
 
 
 def _snapshot(path: Path) -> dict[str, list]:
@@ -170,17 +174,9 @@ def _snapshot(path: Path) -> dict[str, list]:
 def test_bad_arguments_fail_cleanly(database, command, argv):
     if command not in get_commands():
         pytest.skip(f"manage.py {command} does not exist yet")
-    env, path = database
+    manage, path = database
     before = _snapshot(path)
-    done = subprocess.run(
-        [sys.executable, "manage.py", command, *argv],
-        env=env,
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    done = manage(command, *argv)
     stderr = done.stderr.strip()
     assert done.returncode == 1, (done.returncode, stderr[-500:], done.stdout[-300:])
     assert "Traceback" not in done.stderr + done.stdout
