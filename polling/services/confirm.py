@@ -25,6 +25,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -49,18 +50,27 @@ REQUEST_STALE_SECONDS = 60
 
 def batches_announce(*, batch_id: str) -> list[int]:
     """Mark the unfinished batch `batch_id` of every active job as announced and ask for each
-    such job's confirmation. Returns the ids of those jobs. Each write commits on its own (see
-    the module's docstring for why the order matters); call it outside a transaction."""
+    such job's confirmation. Returns the ids of those jobs. Call it outside a transaction: the
+    marks commit before the requests (see the module's docstring for why the order matters)."""
     now = timezone.now()
+    with transaction.atomic():
+        job_ids = batches_mark(batch_id=batch_id, now=now)
+    for job_id in job_ids:
+        confirm_request(job_id=job_id, now=now)
+    return job_ids
+
+
+def batches_mark(*, batch_id: str, now) -> list[int]:
+    """Mark the unfinished batch `batch_id` of every active job as announced; returns those
+    jobs' ids. The caller commits the marks, then calls `confirm_request` for each job (never
+    inside the same transaction: a confirmation that cleared its flag meanwhile would not see an
+    uncommitted mark, and nothing would read it)."""
     rows = JobBatch.objects.filter(batch_id=batch_id, job__status=JobStatus.ACTIVE).exclude(
         status__in=TERMINAL_BATCH_STATUSES
     )
     job_ids = sorted(set(rows.values_list("job_id", flat=True)))
-    if not job_ids:
-        return []
-    JobBatch.objects.filter(batch_id=batch_id, job_id__in=job_ids).update(announced_at=now)
-    for job_id in job_ids:
-        confirm_request(job_id=job_id, now=now)
+    if job_ids:
+        JobBatch.objects.filter(batch_id=batch_id, job_id__in=job_ids).update(announced_at=now)
     return job_ids
 
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from polling.integrations.openai_webhooks import BATCH_WEBHOOK_EVENTS, WebhookEvent, unwrap_webhook
 from polling.models import WebhookDelivery
-from polling.services.confirm import batches_announce
+from polling.services.confirm import batches_mark, confirm_request
 from secrets_vault.fields import UNREADABLE
 from secrets_vault.models import Secret, SecretType
 from teckochecker.errors import DomainError
@@ -112,18 +112,23 @@ def openai_webhook_verify(*, payload: bytes, headers: dict[str, str]) -> Webhook
 def openai_webhook_accept(*, event: WebhookEvent) -> WebhookOutcome:
     """Act on a verified event: a replayed `webhook-id` does nothing; a terminal `batch.*`
     event announces its batch to the active jobs watching it (services/confirm.py)."""
+    announces = event.event_type in BATCH_WEBHOOK_EVENTS and bool(event.batch_id)
+    now = timezone.now()
     try:
+        # The delivery's row and its batch's marks commit together: one commit less per event,
+        # and a delivery whose marks failed is not stored, so OpenAI's retry of it is acted on
+        # instead of being taken for a replay. The confirmations are asked for after the commit.
         with transaction.atomic():
             WebhookDelivery.objects.create(
                 webhook_id=event.webhook_id[:255],
                 event_type=event.event_type[:64],
                 batch_id=event.batch_id[:255],
             )
+            job_ids = batches_mark(batch_id=event.batch_id, now=now) if announces else []
     except IntegrityError:
         return WebhookOutcome(accepted=True, replay=True, event_type=event.event_type)
-    if event.event_type not in BATCH_WEBHOOK_EVENTS or not event.batch_id:
-        return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=[])
-    job_ids = batches_announce(batch_id=event.batch_id)
+    for job_id in job_ids:
+        confirm_request(job_id=job_id, now=now)
     return WebhookOutcome(accepted=True, event_type=event.event_type, jobs_checked=job_ids)
 
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils import timezone
 
 from fakes.webhooks import batch_event, new_webhook_secret, signed_delivery
 from polling.api import WebhookFailureThrottle
 from polling.models import JobBatch, JobStatus, PollingJob, WebhookDelivery
-from polling.services import confirm
+from polling.services import confirm, webhooks
 from polling.services.webhooks import (
     openai_webhook_accept,
     openai_webhook_verify,
@@ -137,6 +138,31 @@ def test_a_replayed_delivery_is_acknowledged_without_effect(anon, whsec, sent):
     assert again.json()["replay"] is True and sent == [job.pk]
     assert WebhookDelivery.objects.count() == 1
     assert not JobBatch.objects.filter(announced_at__isnull=False).exists()
+
+
+def test_a_delivery_whose_batch_could_not_be_marked_is_acted_on_when_openai_retries_it(
+    anon, whsec, sent, monkeypatch
+):
+    job = PollingJobFactory(batch_ids=["batch_hook"])
+    event = batch_event("batch_hook", "completed")
+    real_mark = webhooks.batches_mark
+
+    def failing_mark(**kwargs):
+        real_mark(**kwargs)
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(webhooks, "batches_mark", failing_mark)
+    with pytest.raises(DatabaseError):
+        post(anon, event, whsec, webhook_id="wh_retried")
+    # Neither the delivery nor the mark was stored, and nothing was asked for.
+    assert WebhookDelivery.objects.count() == 0 and sent == []
+    assert not JobBatch.objects.filter(announced_at__isnull=False).exists()
+
+    monkeypatch.setattr(webhooks, "batches_mark", real_mark)
+    retried = post(anon, event, whsec, webhook_id="wh_retried")
+    assert retried.status_code == 200 and retried.json()["replay"] is False
+    assert retried.json()["jobs"] == [job.pk] and sent == [job.pk]
+    assert job.batches.get().announced_at is not None
 
 
 def test_a_burst_of_valid_deliveries_is_never_throttled(anon, whsec, sent, monkeypatch):
