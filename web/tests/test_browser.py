@@ -165,6 +165,44 @@ def test_validation_errors_are_shown_next_to_their_fields(page, admin_user):
     assert "[object Object]" not in page.content()
 
 
+def test_a_dialog_s_submit_waits_for_its_answer_and_shows_what_is_wrong(page, admin_user):
+    OpenAISecretFactory(name="openai-a")
+    sign_in(page, "#secrets")
+    page.click("#add-secret")
+    form = page.locator("#secret-form")
+    submit = form.locator("button[type=submit]")
+    submit.click()  # nothing filled in: each field says why
+    expect()(form.locator("[data-error-for=name]")).not_to_be_empty()
+    expect()(form.locator("[data-error-for=value]")).not_to_be_empty()
+    expect()(submit).to_be_enabled()
+
+    form.locator("[name=name]").fill("openai-a")
+    form.locator("[name=value]").fill("sk-test-1")
+    submit.click()  # an error of no field goes to the form's own line
+    expect()(form.locator(".form-error")).to_have_text("A secret named 'openai-a' already exists.")
+    expect()(form.locator("[data-error-for=name]")).to_be_empty()
+
+    held = []
+    page.route(
+        "**/api/admin/secrets",
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
+    form.locator("[name=name]").fill("openai-b")
+    submit.click()
+    expect()(submit).to_be_disabled()  # one request at a time
+    assert len(held) == 1
+    held[0].continue_()
+    expect()(page.locator("#modal")).not_to_be_visible()
+    expect()(page.locator("#secrets-table td.cell-name", has_text="openai-b")).to_be_visible()
+    page.unroute("**/api/admin/secrets")
+
+    open_tab(page, "keys")  # the API key dialog is the same form
+    page.click("#add-apikey")
+    page.click("#apikey-form button[type=submit]")
+    expect()(page.locator("#apikey-form [data-error-for=name]")).not_to_be_empty()
+    expect()(page.locator("#modal")).to_be_visible()
+
+
 def test_server_and_network_failures_are_shown_in_words(page, admin_user):
     sign_in(page, "#secrets")
     page.route(
