@@ -1,18 +1,22 @@
 """The polling worker's fast lane: webhook confirmations never wait behind routine work, neither
 in the broker (a channel of their own) nor in the worker (threads of their own)."""
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 import types
 import uuid
 
 import pytest
-from celery import Celery
 from celery.concurrency.thread import TaskPool as ThreadTaskPool
 from celery.contrib.testing.worker import start_worker
 
 import teckochecker.celery
+from polling.tests.stack import process_env, wait_for
 from teckochecker.celery import FastLaneConsumer, FastLaneThreadPool, _fast_lane_for_thread_workers
+from teckochecker.tests.lane_worker import CONFIRM, lane_app, queues
 
 
 def test_a_confirmation_runs_while_every_routine_thread_is_busy():
@@ -45,75 +49,114 @@ def test_thread_workers_get_the_fast_lane_and_other_pools_are_left_alone():
 
 
 @pytest.fixture
-def lane_app(settings, monkeypatch):
+def app(settings, monkeypatch):
     """A Celery app on the suite's broker (the file broker, or Redis in the PostgreSQL run) with
-    queues of its own and the polling worker's fast lane, and two tasks: a slow routine one and
-    a confirmation."""
+    queues of its own and the polling worker's fast lane (lane_worker.py), and two tasks: a
+    routine one that holds its thread until released and a confirmation."""
     run = uuid.uuid4().hex[:8]
-    settings.WEBHOOK_QUEUE = f"lane-test-{run}-webhooks"
+    settings.WEBHOOK_QUEUE = queues(run)[0]
     settings.WORKER_NICE = 0  # the worker runs in this process: leave its priority alone
-    app = Celery(f"lane-test-{run}", set_as_current=False)
-    app.conf.update(
-        broker_url=settings.CELERY_BROKER_URL,
-        broker_transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-        task_default_queue=f"lane-test-{run}",
-        task_acks_late=True,
-        worker_prefetch_multiplier=4,
-        worker_enable_remote_control=False,
-        broker_connection_retry_on_startup=True,
-    )
-    if getattr(settings, "CELERY_BROKER_TRANSPORT", None):
-        app.conf.broker_transport = settings.CELERY_BROKER_TRANSPORT
-    app.steps["consumer"].add(FastLaneConsumer)
-    monkeypatch.setattr(teckochecker.celery, "FAST_LANE_TASKS", frozenset({"lane_test.confirm"}))
+    app = lane_app(run)
+    monkeypatch.setattr(teckochecker.celery, "FAST_LANE_TASKS", frozenset({"lane_test.quick"}))
     app.release, app.started, app.confirmed = threading.Event(), [], threading.Event()
 
-    @app.task(name="lane_test.routine", acks_late=True, shared=False)
-    def routine(n):
+    @app.task(name="lane_test.hold", shared=False)
+    def hold(n):
         app.started.append(n)
         app.release.wait(30)
 
-    @app.task(name="lane_test.confirm", acks_late=True, shared=False)
-    def confirm_task():
+    @app.task(name="lane_test.quick", shared=False)
+    def quick():
         app.confirmed.set()
 
     yield app
     app.release.set()
+    purge(app, queues(run))
+
+
+def purge(app, names):
     with app.connection_for_write() as conn:
-        for queue in (app.conf.task_default_queue, settings.WEBHOOK_QUEUE):
+        for queue in names:
             conn.default_channel.queue_purge(queue)
             conn.default_channel.queue_delete(queue)
 
 
-def test_a_confirmation_runs_promptly_while_routine_work_fills_the_prefetch(lane_app, settings):
-    queues = [settings.WEBHOOK_QUEUE, lane_app.conf.task_default_queue]  # as `manage.py start`'s -Q
+def test_a_confirmation_runs_promptly_while_routine_work_fills_the_prefetch(app, settings):
+    names = [settings.WEBHOOK_QUEUE, app.conf.task_default_queue]  # as `manage.py start`'s -Q
     # The pool `--pool threads` becomes in a worker process (worker_init, tested above).
-    with start_worker(
-        lane_app, pool=FastLaneThreadPool, concurrency=2, perform_ping_check=False, queues=queues
-    ):
+    with start_worker(app, pool=FastLaneThreadPool, concurrency=2, perform_ping_check=False, queues=names):
         # Twenty slow routine checks: two run, six more fill the prefetch (2 × 4), twelve wait.
         for n in range(20):
-            lane_app.tasks["lane_test.routine"].apply_async(args=[n])
-        with lane_app.connection_for_write() as conn:
+            app.tasks["lane_test.hold"].apply_async(args=[n])
+        with app.connection_for_write() as conn:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                waiting = conn.default_channel.queue_declare(lane_app.conf.task_default_queue, passive=True)
-                if len(lane_app.started) == 2 and waiting.message_count == 12:
+                waiting = conn.default_channel.queue_declare(app.conf.task_default_queue, passive=True)
+                if len(app.started) == 2 and waiting.message_count == 12:
                     break
                 time.sleep(0.05)
-        assert len(lane_app.started) == 2 and waiting.message_count == 12
+        assert len(app.started) == 2 and waiting.message_count == 12
 
-        lane_app.tasks["lane_test.confirm"].apply_async(queue=settings.WEBHOOK_QUEUE)
+        app.tasks["lane_test.quick"].apply_async(queue=settings.WEBHOOK_QUEUE)
         # Without a channel of its own the confirmation would be fetched only after routine
         # work had finished, which here is never (released below, after the assertion).
-        assert lane_app.confirmed.wait(10)
-        assert len(lane_app.started) == 2
-        lane_app.release.set()
+        assert app.confirmed.wait(10)
+        assert len(app.started) == 2
+        app.release.set()
 
 
-def test_a_worker_without_the_webhook_queue_is_left_alone(lane_app, settings):
-    queues = [lane_app.conf.task_default_queue]
-    with start_worker(lane_app, pool="threads", concurrency=2, perform_ping_check=False, queues=queues) as w:
+def test_a_worker_without_the_webhook_queue_is_left_alone(app, settings):
+    names = [app.conf.task_default_queue]
+    with start_worker(
+        app, pool=FastLaneThreadPool, concurrency=2, perform_ping_check=False, queues=names
+    ) as w:
         step = next(s for s in w.consumer.blueprint.steps.values() if isinstance(s, FastLaneConsumer))
         assert not step.enabled
-        assert set(lane_app.amqp.queues.consume_from) == set(queues)
+        assert set(app.amqp.queues.consume_from) == set(names)
+
+
+@pytest.mark.slow
+def test_sigterm_lets_running_confirmations_finish_and_leaves_fetched_ones_for_the_next_worker(tmp_path):
+    """A warm shutdown of a real worker process: the confirmations it runs finish and are
+    acknowledged, the ones it fetched but did not start go back to the queue, and the next
+    worker runs each of those once."""
+    run, notes = uuid.uuid4().hex[:8], tmp_path / "notes"
+    webhook_queue, routine_queue = queues(run)
+    env = process_env(LANE_RUN=run, LANE_NOTES=str(notes), LANE_SECONDS="2", WORKER_NICE="0")
+    argv = [sys.executable, "-m", "celery", "-A", "teckochecker.tests.lane_worker", "worker"]
+    argv += ["--pool", "threads", "-c", "2", "-Q", f"{webhook_queue},{routine_queue}", "-l", "info"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    sender = lane_app(run)
+
+    def lines():
+        return notes.read_text().splitlines() if notes.exists() else []
+
+    try:
+        for n in range(4):  # two run in the fast lane's threads, two wait in its prefetch
+            sender.tasks[CONFIRM].apply_async(args=[n], queue=webhook_queue)
+        log = open(tmp_path / "worker1.log", "wb")  # noqa: SIM115 (closed below)
+        first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(
+            lambda: sum(line.startswith("start") for line in lines()) >= 2, timeout=60, message="two started"
+        )
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0, (tmp_path / "worker1.log").read_text()[-3000:]
+        log.close()
+        after_first = lines()
+        started = {line.split()[-1] for line in after_first if line.startswith("start")}
+        assert {line.split()[-1] for line in after_first if line.startswith("done")} == started
+
+        log = open(tmp_path / "worker2.log", "wb")  # noqa: SIM115 (closed below)
+        second = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: len(lines()) >= 8, timeout=60, message="every confirmation done")
+            time.sleep(1)  # a confirmation run twice would have started by now
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+            log.close()
+        assert sorted(lines()) == sorted(
+            [f"start confirm {n}" for n in range(4)] + [f"done confirm {n}" for n in range(4)]
+        )
+    finally:
+        purge(sender, [webhook_queue, routine_queue])
