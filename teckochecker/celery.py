@@ -144,8 +144,8 @@ class FastLaneConsumer(bootsteps.ConsumerStep):
     def start(self, c):
         channel = c.connection.channel()
         # As many as the routine consumer may hold (threads × CELERY_PREFETCH): the file broker
-        # looks for messages only every 0.5 s while no channel can take one, so a small limit
-        # capped the lane there (measured with 4 at 200 jobs: trigger p95 1.5 s against 0.66 s
+        # looks for messages only every polling interval while no channel can take one, so a
+        # small limit capped the lane there (measured with 4 at 200 jobs: trigger p95 1.5 s against 0.66 s
         # on the shared channel). The ones waiting for the lane's threads wait in the worker.
         channel.basic_qos(0, max(c.pool.num_processes * c.prefetch_multiplier, FAST_LANE_THREADS), False)
         consumer = c.app.amqp.TaskConsumer(
