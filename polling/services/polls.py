@@ -185,6 +185,10 @@ def _check_claimed_jobs(
 
     keys = _api_keys(to_read, results)
     answers = batches_read(jobs=[job for job in to_read if job.pk in keys], keys=keys, batches_of=batches_of)
+    # The next check counts from when the batches were read, not from when this check began: a
+    # big group can wait seconds for its reads, and a check due one interval after the start
+    # would then read a batch again moments after this one did.
+    now = timezone.now()
     errors_of = batches_apply(answers=answers)
 
     checked: dict[int, datetime] = {}

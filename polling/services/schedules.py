@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Q, Value
 from django.utils import timezone
 
 from polling.models import JobStatus, PollingJob, TriggerState
@@ -102,9 +102,10 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
         keys = {secret_id for _, secret_id in candidates if secret_id}
         # Only jobs on their routine cadence are taken early. A job in backoff, or whose trigger
         # waits for its retry, keeps its due time: it may be a server's Retry-After. And never
-        # more than half its own interval early, so two checks of a job stay at least half an
-        # interval apart (as next_due keeps them), whatever the interval. Both in SQL, so that
-        # the room left is filled with jobs that qualify.
+        # more than half its own interval early, and only half an interval or more after its last
+        # read: a check that read late keeps its cadence (next_due), and taking the next one
+        # early as well could bring two reads of a batch together. Both in SQL, so that the room
+        # left is filled with jobs that qualify.
         seconds = ExpressionWrapper(F("poll_interval_seconds"), IntegerField())  # as SQLite multiplies
         half_interval = ExpressionWrapper(seconds * Value(timedelta(seconds=0.5)), DurationField())
         soon = PollingJob.objects.filter(
@@ -116,7 +117,15 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
             next_check_at__lte=now + timedelta(seconds=ahead),
             openai_secret_id__in=keys,
         ).filter(
-            next_check_at__lte=ExpressionWrapper(Value(now, DateTimeField()) + half_interval, DateTimeField())
+            Q(last_check_at__isnull=True)
+            | Q(
+                last_check_at__lte=ExpressionWrapper(
+                    Value(now, DateTimeField()) - half_interval, DateTimeField()
+                )
+            ),
+            next_check_at__lte=ExpressionWrapper(
+                Value(now, DateTimeField()) + half_interval, DateTimeField()
+            ),
         )
         candidates += list(
             soon.order_by("next_check_at").values_list("pk", "openai_secret_id")[: room - len(candidates)]

@@ -148,6 +148,34 @@ def test_a_job_is_never_taken_more_than_half_its_interval_early(fake, monkeypatc
     assert sorted(message[0]) == sorted([due.pk, half.pk])
 
 
+def test_a_job_read_less_than_half_its_interval_ago_is_not_taken_early(fake, monkeypatch, settings):
+    # A check that read late keeps the cadence, so its next due time can come soon after that
+    # read; taking that check early as well would read the batches again at once.
+    settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
+    now = timezone.now()
+    due, recent, rested = _jobs_with_batches(fake, jobs=3, per_job=2, poll_interval_seconds=4)
+    PollingJob.objects.filter(pk__in=[recent.pk, rested.pk]).update(next_check_at=now + timedelta(seconds=1))
+    PollingJob.objects.filter(pk=recent.pk).update(last_check_at=now - timedelta(seconds=1.5))
+    PollingJob.objects.filter(pk=rested.pk).update(last_check_at=now - timedelta(seconds=2.5))
+    (message,) = _dispatch_once(monkeypatch)
+    assert sorted(message[0]) == sorted([due.pk, rested.pk])
+
+
+def test_the_next_check_counts_from_when_the_batches_were_read(fake, monkeypatch, settings):
+    # A group whose reads wait (here: each answer takes 1 s) is next due one interval after
+    # the reads, not after the check began, which would bring the next read close to this one.
+    settings.OPENAI_SWEEP = False
+    job, *_ = _jobs_with_batches(fake, jobs=1, per_job=1, poll_interval_seconds=2)
+    PollingJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now() - timedelta(seconds=5))
+    (message,) = _dispatch_once(monkeypatch)
+    fake.set_latency(1.0)
+    jobs_poll(job_ids=message[0], dispatch_token=message[1])
+    (read,) = [r["time"] for r in fake.requests("openai.retrieve")]
+    job.refresh_from_db()
+    assert job.next_check_at.timestamp() - read >= 2 - 0.05
+    assert job.last_check_at.timestamp() >= read
+
+
 def test_a_repeated_message_does_not_check_its_jobs_again_early(fake, monkeypatch, settings):
     # A message that arrives again (or late, after a newer one checked its jobs) no longer holds
     # them: they are checked only when really due, not within the sweep window.
