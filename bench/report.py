@@ -13,9 +13,12 @@ Definitions (docs/BENCHMARKS.md repeats them):
   These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
   OpenAI request (single reads and list pages) / their sum (1 when every check reads every
   batch on its own, as before the sweeps).
-- A *list walk* is a run of list pages from one starting point (the fake counts a page whose
-  `after` is not where an earlier page ended): a sweep makes one walk per 100 batches it reads,
-  so walks count the sweeps, a sweep of more than 100 batches several times.
+- *List walks*, as the fake counts them: a list page whose `after` is not where an earlier page
+  ended starts one. A sweep walks its groups of 100 batches at once, each group's walk starting
+  where the one before should end; when its batches lie together in the list those walks join
+  up and the fake sees one walk for the sweep, so the count is close to the number of sweeps
+  (more when a sweep's batches are spread out, fewer when a sweep happens to start exactly where
+  another one's page ended).
 """
 
 from __future__ import annotations
@@ -336,7 +339,7 @@ COMPARE_ROWS = [
     ("OpenAI requests per batch-check", lambda r: r["openai_requests"].get("per_batch_check")),
     ("OpenAI single reads", lambda r: r["openai_requests"]["actual"]),
     ("OpenAI list pages", lambda r: r["openai_requests"].get("list_pages", 0)),
-    ("OpenAI list walks (sweeps; one per 100 batches)", lambda r: r["openai_requests"].get("list_walks", 0)),
+    ("OpenAI list walks (about the sweeps)", lambda r: r["openai_requests"].get("list_walks", 0)),
     (
         "GET /api/jobs?limit=100 p99 (ms)",
         lambda r: r["api_latency_ms"].get("GET /api/jobs?limit=100", {}).get("p99"),

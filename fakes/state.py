@@ -262,8 +262,8 @@ class FakeState:
         self.batch_request_times: dict[str, list[float]] = {}  # not capped: one float per request
         self.batch_listed_times: dict[str, list[float]] = {}  # when a list page showed the batch
         self.list_requests = 0
-        # A *walk* is a run of list pages from one cursor: a page whose `after` is not where an
-        # earlier page ended starts one (a sweep makes one per 100 batches it reads).
+        # A *walk* is a run of list pages, each going on where an earlier one ended: a page whose
+        # `after` is not where an earlier page ended starts one (bench/report.py).
         self.list_walks = 0
         self._page_ends: set[str] = set()
         self.invalid_openai_keys: set[str] = set()
