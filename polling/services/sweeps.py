@@ -38,7 +38,6 @@ import threading
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
 
 from polling.models import JobBatch, PollingJob
 
@@ -151,21 +150,24 @@ def _known_above(ordered: list[JobBatch]) -> str | None:
         return None
     wanted = {b.batch_id for b in ordered}
     placed = newest.openai_created_at
+    of_keys = JobBatch.objects.filter(
+        job__openai_secret_id__in=PollingJob.objects.filter(pk__in={b.job_id for b in ordered}).values(
+            "openai_secret_id"
+        )
+    )
     # Batches created in one second are listed in the order they were added to us (ids), which
     # is how OpenAI created them when they were submitted one after another. If not, the walk
     # misses the few batches of that second above the one found, and they are read one by one.
-    candidates = (
-        JobBatch.objects.filter(
-            job__openai_secret_id__in=PollingJob.objects.filter(pk__in={b.job_id for b in ordered}).values(
-                "openai_secret_id"
-            ),
-            openai_created_at__gte=placed,  # the range the index (batch_list_place_idx) scans
-        )
-        .filter(Q(openai_created_at__gt=placed) | Q(openai_created_at=placed, pk__gt=newest.pk))
-        .order_by("openai_created_at", "pk")
-        .values_list("batch_id", flat=True)[:ABOVE_LOOKUP]
-    )
-    return next((batch_id for batch_id in candidates if batch_id not in wanted), None)
+    # Two look-ups, each a range of the index (batch_list_place_idx): the same second after
+    # the newest, then the seconds after it.
+    for above in (
+        of_keys.filter(openai_created_at=placed, pk__gt=newest.pk).order_by("pk"),
+        of_keys.filter(openai_created_at__gt=placed).order_by("openai_created_at", "pk"),
+    ):
+        for batch_id in above.values_list("batch_id", flat=True)[:ABOVE_LOOKUP]:
+            if batch_id not in wanted:
+                return batch_id
+    return None
 
 
 def _cursor_refused(walk) -> bool:
