@@ -86,7 +86,11 @@ app.steps["worker"].add(ThreadedBeat)
 # fetches on a channel of its own (FastLaneConsumer) and runs in threads of its own
 # (FAST_LANE_THREADS per worker process, FastLaneThreadPool).
 FAST_LANE_TASKS = frozenset({"polling.tasks.confirm_job"})
-FAST_LANE_THREADS = 2
+# A confirmation mostly waits on OpenAI and maybe Keboola (a read, a trigger: 0.1-0.2 s, a few ms
+# of CPU), and at the 2,000-job burst events arrive at about 70 a second: with two threads the
+# lane fell behind by seconds (benchmark, docs/BENCHMARKS.md). The threads start with the first
+# confirmations, each with its own database connection.
+FAST_LANE_THREADS = 8
 
 
 class FastLaneThreadPool(ThreadTaskPool):

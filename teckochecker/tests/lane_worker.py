@@ -68,9 +68,10 @@ def lane_app(run: str, *, notes: Path | None = None, seconds: float = 0.0) -> Ce
 
 if os.environ.get("LANE_RUN"):
     # The worker process: its webhook queue is this run's, and its confirmations take the
-    # fast lane's threads.
+    # fast lane's threads, two of them, so that a few confirmations wait in the worker.
     settings.WEBHOOK_QUEUE = queues(os.environ["LANE_RUN"])[0]
     teckochecker.celery.FAST_LANE_TASKS = frozenset({CONFIRM})
+    teckochecker.celery.FAST_LANE_THREADS = 2
     app = lane_app(
         os.environ["LANE_RUN"],
         notes=Path(os.environ["LANE_NOTES"]),

@@ -132,7 +132,7 @@ def test_sigterm_lets_running_confirmations_finish_and_leaves_fetched_ones_for_t
         return notes.read_text().splitlines() if notes.exists() else []
 
     try:
-        for n in range(4):  # two run in the fast lane's threads, two wait in its prefetch
+        for n in range(4):  # two run in the lane's two threads (lane_worker.py), two wait in the worker
             sender.tasks[CONFIRM].apply_async(args=[n], queue=webhook_queue)
         log = open(tmp_path / "worker1.log", "wb")  # noqa: SIM115 (closed below)
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
