@@ -5,8 +5,9 @@ one confirmation of its job (`confirm_request`). The confirmation (`job_confirm`
 `polling.tasks.confirm_job` on WEBHOOK_QUEUE, ahead of routine checks):
 - takes the job's lease like any check (leases.py), so it never races a routine poll or a
   trigger: a job another worker holds is confirmed again a moment later;
-- reads from OpenAI only the batches announced since the last confirmation, one GET each, and
-  records the answers the way a routine check does (`polls.batches_apply`);
+- reads from OpenAI only the batches announced since the last confirmation (one GET each, or
+  the key's list pages when fewer: `sweeps.batch_states`), and records the answers the way a
+  routine check does (`polls.batches_apply`);
 - triggers through `trigger.action_run` when every batch is terminal, exactly once;
 - otherwise gives the job back with its schedule untouched: routine polling goes on as before.
 
@@ -33,6 +34,7 @@ from polling.models import TERMINAL_BATCH_STATUSES, JobBatch, JobStatus, Polling
 from polling.services.leases import lease_claim, lease_release
 from polling.services.polls import PollResult, batches_apply
 from polling.services.schedules import DISPATCH_PREFIX
+from polling.services.sweeps import batch_states
 from polling.services.trigger import action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
@@ -150,9 +152,9 @@ def _confirm_claimed(job_id: int, *, token: str) -> PollResult:
         if key is None:  # the routine check fails the job with the reason
             lease_release(job, token=token)
             return PollResult("skipped", "no usable OpenAI key")
-        from polling.integrations import openai as openai_api
-
-        answers = openai_api.retrieve_many([(key, b.batch_id) for b in to_read])
+        # Several announced batches (events that joined one confirmation) are read from the key's
+        # list when that takes fewer requests, as a routine check would (sweeps.py).
+        answers = batch_states([(key, b) for b in to_read])
         # Read errors are left to routine polling and its backoff: a confirmation only adds.
         batches_apply(answers={job_id: [(b, answers[(key, b.batch_id)]) for b in to_read]})
     if all(b.status in TERMINAL_BATCH_STATUSES for b in batches):

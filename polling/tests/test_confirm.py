@@ -48,7 +48,8 @@ def test_a_signed_event_for_a_batch_that_is_still_running_completes_nothing(fake
     assert fake.keboola_jobs() == [] and fake.openai_requests_per_batch() == {"batch_liar": 1}
 
 
-def test_events_for_one_job_become_one_confirmation_reading_just_those_batches(fake, sent):
+def test_events_for_one_job_become_one_confirmation_reading_just_those_batches(fake, sent, settings):
+    settings.OPENAI_SWEEP = False  # one GET per batch; with sweeps, the list test below
     ids = [f"batch_c{i}" for i in range(6)]
     for batch_id in ids[:4]:
         fake.add_batch(batch_id, outcome="completed")
@@ -194,3 +195,23 @@ def test_a_webhook_confirmation_racing_routine_polls_triggers_exactly_once(fake,
         made = [k for k in fake.keboola_jobs() if k["config"] == f"race-{round_}"]
         assert len(made) == 1, (round_, results)
         assert PollingJob.objects.get(pk=job.pk).status == JobStatus.COMPLETED
+
+
+def test_events_that_joined_one_confirmation_are_read_from_the_list_when_that_takes_fewer_requests(
+    fake, sent
+):
+    ids = [f"batch_s{i}" for i in range(8)]
+    for batch_id in ids[:6]:
+        fake.add_batch(batch_id, outcome="completed")
+    for batch_id in ids[6:]:
+        fake.set_batch(batch_id, status="in_progress")
+    job = make_job(fake, ids)
+    for batch_id in ids[:6]:
+        batches_announce(batch_id=batch_id)
+
+    assert job_confirm(job_id=job.pk).outcome == "confirmed"
+    # Six announced batches: the newest read on its own and one list page, not six GETs.
+    assert sum(fake.openai_requests_per_batch().values()) == 1
+    assert fake.stats()["openai_list_requests"] == 1
+    statuses = dict(JobBatch.objects.filter(job=job).values_list("batch_id", "status"))
+    assert [statuses[b] for b in ids] == ["completed"] * 6 + ["pending"] * 2
