@@ -221,14 +221,18 @@ class Supervisor:
                 key.fileobj.close()
                 self.flush_partial(child)
                 continue
-            self.logs[child.name].write(data)
-            lines = (child.pending + data).split(b"\n")
-            child.pending = lines.pop()
-            if len(child.pending) > MAX_LINE_BYTES:  # no newline for this long: show it as is
-                lines.append(child.pending)
-                child.pending = b""
-            for raw in lines:
-                self.echo(child, raw.decode(errors="replace"))
+            self.take(child, data)
+
+    def take(self, child: Child, data: bytes) -> None:
+        """Log what a child wrote, and show its complete lines on the console by level."""
+        self.logs[child.name].write(data)
+        lines = (child.pending + data).split(b"\n")
+        child.pending = lines.pop()
+        if len(child.pending) > MAX_LINE_BYTES:  # no newline for this long: show it as is
+            lines.append(child.pending)
+            child.pending = b""
+        for raw in lines:
+            self.echo(child, raw.decode(errors="replace"))
 
     def flush_partial(self, child: Child) -> None:
         if child.pending:
@@ -241,7 +245,8 @@ class Supervisor:
             self.say(f"[{child.name}] {line}", error=child.level >= LEVELS["WARNING"])
 
     def drain(self, child: Child) -> None:
-        """Read what a dead child left in its pipe, so that its last words reach the log."""
+        """Read what a dead child left in its pipe, so that its last words (often why it died)
+        reach the log and, by level, the console."""
         stream = child.process.stdout if child.process else None
         if stream is None or stream.closed:
             return
@@ -252,13 +257,13 @@ class Supervisor:
                 break
             if not data:
                 break
-            self.logs[child.name].write(data)
+            self.take(child, data)
         try:
             self.selector.unregister(stream)
         except (KeyError, ValueError):
             pass
         stream.close()
-        child.pending = b""
+        self.flush_partial(child)
 
     # --- watching ---------------------------------------------------------------------------
     def restart_allowed(self, child: Child, now: float) -> bool:

@@ -93,6 +93,19 @@ def test_pump_logs_every_line_and_shows_only_warnings_and_errors(tmp_path):
     ]
 
 
+def test_the_last_words_of_a_child_that_died_unread_reach_the_console(tmp_path):
+    # A child that writes and dies before the supervisor reads its pipe: drain() takes its last
+    # words, and those are most often why it died.
+    supervisor, out, err = make(tmp_path, {"worker": NOISY_CHILD + "raise SystemExit(3)"})
+    supervisor.start_all()
+    (child,) = supervisor.children
+    child.process.wait(timeout=30)
+    supervisor.drain(child)
+    assert "[worker] ZeroDivisionError: division by zero" in err.getvalue().splitlines()
+    assert len(err.getvalue().splitlines()) == 6
+    assert "ZeroDivisionError: division by zero" in (tmp_path / "worker.log").read_text()
+
+
 def test_verbose_shows_every_line(tmp_path):
     supervisor, out, err = make(tmp_path, {"beat": NOISY_CHILD}, verbose=True)
     supervisor.start_all()
