@@ -1,7 +1,13 @@
 import pytest
 from rest_framework.test import APIClient
 
-pytest_plugins = ["fakes.pytest_plugin", "scripts.tests.fixtures", "apikeys.tests.fixtures", "tests.phases"]
+pytest_plugins = [
+    "fakes.pytest_plugin",
+    "scripts.tests.fixtures",
+    "apikeys.tests.fixtures",
+    "tests.phases",
+    "tests.configurations",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded_defaults
 def test_demo_runs_the_product_end_to_end(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",

@@ -60,12 +60,14 @@ def first_run(tmp_path_factory):
     return site, result
 
 
+@pytest.mark.embedded_defaults
 def test_init_on_an_empty_directory_succeeds_with_debug_off(first_run):
     site, result = first_run
     assert result.returncode == 0, result.stderr
     assert "Configuration error" not in result.stderr
 
 
+@pytest.mark.embedded_defaults
 def test_init_writes_a_private_env_file_with_real_keys(first_run):
     site, _ = first_run
     assert stat.S_IMODE(site.env_file.stat().st_mode) == 0o600
@@ -78,6 +80,7 @@ def test_init_writes_a_private_env_file_with_real_keys(first_run):
     assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
 
 
+@pytest.mark.embedded_defaults
 def test_init_creates_the_admin_and_prints_its_password_once(first_run):
     site, result = first_run
     [(username, is_superuser, is_staff, encoded)] = site.users()
@@ -91,12 +94,14 @@ def test_init_creates_the_admin_and_prints_its_password_once(first_run):
     assert not any(password in p.read_text(errors="ignore") for p in site.root.rglob("*") if p.is_file())
 
 
+@pytest.mark.embedded_defaults
 def test_the_written_keys_make_manage_py_work_in_production_mode(first_run):
     site, _ = first_run
     result = site.manage("check")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.embedded_defaults
 def test_init_keeps_an_existing_env_file_without_force(first_run):
     site, _ = first_run
     before = site.env_file.read_text()
@@ -109,6 +114,7 @@ def test_init_keeps_an_existing_env_file_without_force(first_run):
     assert len(site.users()) == 1
 
 
+@pytest.mark.embedded_defaults
 def test_init_force_replaces_the_keys_and_keeps_the_admin(first_run):
     site, _ = first_run
     before = dotenv_values(site.env_file)
@@ -121,6 +127,7 @@ def test_init_force_replaces_the_keys_and_keeps_the_admin(first_run):
     assert len(site.users()) == 1
 
 
+@pytest.mark.embedded_defaults
 def test_init_with_debug_exported_false_still_bootstraps(tmp_path):
     site = Site(tmp_path)
     result = site.manage("init", "--no-input", "--admin-username", "boss", DEBUG="false")
@@ -165,6 +172,7 @@ def test_apitoken_refuses_unknown_and_non_staff_users(django_user_model):
     assert not Token.objects.exists()
 
 
+@pytest.mark.embedded_defaults
 def test_apitoken_for_an_unknown_user_exits_1(first_run):
     site, _ = first_run
     result = site.manage("apitoken", "create", "--user", "nobody")

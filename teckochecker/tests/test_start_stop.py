@@ -21,7 +21,7 @@ from teckochecker.tests.test_settings_env import GOOD_KEYS, clean_env
 
 BASE_DIR = Path(settings.BASE_DIR)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_defaults]
 
 
 def free_port() -> int:

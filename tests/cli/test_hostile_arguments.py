@@ -14,7 +14,7 @@ from django.core.management import get_commands
 
 from tests.manage_process import ManageProcesses
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_defaults]
 
 HUGE = "9" * 40
 HOSTILE = ["$(touch /tmp/pwned)", "; rm -rf /", "`id`", "a\x1b[31mred", "tab\there", "nl\nline", "'\"", ""]

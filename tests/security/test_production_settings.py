@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_defaults]
 
 
 @pytest.fixture(scope="module")
