@@ -108,8 +108,8 @@ def test_a_keys_jobs_due_soon_are_checked_with_its_due_ones_and_keep_their_caden
     fake, monkeypatch, settings
 ):
     settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
-    now = timezone.now()
     due, soon, later = _jobs_with_batches(fake, jobs=3, per_job=2)
+    now = timezone.now()
     PollingJob.objects.filter(pk=soon.pk).update(next_check_at=now + timedelta(seconds=4))
     PollingJob.objects.filter(pk=later.pk).update(next_check_at=now + timedelta(seconds=20))
     (message,) = _dispatch_once(monkeypatch)
@@ -130,8 +130,8 @@ def test_a_keys_jobs_due_soon_are_checked_with_its_due_ones_and_keep_their_caden
 def test_a_job_in_backoff_is_never_taken_early_with_its_keys_due_jobs(fake, monkeypatch, settings, waiting):
     # Its due time may be a server's Retry-After: checking it early would break that.
     settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
-    now = timezone.now()
     due, backing_off = _jobs_with_batches(fake, jobs=2, per_job=2)
+    now = timezone.now()
     PollingJob.objects.filter(pk=backing_off.pk).update(next_check_at=now + timedelta(seconds=3), **waiting)
     (message,) = _dispatch_once(monkeypatch)
     assert message[0] == [due.pk]
@@ -140,10 +140,10 @@ def test_a_job_in_backoff_is_never_taken_early_with_its_keys_due_jobs(fake, monk
 def test_a_job_is_never_taken_more_than_half_its_interval_early(fake, monkeypatch, settings):
     # With a short interval the sweep window would otherwise check a job twice in a moment.
     settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
-    now = timezone.now()
     due, half, early = _jobs_with_batches(fake, jobs=3, per_job=2, poll_interval_seconds=4)
+    now = timezone.now()  # after making the jobs, which can take a second on a loaded machine
     PollingJob.objects.filter(pk=half.pk).update(next_check_at=now + timedelta(seconds=1.5))
-    PollingJob.objects.filter(pk=early.pk).update(next_check_at=now + timedelta(seconds=3))
+    PollingJob.objects.filter(pk=early.pk).update(next_check_at=now + timedelta(seconds=3.5))
     (message,) = _dispatch_once(monkeypatch)
     assert sorted(message[0]) == sorted([due.pk, half.pk])
 
@@ -152,10 +152,10 @@ def test_a_job_read_less_than_half_its_interval_ago_is_not_taken_early(fake, mon
     # A check that read late keeps the cadence, so its next due time can come soon after that
     # read; taking that check early as well would read the batches again at once.
     settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
-    now = timezone.now()
     due, recent, rested = _jobs_with_batches(fake, jobs=3, per_job=2, poll_interval_seconds=4)
+    now = timezone.now()  # after making the jobs, which can take a second on a loaded machine
     PollingJob.objects.filter(pk__in=[recent.pk, rested.pk]).update(next_check_at=now + timedelta(seconds=1))
-    PollingJob.objects.filter(pk=recent.pk).update(last_check_at=now - timedelta(seconds=1.5))
+    PollingJob.objects.filter(pk=recent.pk).update(last_check_at=now - timedelta(seconds=0.5))
     PollingJob.objects.filter(pk=rested.pk).update(last_check_at=now - timedelta(seconds=2.5))
     (message,) = _dispatch_once(monkeypatch)
     assert sorted(message[0]) == sorted([due.pk, rested.pk])
@@ -263,13 +263,13 @@ def test_the_room_left_is_filled_with_jobs_that_may_be_taken_early(fake, monkeyp
     # be more than half its interval early; the next one qualifies and gets the place.
     settings.OPENAI_SWEEP_AHEAD_SECONDS = 5
     settings.DISPATCH_MAX_QUEUED = 12
-    now = timezone.now()
     due, too_early, fits = _jobs_with_batches(fake, jobs=3, per_job=2)
+    holders = _jobs_with_batches(fake, jobs=10, per_job=1, prefix="held")
+    now = timezone.now()  # after making the jobs, which can take a second on a loaded machine
     PollingJob.objects.filter(pk=too_early.pk).update(
-        next_check_at=now + timedelta(seconds=3), poll_interval_seconds=4
+        next_check_at=now + timedelta(seconds=3.5), poll_interval_seconds=4
     )
     PollingJob.objects.filter(pk=fits.pk).update(next_check_at=now + timedelta(seconds=4))
-    holders = _jobs_with_batches(fake, jobs=10, per_job=1, prefix="held")
     PollingJob.objects.filter(pk__in=[j.pk for j in holders]).update(
         lease_token="d:elsewhere", lease_expires_at=now + timedelta(minutes=5)
     )
