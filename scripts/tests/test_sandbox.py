@@ -411,18 +411,30 @@ if os.fork() == 0:
 os.close(w)
 assert os.read(r, 2) == b"up"
 print("parent leaves", flush=True)
+for _ in range(600):  # until the test has looked at the child (_alive_while_output)
+    if os.path.exists("observed"):
+        break
+    time.sleep(0.05)
 """
 
 
-def _alive_while_output(marker: str, seen: list[int]):
-    """on_output that records how many of the marked processes live when output arrives."""
-    return lambda text: seen.append(len(_processes_with(marker)))
+def _alive_while_output(marker: str, seen: list[int], workdir: Path):
+    """on_output that records how many of the marked processes live when output arrives, then
+    lets the script go on (it waits for `observed` in its working directory, so that it cannot
+    end, and its sandbox with it, before the test has looked)."""
+
+    def look(text: str) -> None:
+        seen.append(len(_processes_with(marker)))
+        (workdir / "observed").touch()
+
+    return look
 
 
-def test_a_child_left_behind_is_killed_when_the_run_ends(spec):
+def test_a_child_left_behind_is_killed_when_the_run_ends(spec, service):
     marker = f"leftover-{uuid.uuid4().hex}"
     seen: list[int] = []
-    result = run(spec(LEAVE_A_CHILD.format(marker=marker)), on_output=_alive_while_output(marker, seen))
+    look = _alive_while_output(marker, seen, service["workdir"])
+    result = run(spec(LEAVE_A_CHILD.format(marker=marker)), on_output=look)
     assert (result.state, result.output) == ("succeeded", "parent leaves\n")
     assert seen[0] == 1  # the child was there while the run went on
     deadline = time.monotonic() + 5
@@ -431,11 +443,12 @@ def test_a_child_left_behind_is_killed_when_the_run_ends(spec):
     assert _processes_with(marker) == []
 
 
-def test_a_timeout_kills_every_process_of_the_run(spec):
+def test_a_timeout_kills_every_process_of_the_run(spec, service):
     marker = f"leftover-{uuid.uuid4().hex}"
     code = LEAVE_A_CHILD.format(marker=marker) + "time.sleep(300)\n"
     seen: list[int] = []
-    result = run(spec(code, timeout_seconds=5), on_output=_alive_while_output(marker, seen))
+    look = _alive_while_output(marker, seen, service["workdir"])
+    result = run(spec(code, timeout_seconds=5), on_output=look)
     assert result.state == "timed_out"
     assert seen[0] == 1
     time.sleep(0.2)
@@ -714,7 +727,7 @@ def test_with_the_sandbox_off_limits_timeout_and_leftovers_still_apply(spec, ope
     result = run(
         spec(code, python_path=system_python, workdir=open_workdir),
         sandbox=False,
-        on_output=_alive_while_output(marker, seen),
+        on_output=_alive_while_output(marker, seen, open_workdir),
     )
     assert result.state == "succeeded"
     assert seen[0] == 1

@@ -245,6 +245,33 @@ def test_server_and_network_failures_are_shown_in_words(page, admin_user):
     expect()(page.locator("#tabs")).to_be_visible()
 
 
+def test_an_answer_that_comes_late_does_not_replace_a_newer_message(page, admin_user):
+    # On a busy server the answer for an earlier filter can arrive after the page has moved on
+    # (here: the job filter was refused meanwhile); it must not write over what is newer.
+    job = PollingJobFactory(name="watched", batch_ids=["batch_l1"])
+    PollingLogFactory(job=job, message="slow down", level="warning")
+    sign_in(page, "#monitor")
+    open_tab(page, "logs")
+    expect()(page.locator("#log-view .log-line")).to_have_count(1)
+    held = []
+    page.route("**/api/logs*", lambda route: held.append(route))
+    page.select_option("#log-level", "error")
+    for _ in range(100):  # until the page's request reaches the route and is held there
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.fill("#log-job", "abc")
+    page.press("#log-job", "Enter")
+    status = page.locator("#panel-logs .panel-status")
+    expect()(status).to_contain_text("job id")
+    with page.expect_response("**/api/logs*"):
+        held[0].continue_()
+    page.wait_for_timeout(300)  # the page's handler of that answer runs after the response event
+    expect()(status).to_contain_text("job id")
+    expect()(page.locator("#log-view .log-line")).to_have_count(1)  # still the earlier view
+
+
 def test_monitor_logs_system_tabs_and_theme(page, admin_user, settings):
     job = PollingJobFactory(name="watched", batch_ids=["batch_m1", "batch_m2"])
     PollingLogFactory(job=job, message="all quiet", level="info")

@@ -1,5 +1,5 @@
 // Logs tab: a tail-like view of recent events, newest at the bottom, coloured by level.
-import { api, errorText } from "./api.js";
+import { STALE, api, errorText, newestOnly } from "./api.js";
 import { clear, h, replace } from "./dom.js";
 import { formatDate, formatTime } from "./format.js";
 import { soon, subscribe } from "./live.js";
@@ -42,15 +42,19 @@ export function createLogsTab(panel, ctx) {
   const reload = soon(() => ctx.isVisible("logs") && load({ live: true }), 200);
   subscribe(["log"], reload, reload);
 
+  // Filters change faster than a busy server answers: only the newest request may fill the view.
+  const newest = newestOnly();
   async function load({ live = false } = {}) {
     const jobId = job.value.trim();
     if (jobId && !/^\d+$/.test(jobId)) {
+      newest(Promise.resolve(null)); // an answer still on its way is older than this message
       status.className = "panel-status error";
       status.textContent = "The job filter takes a job id (a number).";
       return;
     }
     try {
-      const data = await api.logs({ level: level.value, job: jobId, limit: limit.value });
+      const data = await newest(api.logs({ level: level.value, job: jobId, limit: limit.value }));
+      if (data === STALE) return;
       const entries = (data.logs || []).slice().reverse(); // oldest first, like `tail`
       const atBottom = view.scrollHeight - view.scrollTop - view.clientHeight < 30;
       replace(
