@@ -14,8 +14,8 @@ from polling.services.polls import job_poll, jobs_poll
 
 
 @shared_task(name="polling.tasks.poll_job", acks_late=True, ignore_result=True)
-def poll_job(job_id: int, force: bool = False) -> str:
-    return job_poll(job_id=job_id, force=force).outcome
+def poll_job(job_id: int, force: bool = False, asked_at: float | None = None) -> str:
+    return job_poll(job_id=job_id, force=force, asked_at=asked_at).outcome
 
 
 @shared_task(bind=True, name="polling.tasks.poll_jobs", acks_late=True, ignore_result=True, max_retries=30)

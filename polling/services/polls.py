@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -69,9 +69,11 @@ def _claim(rows, *, now, take_over: Q | None = None) -> tuple[str, int]:
     )
 
 
-def job_poll(*, job_id: int, force: bool = False) -> PollResult:
+def job_poll(*, job_id: int, force: bool = False, asked_at: float | None = None) -> PollResult:
     """Check one job now if it is due (or `force`: create, resume, check now, a webhook).
-    Safe to call from any number of workers at once."""
+    Safe to call from any number of workers at once. A forced check asked at `asked_at` (epoch
+    seconds) is answered by any read of the batches since: a routine check that came first
+    (a new job is also due at once) is not followed by a second read a moment later."""
     now = timezone.now()
     job = PollingJob.objects.filter(pk=job_id).first()
     if job is None:
@@ -82,9 +84,13 @@ def job_poll(*, job_id: int, force: bool = False) -> PollResult:
         return PollResult("skipped", "not due")
     # A forced check does not wait for a dispatched message still in the queue.
     take_over = Q(lease_token__startswith=DISPATCH_PREFIX) if force else None
-    token, claimed = _claim(PollingJob.objects.filter(pk=job.pk), now=now, take_over=take_over)
+    rows = PollingJob.objects.filter(pk=job.pk)
+    if force and asked_at is not None:
+        asked = datetime.fromtimestamp(asked_at, tz=UTC)
+        rows = rows.filter(Q(last_check_at__isnull=True) | Q(last_check_at__lt=asked))
+    token, claimed = _claim(rows, now=now, take_over=take_over)
     if not claimed:
-        return PollResult("skipped", "another worker holds the job")
+        return PollResult("skipped", "another worker holds the job, or read it since the check was asked")
     return _check_claimed([job], token=token, now=now)[job_id]
 
 

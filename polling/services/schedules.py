@@ -203,4 +203,6 @@ def _messages(claimed: list[tuple[int, int | None]], *, chunk: int, by_key: bool
 def enqueue_poll(*, job_id: int, force: bool = False) -> None:
     """Ask a worker to check the job right after the current transaction commits. If the broker
     is down, the dispatcher still checks the job when it is due."""
-    task_send_on_commit("polling.tasks.poll_job", args=[job_id], kwargs={"force": force})
+    # When it was asked (epoch seconds): a check that read the batches after that answers it.
+    kwargs = {"force": force, "asked_at": timezone.now().timestamp()} if force else {"force": force}
+    task_send_on_commit("polling.tasks.poll_job", args=[job_id], kwargs=kwargs)

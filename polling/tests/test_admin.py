@@ -244,7 +244,7 @@ def test_check_now_action(browser, django_capture_on_commit_callbacks, monkeypat
     paused = PollingJobFactory(status=JobStatus.PAUSED)
     with django_capture_on_commit_callbacks(execute=True):
         response = act(browser, "check_now", active, paused)
-    assert queued == [([active.pk], {"force": True})]
+    assert [(args, kwargs["force"]) for args, kwargs in queued] == [([active.pk], True)]
     msgs = messages_of(response)
     assert "1 job queued for an immediate check." in msgs
     assert any("only an active job can be checked" in m for m in msgs)

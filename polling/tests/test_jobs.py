@@ -1,6 +1,7 @@
 """Creating, changing, pausing, resuming, checking and failing jobs (polling/services/jobs.py),
 called as the API, the admin and the CLI call them."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -30,7 +31,14 @@ def queued(monkeypatch):
     from polling import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.poll_job, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
+
+    def send(args, kwargs, **_):
+        # A forced check carries when it was asked (job_poll skips it if a read came since).
+        if kwargs.get("force"):
+            assert abs(kwargs.pop("asked_at") - time.time()) < 60
+        sent.append((args, kwargs))
+
+    monkeypatch.setattr(tasks.poll_job, "apply_async", send)
     return sent
 
 

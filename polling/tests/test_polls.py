@@ -47,6 +47,21 @@ def test_a_check_that_is_not_due_does_nothing(fake):
     assert fake.requests() == []
 
 
+def test_a_forced_check_is_answered_by_a_read_made_since_it_was_asked(fake):
+    # A new job is due at once and also gets a forced check: whichever runs second must not read
+    # the batches again a moment after the first did.
+    fake.add_batch("batch_a", finish_after=3600)
+    job = make_job(fake, ["batch_a"])
+    asked = timezone.now().timestamp()
+    assert job_poll(job_id=job.pk).outcome == "checked"  # the routine check, after the ask
+    assert job_poll(job_id=job.pk, force=True, asked_at=asked).outcome == "skipped"
+    assert fake.openai_requests_per_batch() == {"batch_a": 1}
+    # Asked after that read: the forced check reads.
+    asked = timezone.now().timestamp()
+    assert job_poll(job_id=job.pk, force=True, asked_at=asked).outcome == "checked"
+    assert fake.openai_requests_per_batch() == {"batch_a": 2}
+
+
 def test_a_job_held_by_another_worker_is_skipped(fake):
     fake.add_batch("batch_x", outcome="completed")
     job = make_job(
