@@ -260,13 +260,14 @@ def test_an_answer_that_comes_late_does_not_replace_a_newer_message(page, admin_
         if held:
             break
         page.wait_for_timeout(50)
-    assert len(held) == 1
+    assert held  # one or two (a live refresh may ask for the same filter)
     page.fill("#log-job", "abc")
     page.press("#log-job", "Enter")
     status = page.locator("#panel-logs .panel-status")
     expect()(status).to_contain_text("job id")
-    with page.expect_response("**/api/logs*"):
-        held[0].continue_()
+    for route in list(held):  # every answer asked for before the message
+        with page.expect_response("**/api/logs*"):
+            route.continue_()
     page.wait_for_timeout(300)  # the page's handler of that answer runs after the response event
     expect()(status).to_contain_text("job id")
     expect()(page.locator("#log-view .log-line")).to_have_count(1)  # still the earlier view
