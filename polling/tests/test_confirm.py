@@ -31,6 +31,16 @@ def sent(monkeypatch):
     return calls
 
 
+def _job_with_done_and_running(fake, prefix: str, *, done: int, running: int):
+    """A job watching `done` finished batches and then `running` ones, and their ids."""
+    ids = [f"{prefix}{i}" for i in range(done + running)]
+    for batch_id in ids[:done]:
+        fake.add_batch(batch_id, outcome="completed")
+    for batch_id in ids[done:]:
+        fake.set_batch(batch_id, status="in_progress")
+    return make_job(fake, ids), ids
+
+
 def test_a_signed_event_for_a_batch_that_is_still_running_completes_nothing(fake, sent):
     fake.set_batch("batch_liar", status="in_progress", completed=3, total=10)
     job = make_job(fake, ["batch_liar"])
@@ -50,12 +60,7 @@ def test_a_signed_event_for_a_batch_that_is_still_running_completes_nothing(fake
 
 def test_events_for_one_job_become_one_confirmation_reading_just_those_batches(fake, sent, settings):
     settings.OPENAI_SWEEP = False  # one GET per batch; with sweeps, the list test below
-    ids = [f"batch_c{i}" for i in range(6)]
-    for batch_id in ids[:4]:
-        fake.add_batch(batch_id, outcome="completed")
-    for batch_id in ids[4:]:
-        fake.set_batch(batch_id, status="in_progress")
-    job = make_job(fake, ids)
+    job, ids = _job_with_done_and_running(fake, "batch_c", done=4, running=2)
 
     for batch_id in ids[:4]:
         batches_announce(batch_id=batch_id)
@@ -200,12 +205,7 @@ def test_a_webhook_confirmation_racing_routine_polls_triggers_exactly_once(fake,
 def test_events_that_joined_one_confirmation_are_read_from_the_list_when_that_takes_fewer_requests(
     fake, sent
 ):
-    ids = [f"batch_s{i}" for i in range(8)]
-    for batch_id in ids[:6]:
-        fake.add_batch(batch_id, outcome="completed")
-    for batch_id in ids[6:]:
-        fake.set_batch(batch_id, status="in_progress")
-    job = make_job(fake, ids)
+    job, ids = _job_with_done_and_running(fake, "batch_s", done=6, running=2)
     for batch_id in ids[:6]:
         batches_announce(batch_id=batch_id)
 
