@@ -9,7 +9,9 @@ plain `Rejected` (any other 4xx, an empty batch id). The SDK does not retry (`ma
 callers retry by rescheduling.
 
 Reads go through one thread pool per process (`OPENAI_MAX_CONCURRENCY` requests in flight), so
-a worker checking many jobs at once neither starts threads per check nor floods OpenAI. The
+a worker checking many jobs at once neither starts threads per check nor floods OpenAI. Webhook
+confirmations (`urgent`) have a second pool of the same size: in the shared one, their reads
+would queue behind the pages of routine sweeps. The
 answer is read from the SDK's raw response (`with_raw_response`): the same request, errors and
 headers as `batches.retrieve`, without building a pydantic model per batch (about 40% of the
 CPU a read costs, measured in docs/BENCHMARKS.md).
@@ -163,15 +165,15 @@ def list_page(
     return batches, body.get("has_more") is True
 
 
-def list_walks(api_key: str, walks: list[Walk], *, max_pages: int) -> None:
-    """Run `walks` at once (on the shared pool), at most `max_pages` pages between them. A walk
-    stops at its `enough`, at the end of the list, at an error (in `.error`), or when the pages
-    run out. Never raises for one walk."""
+def list_walks(api_key: str, walks: list[Walk], *, max_pages: int, urgent: bool = False) -> None:
+    """Run `walks` at once (on the shared pool, or with `urgent` the confirmations' pool), at
+    most `max_pages` pages between them. A walk stops at its `enough`, at the end of the list, at
+    an error (in `.error`), or when the pages run out. Never raises for one walk."""
     budget = _PageBudget(max_pages)
     if len(walks) == 1:
         _walk(api_key, walks[0], budget)
         return
-    for future in [_pool().submit(_walk, api_key, walk, budget) for walk in walks]:
+    for future in [_pool(urgent=urgent).submit(_walk, api_key, walk, budget) for walk in walks]:
         future.result()
 
 
@@ -209,29 +211,33 @@ def _walk(api_key: str, walk: Walk, budget: _PageBudget) -> None:
         after = page[-1].batch_id
 
 
-def retrieve_many(reads: list[tuple[str, str]]) -> dict[tuple[str, str], BatchInfo | IntegrationError]:
+def retrieve_many(
+    reads: list[tuple[str, str]], *, urgent: bool = False
+) -> dict[tuple[str, str], BatchInfo | IntegrationError]:
     """Many (api_key, batch_id) reads at once, for the batches of several jobs: each pair's
-    `BatchInfo` or the outcome its request raised. Never raises for one read."""
+    `BatchInfo` or the outcome its request raised. Never raises for one read. `urgent`: on the
+    confirmations' pool."""
     unique = list(dict.fromkeys(reads))
     if len(unique) <= 1:
         return {read: _outcome(*read) for read in unique}
-    futures = [_pool().submit(_outcome, *read) for read in unique]
+    futures = [_pool(urgent=urgent).submit(_outcome, *read) for read in unique]
     return {read: future.result() for read, future in zip(unique, futures, strict=True)}
 
 
 _pool_lock = threading.Lock()
-_shared_pool: ThreadPoolExecutor | None = None
+_pools: dict[bool, ThreadPoolExecutor] = {}
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The process's pool for OpenAI reads, created on first use (after a fork, too)."""
-    global _shared_pool
+def _pool(*, urgent: bool = False) -> ThreadPoolExecutor:
+    """The process's pool for OpenAI reads (or for urgent ones), created on first use (after a
+    fork, too)."""
     with _pool_lock:
-        if _shared_pool is None:
-            _shared_pool = ThreadPoolExecutor(
-                max_workers=settings.OPENAI_MAX_CONCURRENCY, thread_name_prefix="openai"
+        if urgent not in _pools:
+            _pools[urgent] = ThreadPoolExecutor(
+                max_workers=settings.OPENAI_MAX_CONCURRENCY,
+                thread_name_prefix="openai-urgent" if urgent else "openai",
             )
-        return _shared_pool
+        return _pools[urgent]
 
 
 def _outcome(api_key: str, batch_id: str) -> BatchInfo | IntegrationError:

@@ -60,27 +60,36 @@ class SweepPlan:
         return len(self.groups)
 
 
-def batch_states(reads: list[tuple[str, JobBatch]]) -> dict[tuple[str, str], object]:
+def batch_states(
+    reads: list[tuple[str, JobBatch]], *, for_confirmation: bool = False
+) -> dict[tuple[str, str], object]:
     """The current state of each (api_key, batch): a `BatchInfo` or the outcome
     (`teckochecker.integrations`) its read raised, keyed by (api_key, batch_id). Each key's
     batches are swept from the list when that needs fewer requests; the rest are read one by
-    one, all at once. Changes nothing."""
+    one, all at once. Changes nothing.
+
+    `for_confirmation`: for webhook confirmations of several jobs at once. Each job's batches
+    are swept on their own: the batches of different jobs may lie anywhere in the key's list
+    (those of one job were submitted together), and a sweep of batches far apart would page
+    through everything between them. The requests go to the confirmations' own pool, not
+    behind routine sweeps.
+    """
     from polling.integrations import openai as openai_api
 
-    by_key: dict[str, dict[str, JobBatch]] = {}
+    by_key: dict[tuple[str, int | None], dict[str, JobBatch]] = {}
     for api_key, batch in reads:
-        by_key.setdefault(api_key, {})[batch.batch_id] = batch
+        by_key.setdefault((api_key, batch.job_id if for_confirmation else None), {})[batch.batch_id] = batch
     answers: dict[tuple[str, str], object] = {}
     singles: list[tuple[str, str]] = []
-    for api_key, batches in by_key.items():
+    for (api_key, _), batches in by_key.items():
         plan = sweep_plan(api_key, list(batches.values()))
         if plan is None:
             singles.extend((api_key, batch_id) for batch_id in batches)
             continue
-        found, unread = sweep_run(api_key, plan)
+        found, unread = sweep_run(api_key, plan, urgent=for_confirmation)
         answers.update({(api_key, batch_id): answer for batch_id, answer in found.items()})
         singles.extend((api_key, batch_id) for batch_id in unread)
-    answers.update(openai_api.retrieve_many(singles))
+    answers.update(openai_api.retrieve_many(singles, urgent=for_confirmation))
     return answers
 
 
@@ -110,7 +119,7 @@ def sweep_plan(api_key: str, batches: list[JobBatch]) -> SweepPlan | None:
     return plan
 
 
-def sweep_run(api_key: str, plan: SweepPlan) -> tuple[dict[str, object], list[str]]:
+def sweep_run(api_key: str, plan: SweepPlan, *, urgent: bool = False) -> tuple[dict[str, object], list[str]]:
     """Walk the key's list as `plan` says. Returns the answers found (a `BatchInfo`, or the
     error of the walk that should have found the batch) and the batch ids left for single
     reads (the head, and every batch no walk reached)."""
@@ -123,7 +132,7 @@ def sweep_run(api_key: str, plan: SweepPlan) -> tuple[dict[str, object], list[st
     for group in plan.groups:
         walks.append(openai_api.Walk(after=after, enough=_enough_for(group, seen, lock)))
         after = group[-1].batch_id
-    openai_api.list_walks(api_key, walks, max_pages=settings.OPENAI_SWEEP_MAX_PAGES)
+    openai_api.list_walks(api_key, walks, max_pages=settings.OPENAI_SWEEP_MAX_PAGES, urgent=urgent)
 
     listed = {info.batch_id: info for walk in walks for info in walk.batches if info.batch_id}
     found: dict[str, object] = {}
