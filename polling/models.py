@@ -121,6 +121,12 @@ class PollingJob(models.Model):
             models.Index(fields=["status", "-created_at"], name="job_status_newest_idx"),
             models.Index(fields=["status", "next_check_at"], name="job_due_idx"),
             models.Index(fields=["keboola_next_follow_at"], name="job_follow_due_idx"),
+            # Pending webhook confirmations, oldest first (confirm.py takes them in groups).
+            models.Index(
+                fields=["confirm_requested_at"],
+                name="job_confirm_pending_idx",
+                condition=models.Q(confirm_requested_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

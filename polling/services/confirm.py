@@ -19,19 +19,26 @@ Coalescing: the first event of a job sends the task (WEBHOOK_COALESCE_SECONDS la
 it reads the marks, and an event marks its batch (committed) *before* it looks at the flag, so
 an event is never left with neither a task nor a mark read: either it saw the flag set and the
 task reads its mark, or it saw the flag cleared and sent a task of its own.
+
+Under a burst, each confirmation also takes other jobs whose requests are pending (their flags
+set, nobody holding them), a few at a time, clearing their flags in the same claim; their own
+tasks then find the flags cleared and do nothing. A job is taken only with its flag set, so the
+rule above holds for every job of the group.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from polling.models import TERMINAL_BATCH_STATUSES, JobBatch, JobStatus, PollingJob, TriggerState
-from polling.services.leases import lease_claim, lease_release
+from polling.services.leases import lease_claim, lease_free, lease_release
 from polling.services.polls import PollResult, batches_apply
 from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.sweeps import batch_states
@@ -48,6 +55,8 @@ BUSY_RETRIES = 10
 # A request whose task was lost (broker restart, worker killed) stops holding back new ones
 # after this long; routine polling covers the job meanwhile.
 REQUEST_STALE_SECONDS = 60
+# Most jobs one confirmation takes at once (job_confirm).
+CONFIRM_GROUP_MAX = 10
 
 
 def batches_announce(*, batch_id: str) -> list[int]:
@@ -95,6 +104,21 @@ def confirm_request(*, job_id: int, now=None) -> bool:
     return True
 
 
+def confirmations_resume(*, job_ids: list[int]) -> int:
+    """Start the confirmations that wait for any of `job_ids`, which a routine check has just
+    given back: a confirmation that found its job busy would otherwise wait for its next try
+    (BUSY_RETRY_SECONDS). One task per CONFIRM_GROUP_MAX waiting jobs, as each takes the others
+    along. Returns how many jobs were waiting."""
+    waiting = list(
+        PollingJob.objects.filter(pk__in=job_ids, status=JobStatus.ACTIVE, confirm_requested_at__isnull=False)
+        .order_by("confirm_requested_at")
+        .values_list("pk", flat=True)
+    )
+    for start in range(0, len(waiting), CONFIRM_GROUP_MAX):
+        _send(waiting[start], countdown=0)
+    return len(waiting)
+
+
 def _send(job_id: int, *, countdown: float, attempt: int = 0) -> bool:
     return task_send(
         CONFIRM_TASK,
@@ -109,68 +133,181 @@ def job_confirm(*, job_id: int, attempt: int = 0) -> PollResult:
     """Confirm the batches announced for the job (see the module's docstring); `attempt` counts
     the tries that found the job busy. Outcomes: "busy" (another worker holds the job: tried
     again in BUSY_RETRY_SECONDS, the request stays pending), "skipped" (not active, nothing
-    announced, or a trigger already under way), "confirmed" (batches read, some unfinished) or
-    the trigger's outcome."""
+    announced, a trigger already under way, or another confirmation took the request),
+    "confirmed" (batches read, some unfinished) or the trigger's outcome.
+
+    The confirmation also takes up to CONFIRM_GROUP_MAX - 1 other jobs whose requests are
+    pending and free, and confirms them all with a fixed number of queries and their reads at
+    once. Under a burst of events, confirmations wait for each other in the queue, and most of
+    each one's time is its own round trips (message, claim, reads, writes, release), not its
+    batches; taken together, a thread confirms several jobs in the time of one. When only
+    this job is pending, this is the single confirmation it always was."""
     now = timezone.now()
-    rows = PollingJob.objects.filter(pk=job_id, status=JobStatus.ACTIVE)
+    dispatched = Q(lease_token__startswith=DISPATCH_PREFIX)
+    others = list(
+        PollingJob.objects.filter(status=JobStatus.ACTIVE, confirm_requested_at__isnull=False)
+        .filter(lease_free(now) | dispatched)
+        .exclude(pk=job_id)
+        .order_by("confirm_requested_at")
+        .values_list("pk", flat=True)[: CONFIRM_GROUP_MAX - 1]
+    )
+    # A job is taken only while its request is pending (its flag is set): a flag cleared means
+    # that another confirmation took the request, and reads its marks.
+    rows = PollingJob.objects.filter(
+        pk__in=[job_id, *others], status=JobStatus.ACTIVE, confirm_requested_at__isnull=False
+    )
     # Like a forced check, a confirmation does not wait for a dispatched message in the queue.
     token, claimed = lease_claim(
-        rows,
-        seconds=settings.POLL_LEASE_SECONDS,
-        now=now,
-        take_over=Q(lease_token__startswith=DISPATCH_PREFIX),
-        confirm_requested_at=None,
+        rows, seconds=settings.POLL_LEASE_SECONDS, now=now, take_over=dispatched, confirm_requested_at=None
     )
-    if not claimed:
-        if rows.exists() and attempt < BUSY_RETRIES:
-            if _send(job_id, countdown=BUSY_RETRY_SECONDS, attempt=attempt + 1):
-                return PollResult("busy", "another worker holds the job; trying again shortly")
-        # Not active any more, busy for too long or the broker is down: the routine check (or
-        # nothing, for a finished job) takes over; the next event may ask again.
-        PollingJob.objects.filter(pk=job_id).update(confirm_requested_at=None)
-        return PollResult("skipped", "job is not active or stayed busy")
-    try:
-        return _confirm_claimed(job_id, token=token)
-    except BaseException:
-        lease_release(PollingJob.objects.filter(pk=job_id), token=token)
-        raise
+    jobs = (
+        list(PollingJob.objects.filter(pk__in=[job_id, *others], lease_token=token).order_by("pk"))
+        if claimed
+        else []
+    )
+    outcome = None if any(job.pk == job_id for job in jobs) else _not_claimed(job_id, attempt=attempt)
+    if jobs:
+        try:
+            results = _confirm_claimed(jobs, token=token, first=job_id)
+        except BaseException:
+            lease_release(PollingJob.objects.filter(pk__in=[job.pk for job in jobs]), token=token)
+            raise
+        outcome = outcome or results[job_id]
+    return outcome
 
 
-def _confirm_claimed(job_id: int, *, token: str) -> PollResult:
-    job = PollingJob.objects.get(pk=job_id)
-    batches = list(JobBatch.objects.filter(job_id=job_id).order_by("pk"))
-    announced = [b for b in batches if b.announced_at is not None]
+def _not_claimed(job_id: int, *, attempt: int) -> PollResult:
+    """The outcome for a job this confirmation could not take."""
+    pending = PollingJob.objects.filter(
+        pk=job_id, status=JobStatus.ACTIVE, confirm_requested_at__isnull=False
+    )
+    if not pending.exists():
+        return PollResult("skipped", "job is not active, or another confirmation took the request")
+    if attempt < BUSY_RETRIES and _send(job_id, countdown=BUSY_RETRY_SECONDS, attempt=attempt + 1):
+        return PollResult("busy", "another worker holds the job; trying again shortly")
+    # Busy for too long or the broker is down: the routine check takes over; the next event may
+    # ask again.
+    pending.update(confirm_requested_at=None)
+    return PollResult("skipped", "job stayed busy")
+
+
+def _confirm_claimed(jobs: list[PollingJob], *, token: str, first: int) -> dict[int, PollResult]:
+    """Confirm `jobs`, held under `token`; never leaves one held. The jobs whose every batch has
+    now ended are triggered, `first` (the job whose message this is) first."""
+    results: dict[int, PollResult] = {}
+    batches_of: dict[int, list[JobBatch]] = {job.pk: [] for job in jobs}
+    for batch in JobBatch.objects.filter(job_id__in=batches_of).order_by("pk"):
+        batches_of[batch.job_id].append(batch)
+    announced = {b.pk for batches in batches_of.values() for b in batches if b.announced_at is not None}
     if announced:
-        JobBatch.objects.filter(pk__in=[b.pk for b in announced]).update(announced_at=None)
-    to_read = [b for b in announced if b.status not in TERMINAL_BATCH_STATUSES]
-    if job.trigger_state != TriggerState.NONE:
-        # A trigger is being sent or waits for its retry: that schedule is the trigger's.
-        lease_release(job, token=token)
-        return PollResult("skipped", "a trigger is under way")
-    if to_read:
-        key = _api_key(job)
-        if key is None:  # the routine check fails the job with the reason
-            lease_release(job, token=token)
-            return PollResult("skipped", "no usable OpenAI key")
-        # Several announced batches (events that joined one confirmation) are read from the key's
-        # list when that takes fewer requests, as a routine check would (sweeps.py).
-        answers = batch_states([(key, b) for b in to_read])
+        JobBatch.objects.filter(pk__in=announced).update(announced_at=None)
+
+    to_read: dict[int, list[JobBatch]] = {}
+    for job in jobs:
+        if job.trigger_state != TriggerState.NONE:
+            # A trigger is being sent or waits for its retry: that schedule is the trigger's.
+            results[job.pk] = PollResult("skipped", "a trigger is under way")
+            continue
+        batches = [b for b in batches_of[job.pk] if b.pk in announced]
+        to_read[job.pk] = [b for b in batches if b.status not in TERMINAL_BATCH_STATUSES]
+    keys = _api_keys([job for job in jobs if to_read.get(job.pk)])
+    for job in jobs:
+        if to_read.get(job.pk) and job.pk not in keys:  # the routine check fails the job with the reason
+            results[job.pk] = PollResult("skipped", "no usable OpenAI key")
+    reads = {pk: batches for pk, batches in to_read.items() if batches and pk in keys}
+    if reads:
         # Read errors are left to routine polling and its backoff: a confirmation only adds.
-        batches_apply(answers={job_id: [(b, answers[(key, b.batch_id)]) for b in to_read]})
-    if all(b.status in TERMINAL_BATCH_STATUSES for b in batches):
-        outcome = action_run(job_id=job_id, lease_token=token)
-        if outcome.state == "skipped":  # paused meanwhile: give the job back as it is
-            lease_release(job, token=token)
-        return PollResult(outcome.state, outcome.detail)
-    lease_release(job, token=token)
-    if not to_read:
-        return PollResult("skipped", "nothing announced")
-    done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
-    return PollResult("confirmed", f"{done}/{len(batches)} batches terminal")
+        # Several batches of one job are read from the key's list when that takes fewer
+        # requests, as a routine check would (sweeps.py); the jobs' batches are read at once.
+        answers = batch_states(
+            [(keys[pk], b) for pk, batches in reads.items() for b in batches], for_confirmation=True
+        )
+        batches_apply(
+            answers={
+                pk: [(b, answers[(keys[pk], b.batch_id)]) for b in batches] for pk, batches in reads.items()
+            }
+        )
+
+    finished: list[int] = []
+    for job in jobs:
+        if job.pk in results:
+            continue
+        batches = batches_of[job.pk]
+        done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
+        if done == len(batches):
+            finished.append(job.pk)
+        elif not to_read.get(job.pk):
+            results[job.pk] = PollResult("skipped", "nothing announced")
+        else:
+            results[job.pk] = PollResult("confirmed", f"{done}/{len(batches)} batches terminal")
+    finished.sort(key=lambda pk: pk != first)
+    # The jobs not finished are given back at once; the finished ones are triggered here, side
+    # by side. Handing them to tasks of their own was measured slower: under a burst those
+    # tasks queue behind every event's own task.
+    lease_release(PollingJob.objects.filter(pk__in=list(results)), token=token)
+    results.update(_triggers_run(finished, token=token))
+    return results
 
 
-def _api_key(job: PollingJob) -> str | None:
-    if not job.openai_secret_id:
-        return None
-    value = secrets_reveal(secret_ids={job.openai_secret_id}).get(job.openai_secret_id)
-    return None if value is None or isinstance(value, SecretUnreadable) else value
+def _triggers_run(job_ids: list[int], *, token: str) -> dict[int, PollResult]:
+    """Run the actions of `job_ids` (held under `token`) side by side: the first in this thread,
+    the others on the actions pool. One after another, the last of a group of finished jobs
+    waited for every action before it (about 0.1 s each). Every action ends before this
+    returns; the first error is raised after that."""
+    if not job_ids:
+        return {}
+    futures = {pk: _actions_pool().submit(_trigger_pooled, pk, token) for pk in job_ids[1:]}
+    outcomes: dict[int, PollResult | BaseException] = {}
+    try:
+        outcomes[job_ids[0]] = _trigger(job_ids[0], token=token)
+    except Exception as exc:
+        outcomes[job_ids[0]] = exc
+    for pk, future in futures.items():
+        try:
+            outcomes[pk] = future.result()
+        except Exception as exc:
+            outcomes[pk] = exc
+    for outcome in outcomes.values():
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
+
+
+def _trigger(job_id: int, *, token: str) -> PollResult:
+    outcome = action_run(job_id=job_id, lease_token=token)
+    if outcome.state == "skipped":  # paused meanwhile: give the job back as it is
+        lease_release(PollingJob.objects.filter(pk=job_id), token=token)
+    return PollResult(outcome.state, outcome.detail)
+
+
+def _trigger_pooled(job_id: int, token: str) -> PollResult:
+    try:
+        return _trigger(job_id, token=token)
+    finally:
+        connections.close_all()  # this pool thread's own: nobody else closes them
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _actions_pool() -> ThreadPoolExecutor:
+    """The process's pool for the actions of a confirmation's other finished jobs."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=CONFIRM_GROUP_MAX - 1, thread_name_prefix="confirm-actions"
+            )
+        return _pool
+
+
+def _api_keys(jobs: list[PollingJob]) -> dict[int, str]:
+    """Each job's usable OpenAI key, read in one query; jobs without one are left out."""
+    values = secrets_reveal(secret_ids={job.openai_secret_id for job in jobs if job.openai_secret_id})
+    keys = {}
+    for job in jobs:
+        value = values.get(job.openai_secret_id) if job.openai_secret_id else None
+        if value is not None and not isinstance(value, SecretUnreadable):
+            keys[job.pk] = value
+    return keys

@@ -212,6 +212,9 @@ def _check_claimed_jobs(
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
     checked_release(checked=checked, token=token, now=now)
     jobs_hand_over(job_ids=hand_over, token=token)
+    from polling.services.confirm import confirmations_resume  # confirm.py uses this module
+
+    confirmations_resume(job_ids=list(checked))
 
 
 def _all_terminal(batches: list[JobBatch]) -> bool:

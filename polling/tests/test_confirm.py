@@ -215,3 +215,99 @@ def test_events_that_joined_one_confirmation_are_read_from_the_list_when_that_ta
     assert fake.stats()["openai_list_requests"] == 1
     statuses = dict(JobBatch.objects.filter(job=job).values_list("batch_id", "status"))
     assert [statuses[b] for b in ids] == ["completed"] * 6 + ["pending"] * 2
+
+
+def _announced_jobs(fake, prefix: str, count: int, *, status: str) -> list[PollingJob]:
+    """`count` jobs of one batch each and one OpenAI key, the batch in `status` at OpenAI and
+    announced."""
+    jobs = []
+    for n in range(count):
+        batch_id = f"{prefix}{n}"
+        if status == "in_progress":
+            fake.set_batch(batch_id, status="in_progress")
+        else:
+            fake.add_batch(batch_id, outcome=status)
+        key = {"openai_secret": jobs[0].openai_secret} if jobs else {}
+        jobs.append(make_job(fake, [batch_id], keboola_configuration_id=f"{prefix}{n}", **key))
+        batches_announce(batch_id=batch_id)
+    return jobs
+
+
+def test_a_confirmation_takes_other_pending_requests_with_it_a_few_at_a_time(fake, sent, monkeypatch):
+    monkeypatch.setattr(confirm, "CONFIRM_GROUP_MAX", 3)
+    jobs = _announced_jobs(fake, "batch_g", 4, status="in_progress")
+    assert [job_id for job_id, _, _ in sent] == [job.pk for job in jobs]  # one task each
+
+    assert job_confirm(job_id=jobs[0].pk).outcome == "confirmed"
+    # Three jobs (the most one confirmation takes), each batch read once; the fourth waits for
+    # its own task. Batches of different jobs are read one by one: they may lie anywhere in the
+    # key's list, and a sweep would page through everything between them.
+    assert fake.openai_requests_per_batch() == {"batch_g0": 1, "batch_g1": 1, "batch_g2": 1}
+    assert fake.stats()["openai_list_requests"] == 0
+    pending = dict(PollingJob.objects.values_list("pk", "confirm_requested_at"))
+    assert [pending[job.pk] is not None for job in jobs] == [False, False, False, True]
+    assert not PollingJob.objects.exclude(lease_token="").exists()
+
+    # The task of a job taken along has nothing of its own to do, but takes what is pending
+    # now: the fourth job. Then nothing is left, and no batch was read twice.
+    assert job_confirm(job_id=jobs[1].pk).outcome == "skipped"
+    assert fake.openai_requests_per_batch() == {f"batch_g{n}": 1 for n in range(4)}
+    assert not PollingJob.objects.filter(confirm_requested_at__isnull=False).exists()
+    assert [job_confirm(job_id=job.pk).outcome for job in (jobs[2], jobs[3])] == ["skipped", "skipped"]
+    assert fake.openai_requests_per_batch() == {f"batch_g{n}": 1 for n in range(4)}
+
+
+@pytest.mark.django_db(transaction=True)  # the other actions run on threads of their own
+def test_finished_jobs_of_one_confirmation_trigger_once_each_side_by_side(fake, sent):
+    jobs = _announced_jobs(fake, "batch_h", 3, status="completed")
+    sent.clear()
+    fake.set_latency(0.6)
+
+    assert job_confirm(job_id=jobs[1].pk).outcome == "triggered"
+    assert sorted(k["config"] for k in fake.keboola_jobs()) == ["batch_h0", "batch_h1", "batch_h2"]
+    # Side by side: every action's request reached Keboola before the first was answered.
+    arrived = sorted(r["time"] for r in fake.requests("keboola.create"))
+    assert len(arrived) == 3 and arrived[-1] - arrived[0] < 0.6
+    assert set(PollingJob.objects.values_list("status", flat=True)) == {JobStatus.COMPLETED}
+    assert not PollingJob.objects.exclude(lease_token="").exists() and sent == []
+
+    # The other jobs' own tasks find them finished.
+    assert [job_confirm(job_id=job.pk).outcome for job in (jobs[0], jobs[2])] == ["skipped", "skipped"]
+    assert len(fake.keboola_jobs()) == 3
+    assert fake.openai_requests_per_batch() == {"batch_h0": 1, "batch_h1": 1, "batch_h2": 1}
+
+
+def test_a_pending_job_another_worker_holds_is_left_to_its_own_confirmation(fake, sent):
+    jobs = _announced_jobs(fake, "batch_k", 2, status="completed")
+    PollingJob.objects.filter(pk=jobs[1].pk).update(
+        lease_token="routine", lease_expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    sent.clear()
+
+    assert job_confirm(job_id=jobs[0].pk).outcome == "triggered"
+    assert fake.openai_requests_per_batch() == {"batch_k0": 1}
+    held = PollingJob.objects.get(pk=jobs[1].pk)
+    assert held.lease_token == "routine" and held.confirm_requested_at is not None and sent == []
+
+    assert job_confirm(job_id=jobs[1].pk).outcome == "busy"
+    PollingJob.objects.filter(pk=jobs[1].pk).update(lease_token="", lease_expires_at=None)
+    assert job_confirm(job_id=jobs[1].pk, attempt=1).outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 2
+
+
+def test_a_routine_check_that_gives_back_a_job_starts_its_waiting_confirmation(fake, sent):
+    fake.set_batch("batch_w", status="in_progress")
+    job = make_job(fake, ["batch_w"])
+    batches_announce(batch_id="batch_w")  # its task is on its way, or found the job busy
+    sent.clear()
+
+    assert job_poll(job_id=job.pk, force=True).outcome == "checked"
+    assert sent == [(job.pk, 0, 0)]  # at once, not at the busy task's next try
+    fake.add_batch("batch_w", outcome="completed")
+    assert job_confirm(job_id=job.pk).outcome == "triggered"
+
+    # Nothing waits any more: a check gives the job back without sending anything.
+    fake.set_batch("batch_x", status="in_progress")
+    other = make_job(fake, ["batch_x"])
+    assert job_poll(job_id=other.pk, force=True).outcome == "checked"
+    assert sent == [(job.pk, 0, 0)]
