@@ -7,7 +7,10 @@ Definitions (docs/BENCHMARKS.md repeats them):
 - *Poll lag* of a check = its time minus when it was due = the previous check + the interval.
   The first check is due when the job is created; its lag is reported on its own.
 - *Trigger latency* = the Keboola POST's arrival minus the moment the job's last batch turned
-  terminal in the fake (or the job's creation, if later).
+  terminal in the fake (or the job's creation, if later). It is split in two: *until seen*, to
+  the first observation after which every batch of the job had been observed terminal (a read,
+  a list page, or a list page of another job's sweep, which shows it but may not record it),
+  and *seen to trigger*, the rest: recording, hand-over and the action's own request.
 - *Minimum OpenAI requests* of a batch = ceil(lifetime / interval) + 1, lifetime = from the
   batch's first check until it turned terminal: what a poller exactly on schedule would need.
   These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
@@ -93,6 +96,7 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
         by_config[kb["config"]].append(kb)
 
     lags, first_lags, trigger, excess = [], [], [], []
+    until_seen, seen_to_trigger = [], []
     actual_total = minimum_total = 0
     duplicates, missing = {}, []
     finished = [j for j in jobs if j["status"] in ("completed", "completed_with_failures", "failed")]
@@ -122,7 +126,16 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
         if job["id"] in finished_ids and job["status"] != "failed" and not made:
             missing.append(job["id"])
         if made and terminals and all(t is not None for t in terminals):
-            trigger.append(min(m["created_at"] for m in made) - max(max(terminals), created))
+            triggered_at = min(m["created_at"] for m in made)
+            ended = max(max(terminals), created)
+            trigger.append(triggered_at - ended)
+            seen = [
+                min((t for t in _observed(batches[b]) if t >= batches[b]["terminal_at"]), default=None)
+                for b in job["batch_ids"]
+            ]
+            if all(t is not None for t in seen) and max(seen) <= triggered_at:
+                until_seen.append(max(max(seen), ended) - ended)
+                seen_to_trigger.append(triggered_at - max(max(seen), ended))
     statuses = defaultdict(int)
     for job in jobs:
         statuses[job["status"]] += 1
@@ -133,6 +146,10 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
         "poll_lag_seconds": summary(lags),
         "first_check_lag_seconds": summary(first_lags),
         "trigger_latency_seconds": summary(trigger, points=(50, 95)),
+        "trigger_latency_split_seconds": {
+            "until_seen": summary(until_seen, points=(50, 95)),
+            "seen_to_trigger": summary(seen_to_trigger, points=(50, 95)),
+        },
         "keboola_jobs": {
             "finished_jobs": len(finished),
             "exactly_one": sum(
@@ -198,6 +215,9 @@ def render(report: dict, console=None) -> None:
     row("poll lag (s)", report["poll_lag_seconds"])
     row("first check lag (s)", report["first_check_lag_seconds"])
     row("trigger latency (s)", report["trigger_latency_seconds"])
+    if split := report.get("trigger_latency_split_seconds"):
+        row("  until seen by a read (s)", split["until_seen"])
+        row("  seen to trigger (s)", split["seen_to_trigger"])
     o = report["openai_requests"]
     row(
         f"OpenAI single reads/batch over min (total {o['actual']} vs {o['minimum']}, x{o['ratio']})",
