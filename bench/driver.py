@@ -506,10 +506,15 @@ class Driver:
                 "id", "name", "status", "created_at", "keboola_job_id", "keboola_configuration_id"
             )
         }
-        for job_id, batch_id in JobBatch.objects.filter(job_id__in=ids).values_list("job_id", "batch_id"):
+        recorded: dict[int, float] = {}
+        batches = JobBatch.objects.filter(job_id__in=ids).values_list("job_id", "batch_id", "updated_at")
+        for job_id, batch_id, updated_at in batches:
             rows[job_id]["batch_ids"].append(batch_id)
+            # A finished batch's last change is its end, as a read (or a confirmation) recorded it.
+            recorded[job_id] = max(recorded.get(job_id, 0.0), updated_at.timestamp())
         for row in rows.values():
             row["created_at"] = row["created_at"].timestamp()
+            row["recorded_at"] = recorded.get(row["id"])
         return list(rows.values())
 
 

@@ -7,10 +7,10 @@ Definitions (docs/BENCHMARKS.md repeats them):
 - *Poll lag* of a check = its time minus when it was due = the previous check + the interval.
   The first check is due when the job is created; its lag is reported on its own.
 - *Trigger latency* = the Keboola POST's arrival minus the moment the job's last batch turned
-  terminal in the fake (or the job's creation, if later). It is split in two: *until seen*, to
-  the first observation after which every batch of the job had been observed terminal (a read,
-  a list page, or a list page of another job's sweep, which shows it but may not record it),
-  and *seen to trigger*, the rest: recording, hand-over and the action's own request.
+  terminal in the fake (or the job's creation, if later). It is split in two at the moment
+  TeckoChecker had recorded every batch of the job as finished (the latest `updated_at` of its
+  batches): *until recorded* (the read's cadence, the read itself and storing it) and
+  *recorded to trigger* (the hand-over to the action and the action's own request).
 - *Minimum OpenAI requests* of a batch = ceil(lifetime / interval) + 1, lifetime = from the
   batch's first check until it turned terminal: what a poller exactly on schedule would need.
   These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
@@ -96,7 +96,7 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
         by_config[kb["config"]].append(kb)
 
     lags, first_lags, trigger, excess = [], [], [], []
-    until_seen, seen_to_trigger = [], []
+    until_recorded, recorded_to_trigger = [], []
     actual_total = minimum_total = 0
     duplicates, missing = {}, []
     finished = [j for j in jobs if j["status"] in ("completed", "completed_with_failures", "failed")]
@@ -129,13 +129,10 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
             triggered_at = min(m["created_at"] for m in made)
             ended = max(max(terminals), created)
             trigger.append(triggered_at - ended)
-            seen = [
-                min((t for t in _observed(batches[b]) if t >= batches[b]["terminal_at"]), default=None)
-                for b in job["batch_ids"]
-            ]
-            if all(t is not None for t in seen) and max(seen) <= triggered_at:
-                until_seen.append(max(max(seen), ended) - ended)
-                seen_to_trigger.append(triggered_at - max(max(seen), ended))
+            recorded = job.get("recorded_at")
+            if recorded is not None and ended <= recorded <= triggered_at:
+                until_recorded.append(recorded - ended)
+                recorded_to_trigger.append(triggered_at - recorded)
     statuses = defaultdict(int)
     for job in jobs:
         statuses[job["status"]] += 1
@@ -147,8 +144,8 @@ def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> 
         "first_check_lag_seconds": summary(first_lags),
         "trigger_latency_seconds": summary(trigger, points=(50, 95)),
         "trigger_latency_split_seconds": {
-            "until_seen": summary(until_seen, points=(50, 95)),
-            "seen_to_trigger": summary(seen_to_trigger, points=(50, 95)),
+            "until_recorded": summary(until_recorded, points=(50, 95)),
+            "recorded_to_trigger": summary(recorded_to_trigger, points=(50, 95)),
         },
         "keboola_jobs": {
             "finished_jobs": len(finished),
@@ -216,8 +213,8 @@ def render(report: dict, console=None) -> None:
     row("first check lag (s)", report["first_check_lag_seconds"])
     row("trigger latency (s)", report["trigger_latency_seconds"])
     if split := report.get("trigger_latency_split_seconds"):
-        row("  until seen by a read (s)", split["until_seen"])
-        row("  seen to trigger (s)", split["seen_to_trigger"])
+        row("  until recorded (s)", split["until_recorded"])
+        row("  recorded to trigger (s)", split["recorded_to_trigger"])
     o = report["openai_requests"]
     row(
         f"OpenAI single reads/batch over min (total {o['actual']} vs {o['minimum']}, x{o['ratio']})",

@@ -1,18 +1,23 @@
-"""The figures `bench.report.build` derives from what the fake recorded."""
+"""The figures `bench.report.build` derives from what the fake and the database recorded."""
 
 from bench import report
 
 
-def _build(batches: dict, triggered_at: float) -> dict:
+def _build(*, ended: float, recorded: float | None, triggered_at: float) -> dict:
     jobs = [
         {
             "id": 1,
             "created_at": 0.0,
-            "batch_ids": list(batches),
+            "batch_ids": ["a", "b"],
             "status": "completed",
             "keboola_configuration_id": "c",
+            "recorded_at": recorded,
         }
     ]
+    batches = {
+        "a": {"requests": [1.0, 31.0], "listed": [], "terminal_at": ended - 5},
+        "b": {"requests": [1.0], "listed": [33.0], "terminal_at": ended},
+    }
     timings = {"batches": batches, "keboola_jobs": [{"config": "c", "created_at": triggered_at, "id": "k1"}]}
     return report.build(
         config={"interval": 30},
@@ -25,24 +30,14 @@ def _build(batches: dict, triggered_at: float) -> dict:
     )
 
 
-def test_trigger_latency_splits_at_the_read_that_saw_the_last_batch_end():
-    built = _build(
-        {
-            # Ended at 20, seen by a read at 31 (the read at 1 was before it ended).
-            "a": {"requests": [1.0, 31.0], "listed": [], "terminal_at": 20.0},
-            # Ended last, at 25, and first seen on a list page at 33.
-            "b": {"requests": [1.0], "listed": [33.0], "terminal_at": 25.0},
-        },
-        triggered_at=34.5,
-    )
+def test_trigger_latency_splits_where_the_last_batch_end_was_recorded():
+    built = _build(ended=25.0, recorded=33.5, triggered_at=34.5)
     assert built["trigger_latency_seconds"]["p50"] == 9.5
     split = built["trigger_latency_split_seconds"]
-    assert (split["until_seen"]["p50"], split["seen_to_trigger"]["p50"]) == (8.0, 1.5)
+    assert (split["until_recorded"]["p50"], split["recorded_to_trigger"]["p50"]) == (8.5, 1.0)
 
 
-def test_a_job_triggered_before_any_read_saw_its_end_is_left_out_of_the_split():
-    # A webhook confirmation's read is a read too; a trigger with no read after the end (as
-    # the fake saw it) cannot be split.
-    built = _build({"a": {"requests": [1.0], "listed": [], "terminal_at": 20.0}}, triggered_at=21.0)
+def test_a_job_without_a_recorded_end_is_left_out_of_the_split():
+    built = _build(ended=25.0, recorded=None, triggered_at=34.5)
     assert built["trigger_latency_seconds"]["count"] == 1
-    assert built["trigger_latency_split_seconds"]["until_seen"]["count"] == 0
+    assert built["trigger_latency_split_seconds"]["until_recorded"]["count"] == 0

@@ -39,7 +39,7 @@ def test_bench_smoke_run_reports_every_figure_and_one_keboola_job_per_job(settin
     assert set(report["trigger_latency_seconds"]) == {"count", "p50", "p95", "max"}
     assert report["trigger_latency_seconds"]["count"] == jobs
     split = report["trigger_latency_split_seconds"]
-    assert 0 < split["until_seen"]["count"] == split["seen_to_trigger"]["count"] <= jobs
+    assert 0 < split["until_recorded"]["count"] == split["recorded_to_trigger"]["count"] <= jobs
     requests = report["openai_requests"]
     # Single reads and list pages (the sweeps) together; every batch was observed.
     assert requests["actual"] + requests["list_pages"] > 0 and requests["batches"] > 0
