@@ -28,12 +28,10 @@ rule above holds for every job of the group.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -42,7 +40,7 @@ from polling.services.leases import lease_claim, lease_free, lease_release
 from polling.services.polls import PollResult, batches_apply
 from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.sweeps import batch_states
-from polling.services.trigger import action_run
+from polling.services.trigger import actions_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
 from teckochecker.tasks_out import task_send
@@ -245,61 +243,9 @@ def _confirm_claimed(jobs: list[PollingJob], *, token: str, first: int) -> dict[
     # by side. Handing them to tasks of their own was measured slower: under a burst those
     # tasks queue behind every event's own task.
     lease_release(PollingJob.objects.filter(pk__in=list(results)), token=token)
-    results.update(_triggers_run(finished, token=token))
+    for pk, outcome in actions_run(job_ids=finished, lease_token=token).items():
+        results[pk] = PollResult(outcome.state, outcome.detail)
     return results
-
-
-def _triggers_run(job_ids: list[int], *, token: str) -> dict[int, PollResult]:
-    """Run the actions of `job_ids` (held under `token`) side by side: the first in this thread,
-    the others on the actions pool. One after another, the last of a group of finished jobs
-    waited for every action before it (about 0.1 s each). Every action ends before this
-    returns; the first error is raised after that."""
-    if not job_ids:
-        return {}
-    futures = {pk: _actions_pool().submit(_trigger_pooled, pk, token) for pk in job_ids[1:]}
-    outcomes: dict[int, PollResult | BaseException] = {}
-    try:
-        outcomes[job_ids[0]] = _trigger(job_ids[0], token=token)
-    except Exception as exc:
-        outcomes[job_ids[0]] = exc
-    for pk, future in futures.items():
-        try:
-            outcomes[pk] = future.result()
-        except Exception as exc:
-            outcomes[pk] = exc
-    for outcome in outcomes.values():
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return outcomes
-
-
-def _trigger(job_id: int, *, token: str) -> PollResult:
-    outcome = action_run(job_id=job_id, lease_token=token)
-    if outcome.state == "skipped":  # paused meanwhile: give the job back as it is
-        lease_release(PollingJob.objects.filter(pk=job_id), token=token)
-    return PollResult(outcome.state, outcome.detail)
-
-
-def _trigger_pooled(job_id: int, token: str) -> PollResult:
-    try:
-        return _trigger(job_id, token=token)
-    finally:
-        connections.close_all()  # this pool thread's own: nobody else closes them
-
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _actions_pool() -> ThreadPoolExecutor:
-    """The process's pool for the actions of a confirmation's other finished jobs."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=CONFIRM_GROUP_MAX - 1, thread_name_prefix="confirm-actions"
-            )
-        return _pool
 
 
 def _api_keys(jobs: list[PollingJob]) -> dict[int, str]:

@@ -17,11 +17,13 @@ first created nothing:
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -135,6 +137,65 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
             job, lease_token, outcome, at=now + timedelta(seconds=wait), log=log, last_error=message
         )
     return _complete(job, result, how="created")
+
+
+def actions_run(*, job_ids: list[int], lease_token: str) -> dict[int, TriggerOutcome]:
+    """`action_run` for several jobs held under `lease_token`, side by side: the first in this
+    thread, the others on the process's actions pool (ACTIONS_CONCURRENCY threads). A webhook
+    confirmation of several jobs that all finished would otherwise make the last wait for every
+    action before it; handed to tasks of their own, they waited behind the queue. A job whose
+    action could not be claimed (paused meanwhile) is given back. Every action has ended when
+    this returns; the first unexpected error is raised after that."""
+    if not job_ids:
+        return {}
+    futures = {pk: _actions_pool().submit(_action_pooled, pk, lease_token) for pk in job_ids[1:]}
+    outcomes: dict[int, TriggerOutcome | Exception] = {}
+    try:
+        outcomes[job_ids[0]] = _action_run_or_release(job_ids[0], lease_token)
+    except Exception as exc:
+        outcomes[job_ids[0]] = exc
+    for pk, future in futures.items():
+        try:
+            outcomes[pk] = future.result()
+        except Exception as exc:
+            outcomes[pk] = exc
+    for outcome in outcomes.values():
+        if isinstance(outcome, Exception):
+            raise outcome
+    return outcomes
+
+
+def _action_run_or_release(job_id: int, lease_token: str) -> TriggerOutcome:
+    outcome = action_run(job_id=job_id, lease_token=lease_token)
+    if outcome.state == "skipped":  # paused meanwhile: give the job back as it is
+        lease_release(PollingJob.objects.filter(pk=job_id), token=lease_token)
+    return outcome
+
+
+def _action_pooled(job_id: int, lease_token: str) -> TriggerOutcome:
+    # A pool thread's database connections are its own, and no task start or end looks after
+    # them: the same care as around a task (too old or broken ones closed before and after).
+    close_old_connections()
+    try:
+        return _action_run_or_release(job_id, lease_token)
+    finally:
+        close_old_connections()
+
+
+# Actions in flight per process besides the calling threads' own. Each pool thread keeps a
+# database connection (README, "Database connections"). A webhook confirmation takes up to ten
+# jobs at once, all of which may have just finished.
+ACTIONS_CONCURRENCY = 8
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _actions_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=ACTIONS_CONCURRENCY, thread_name_prefix="actions")
+        return _pool
 
 
 def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOutcome | None:
