@@ -9,7 +9,7 @@ from celery import Celery, bootsteps
 from celery.concurrency.base import apply_target
 from celery.concurrency.thread import ApplyResult as ThreadApplyResult
 from celery.concurrency.thread import TaskPool as ThreadTaskPool
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 from click import Option
 from kombu.common import ignore_errors
 
@@ -189,3 +189,13 @@ def _lower_worker_priority(**_kwargs) -> None:
 
     if settings.WORKER_NICE:
         os.nice(settings.WORKER_NICE)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(**_kwargs) -> None:
+    """Around each task, close this thread's database connections that are too old or broken,
+    as Django does around a request (CELERY_DB_REUSE_MAX in settings.py says why)."""
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -301,6 +301,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_PREFETCH", 4, minimum=1)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Without it, Celery's Django fixup closes the thread's database connections before and after
+# every task, so each task opened a new one (on PostgreSQL a new server process, per task).
+# With it, the fixup closes them only every 1,000 tasks, and teckochecker/celery.py closes
+# the ones too old (DB_CONN_MAX_AGE) or broken around each task, as Django does around a request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "polling.scheduler:SingleBeatScheduler"
 CELERY_BEAT_SCHEDULE = {

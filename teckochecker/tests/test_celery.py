@@ -160,3 +160,40 @@ def test_sigterm_lets_running_confirmations_finish_and_leaves_fetched_ones_for_t
         )
     finally:
         purge(sender, [webhook_queue, routine_queue])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tasks_keep_their_threads_database_connection_until_it_is_too_old(monkeypatch):
+    """Celery's Django fixup closed every connection around every task (a new PostgreSQL server
+    process per task); with CELERY_DB_REUSE_MAX set, a thread keeps its connection for
+    DB_CONN_MAX_AGE, and a too old one is closed around the next task."""
+    from celery.fixups.django import DjangoWorkerFixup
+    from django.db import connection
+
+    fixup = DjangoWorkerFixup(teckochecker.celery.app)  # what a worker installs
+    task = types.SimpleNamespace(request=types.SimpleNamespace(is_eager=False))
+
+    def run_tasks(count: int) -> None:
+        for _ in range(count):
+            fixup.on_task_prerun(sender=task)
+            teckochecker.celery._close_old_connections()
+            connection.ensure_connection()  # the task's queries
+            teckochecker.celery._close_old_connections()
+            fixup.on_task_postrun(sender=task)
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    connection.close()
+    connection.ensure_connection()
+    opened = connection.connection
+    run_tasks(5)
+    assert connection.connection is opened
+
+    connection.close_at = time.monotonic() - 1  # older than DB_CONN_MAX_AGE now
+    run_tasks(1)
+    assert connection.connection is not opened
+
+    # Without the setting, the fixup closes it around every task.
+    fixup.db_reuse_max = None
+    opened = connection.connection
+    run_tasks(1)
+    assert connection.connection is not opened
