@@ -193,9 +193,13 @@ def _lower_worker_priority(**_kwargs) -> None:
 
 @task_prerun.connect
 @task_postrun.connect
-def _close_old_connections(**_kwargs) -> None:
+def _close_old_connections(task=None, **_kwargs) -> None:
     """Around each task, close this thread's database connections that are too old or broken,
-    as Django does around a request (CELERY_DB_REUSE_MAX in settings.py says why)."""
+    as Django does around a request (CELERY_DB_REUSE_MAX in settings.py says why). Not around
+    a task run in place (`apply`): the caller's connection, maybe inside its transaction, is
+    the caller's, as Celery's own fixup leaves it."""
     from django.db import close_old_connections
 
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     close_old_connections()

@@ -176,9 +176,9 @@ def test_tasks_keep_their_threads_database_connection_until_it_is_too_old(monkey
     def run_tasks(count: int) -> None:
         for _ in range(count):
             fixup.on_task_prerun(sender=task)
-            teckochecker.celery._close_old_connections()
+            teckochecker.celery._close_old_connections(task=task)
             connection.ensure_connection()  # the task's queries
-            teckochecker.celery._close_old_connections()
+            teckochecker.celery._close_old_connections(task=task)
             fixup.on_task_postrun(sender=task)
 
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
@@ -197,3 +197,22 @@ def test_tasks_keep_their_threads_database_connection_until_it_is_too_old(monkey
     opened = connection.connection
     run_tasks(1)
     assert connection.connection is not opened
+
+
+@pytest.mark.django_db
+def test_a_task_run_in_place_leaves_the_callers_connection_alone(settings):
+    """`task.apply()` runs where it is called, maybe inside the caller's transaction (as a test
+    is): closing the connection around it would break the caller."""
+    from django.db import connection
+    from django.db.models import F
+
+    from polling.models import PollingJob
+    from polling.tasks import prune_logs
+    from polling.tests.factories import PollingJobFactory
+
+    job = PollingJobFactory()
+    PollingJob.objects.filter(pk=job.pk).update(consecutive_failures=F("consecutive_failures") + 1)
+    opened = connection.connection
+    prune_logs.apply()
+    assert connection.connection is opened and connection.in_atomic_block
+    assert PollingJob.objects.get(pk=job.pk).consecutive_failures == job.consecutive_failures + 1
