@@ -37,12 +37,10 @@ from django.utils import timezone
 
 from polling.models import TERMINAL_BATCH_STATUSES, JobBatch, JobStatus, PollingJob, TriggerState
 from polling.services.leases import lease_claim, lease_free, lease_release
-from polling.services.polls import PollResult, batches_apply
+from polling.services.polls import PollResult, batches_apply, openai_keys
 from polling.services.schedules import DISPATCH_PREFIX
 from polling.services.sweeps import batch_states
 from polling.services.trigger import actions_run
-from secrets_vault.exceptions import SecretUnreadable
-from secrets_vault.services import secrets_reveal
 from teckochecker.tasks_out import task_send
 
 CONFIRM_TASK = "polling.tasks.confirm_job"
@@ -208,9 +206,14 @@ def _confirm_claimed(jobs: list[PollingJob], *, token: str, first: int) -> dict[
             continue
         batches = [b for b in batches_of[job.pk] if b.pk in announced]
         to_read[job.pk] = [b for b in batches if b.status not in TERMINAL_BATCH_STATUSES]
-    keys = _api_keys([job for job in jobs if to_read.get(job.pk)])
+    # A job without a usable key is left to its routine check, which fails it with the reason.
+    keys = {
+        pk: value
+        for pk, value in openai_keys([job for job in jobs if to_read.get(job.pk)]).items()
+        if isinstance(value, str)
+    }
     for job in jobs:
-        if to_read.get(job.pk) and job.pk not in keys:  # the routine check fails the job with the reason
+        if to_read.get(job.pk) and job.pk not in keys:
             results[job.pk] = PollResult("skipped", "no usable OpenAI key")
     reads = {pk: batches for pk, batches in to_read.items() if batches and pk in keys}
     if reads:
@@ -246,14 +249,3 @@ def _confirm_claimed(jobs: list[PollingJob], *, token: str, first: int) -> dict[
     for pk, outcome in actions_run(job_ids=finished, lease_token=token).items():
         results[pk] = PollResult(outcome.state, outcome.detail)
     return results
-
-
-def _api_keys(jobs: list[PollingJob]) -> dict[int, str]:
-    """Each job's usable OpenAI key, read in one query; jobs without one are left out."""
-    values = secrets_reveal(secret_ids={job.openai_secret_id for job in jobs if job.openai_secret_id})
-    keys = {}
-    for job in jobs:
-        value = values.get(job.openai_secret_id) if job.openai_secret_id else None
-        if value is not None and not isinstance(value, SecretUnreadable):
-            keys[job.pk] = value
-    return keys

@@ -286,20 +286,25 @@ def next_due(job: PollingJob, *, now: datetime, ahead: timedelta = timedelta(0))
     return now + interval
 
 
-def _api_keys(jobs: list[PollingJob], results: dict[int, PollResult]) -> dict[int, str]:
-    """Each job's OpenAI key, read in one query; a job without a usable key fails (in `results`)."""
+def openai_keys(jobs: list[PollingJob]) -> dict[int, str | SecretUnreadable | None]:
+    """Each job's OpenAI key, read in one query: the value, the `SecretUnreadable` error, or
+    None when the job has no secret (any more)."""
     values = secrets_reveal(secret_ids={job.openai_secret_id for job in jobs if job.openai_secret_id})
+    return {job.pk: values.get(job.openai_secret_id) if job.openai_secret_id else None for job in jobs}
+
+
+def _api_keys(jobs: list[PollingJob], results: dict[int, PollResult]) -> dict[int, str]:
+    """Each job's usable OpenAI key (`openai_keys`); a job without one fails (in `results`)."""
     keys: dict[int, str] = {}
-    for job in jobs:
-        value = values.get(job.openai_secret_id) if job.openai_secret_id else None
+    for job_id, value in openai_keys(jobs).items():
         if value is None:
-            job_fail(job_id=job.pk, reason="The job's OpenAI secret no longer exists.")
-            results[job.pk] = PollResult("failed", "no secret")
+            job_fail(job_id=job_id, reason="The job's OpenAI secret no longer exists.")
+            results[job_id] = PollResult("failed", "no secret")
         elif isinstance(value, SecretUnreadable):
-            job_fail(job_id=job.pk, reason=value.detail)
-            results[job.pk] = PollResult("failed", "unreadable secret")
+            job_fail(job_id=job_id, reason=value.detail)
+            results[job_id] = PollResult("failed", "unreadable secret")
         else:
-            keys[job.pk] = value
+            keys[job_id] = value
     return keys
 
 

@@ -311,3 +311,14 @@ def test_a_routine_check_that_gives_back_a_job_starts_its_waiting_confirmation(f
     other = make_job(fake, ["batch_x"])
     assert job_poll(job_id=other.pk, force=True).outcome == "checked"
     assert sent == [(job.pk, 0, 0)]
+
+
+def test_a_job_without_a_usable_key_is_left_to_its_routine_check(fake, sent):
+    jobs = _announced_jobs(fake, "batch_n", 2, status="in_progress")
+    PollingJob.objects.filter(pk=jobs[0].pk).update(openai_secret=None)  # deleted meanwhile
+
+    assert job_confirm(job_id=jobs[0].pk).outcome == "skipped"
+    # The other job of the group is confirmed; this one is not read, not failed, not held.
+    assert fake.openai_requests_per_batch() == {"batch_n1": 1}
+    job = PollingJob.objects.get(pk=jobs[0].pk)
+    assert job.status == JobStatus.ACTIVE and job.lease_token == "" and fake.keboola_jobs() == []
