@@ -387,6 +387,7 @@ class Driver:
     # --- the whole run ----------------------------------------------------------------------
     def run(self) -> dict:
         began = time.time()
+        overflows = bench_report.listen_overflows()
         try:
             self.start_stack()
             self.setup_credentials()
@@ -419,6 +420,7 @@ class Driver:
                     "create_seconds": round(self.create_seconds, 1),
                     "elapsed_seconds": round(time.time() - began, 1),
                     "unfinished_jobs": unfinished,
+                    "listen_overflows": _since(overflows, bench_report.listen_overflows()),
                 },
             )
         finally:
@@ -527,3 +529,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _since(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before

@@ -10,7 +10,7 @@ Definitions (docs/BENCHMARKS.md repeats them):
   terminal in the fake (or the job's creation, if later). It is split in two at the moment
   TeckoChecker had recorded every batch of the job as finished (the latest `updated_at` of its
   batches): *until recorded* (the read's cadence, the read itself and storing it) and
-  *recorded to trigger* (the hand-over to the action and the action's own request).
+  *recorded to trigger* (waiting for the action to start, and its own request).
 - *Minimum OpenAI requests* of a batch = ceil(lifetime / interval) + 1, lifetime = from the
   batch's first check until it turned terminal: what a poller exactly on schedule would need.
   These are the *batch-checks* the rules ask for; *OpenAI requests per batch-check* = every
@@ -85,6 +85,24 @@ def machine() -> dict:
         "python": platform.python_version(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because a listening socket's backlog was
+    full (TcpExt ListenOverflows), machine-wide; None where /proc does not tell. Any during a
+    run means some server here (the fake, the web, Redis, PostgreSQL) accepted too slowly, and
+    the client waited a second or more for the SYN-ACK's retry: a delay of this machine, not of
+    the design."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            found = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(found["ListenOverflows"]) if "ListenOverflows" in found else None
+    return None
 
 
 def build(*, config, jobs, timings, api_samples, api_errors, processes, run) -> dict:
@@ -246,7 +264,7 @@ def render(report: dict, console=None) -> None:
         f"ramp {r['ramp_seconds']}s",
         f"total {r['elapsed_seconds']}s",
         f"unfinished {r['unfinished_jobs']}",
-        "",
+        f"listen overflows {r.get('listen_overflows', '?')}",
     )
     table.add_section()
     table.add_row("process (MB idle / peak, CPU s)", "pid", "idle RSS", "peak RSS", "CPU s", "")

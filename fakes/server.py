@@ -413,6 +413,11 @@ def _apply_batch(state: FakeState, item: dict) -> dict:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5. A worker opens up to OPENAI_MAX_CONCURRENCY
+    # connections at once (two workers: 64), and a connection the full backlog drops waits for
+    # the kernel's SYN-ACK retries (1, 3, 7 s): reads that seemed to take 10 s in the benchmark
+    # were that, which the real APIs do not do.
+    request_queue_size = 1024
     state: FakeState
 
     def handle_error(self, request: object, client_address: object) -> None:

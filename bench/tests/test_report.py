@@ -41,3 +41,32 @@ def test_a_job_without_a_recorded_end_is_left_out_of_the_split():
     built = _build(ended=25.0, recorded=None, triggered_at=34.5)
     assert built["trigger_latency_seconds"]["count"] == 1
     assert built["trigger_latency_split_seconds"]["until_recorded"]["count"] == 0
+
+
+def test_listen_overflows_counts_a_connection_that_a_full_backlog_dropped():
+    import socket
+    import time
+
+    import pytest
+
+    before = report.listen_overflows()
+    if before is None:
+        pytest.skip("/proc/net/netstat tells no ListenOverflows here")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)  # never accepted: the second or third connection finds the queue full
+    clients = []
+    try:
+        for _ in range(4):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(server.getsockname())
+            clients.append(client)
+        deadline = time.monotonic() + 5
+        while report.listen_overflows() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert report.listen_overflows() > before
+    finally:
+        for client in clients:
+            client.close()
+        server.close()
