@@ -42,8 +42,8 @@ from polling.services.leases import (
     lease_release_each,
 )
 from polling.services.logs import log_event, log_events
-from polling.services.schedules import DISPATCH_PREFIX, dispatch_ahead
-from polling.services.trigger import actions_run
+from polling.services.schedules import DISPATCH_CHUNK, DISPATCH_PREFIX, dispatch_ahead, jobs_hand_over
+from polling.services.trigger import TriggerOutcome, action_run
 from secrets_vault.exceptions import SecretUnreadable
 from secrets_vault.services import secrets_reveal
 from teckochecker.integrations import CredentialsRejected, ResourceNotFound
@@ -133,8 +133,10 @@ def _check_claimed(
         # Never leave a job stuck: release the lease and back off; the error goes to the log.
         logger.exception("unexpected error while polling job(s) %s", ", ".join(str(j.pk) for j in jobs))
         for job in jobs:
-            if job.pk not in results:
-                results[job.pk] = _unexpected_error(job, token=token, now=now)
+            # A job marked for handing over may not have been handed over yet: release it too.
+            if job.pk in results and results[job.pk].outcome != "handed_over":
+                continue
+            results[job.pk] = _unexpected_error(job, token=token, now=now)
     return results
 
 
@@ -158,11 +160,18 @@ def _unexpected_error(job: PollingJob, *, token: str, now) -> PollResult:
 def _check_claimed_jobs(
     jobs: list[PollingJob], *, token: str, now, results: dict[int, PollResult], ahead: timedelta
 ) -> None:
-    # The jobs whose action is due run it at the end, side by side (trigger.actions_run): in a
-    # key's sweep group of hundreds of jobs, one after another in this thread would make the last
-    # wait for every action before it, and handed to tasks of their own they queued behind the
-    # routine groups sent meanwhile (docs/BENCHMARKS.md, "Session 7").
-    finished: list[int] = []
+    # In a check of many jobs (a key's sweep group), the jobs whose action is due are handed on
+    # in small chunks (schedules.jobs_hand_over) so their actions run on every worker thread,
+    # not one after another in this one.
+    hand_over: list[int] = []
+    many = len(jobs) > DISPATCH_CHUNK
+
+    def finish(job: PollingJob) -> PollResult:
+        if many:
+            hand_over.append(job.pk)
+            return PollResult("handed_over", "every batch is terminal: the action runs in a chunk of its own")
+        return _finish_with_trigger(job, token=token, now=now)
+
     batches_of: dict[int, list[JobBatch]] = {job.pk: [] for job in jobs}
     for batch in JobBatch.objects.filter(job_id__in=batches_of).order_by("pk"):
         batches_of[batch.job_id].append(batch)
@@ -173,11 +182,11 @@ def _check_claimed_jobs(
         if job.trigger_state in (TriggerState.SENDING, TriggerState.RETRY) or _all_terminal(
             batches_of[job.pk]
         ):
-            finished.append(job.pk)
+            results[job.pk] = finish(job)
         else:
             to_read.append(job)
     if not to_read:
-        _actions_run(finished, token=token, results=results)
+        jobs_hand_over(job_ids=hand_over, token=token)
         return
 
     keys = _api_keys(to_read, results)
@@ -196,21 +205,16 @@ def _check_claimed_jobs(
         if job.pk in errors_of:
             results[job.pk] = _handle_openai_errors(job, errors_of[job.pk], token=token, now=now)
         elif _all_terminal(batches):
-            finished.append(job.pk)
+            results[job.pk] = finish(job)
         else:
             checked[job.pk] = next_due(job, now=now, ahead=ahead)
             done = sum(1 for b in batches if b.status in TERMINAL_BATCH_STATUSES)
             results[job.pk] = PollResult("checked", f"{done}/{len(batches)} batches terminal")
     checked_release(checked=checked, token=token, now=now)
+    jobs_hand_over(job_ids=hand_over, token=token)
     from polling.services.confirm import confirmations_resume  # confirm.py uses this module
 
     confirmations_resume(job_ids=list(checked))
-    _actions_run(finished, token=token, results=results)
-
-
-def _actions_run(job_ids: list[int], *, token: str, results: dict[int, PollResult]) -> None:
-    for pk, outcome in actions_run(job_ids=job_ids, lease_token=token).items():
-        results[pk] = PollResult(outcome.state, outcome.detail)
 
 
 def _all_terminal(batches: list[JobBatch]) -> bool:
@@ -388,3 +392,8 @@ def _handle_openai_errors(job: PollingJob, errors, *, token: str, now) -> PollRe
         level=LogLevel.WARNING,
     )
     return PollResult("backoff", reason)
+
+
+def _finish_with_trigger(job: PollingJob, *, token: str, now) -> PollResult:
+    outcome: TriggerOutcome = action_run(job_id=job.pk, lease_token=token)
+    return PollResult(outcome.state, outcome.detail)

@@ -158,6 +158,25 @@ def jobs_dispatch_due(*, limit: int = DISPATCH_LIMIT, chunk: int = DISPATCH_CHUN
     return sent
 
 
+def jobs_hand_over(*, job_ids: list[int], token: str, chunk: int = DISPATCH_CHUNK) -> list[int]:
+    """Move jobs held under the poll lease `token` to a fresh dispatch lease and send them in
+    chunks of `chunk` (a sweep group hands its finished jobs on, so their actions run on every
+    worker thread). The dispatcher leaves them alone meanwhile, and the messages' checks take
+    them over by the new token. Returns the ids handed over; if the broker is down, the jobs
+    are released instead and the dispatcher sends them again."""
+    now = timezone.now()
+    new = lease_token_new(prefix=DISPATCH_PREFIX)
+    PollingJob.objects.filter(pk__in=job_ids, lease_token=token).update(
+        lease_token=new, lease_expires_at=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
+    )
+    moved = list(PollingJob.objects.filter(pk__in=job_ids, lease_token=new).values_list("pk", flat=True))
+    for start in range(0, len(moved), chunk):
+        if not task_send("polling.tasks.poll_jobs", args=[moved[start : start + chunk], new]):
+            lease_release(PollingJob.objects.filter(pk__in=moved[start:]), token=new)
+            break
+    return moved
+
+
 def dispatch_ahead() -> int:
     """How many seconds early a key's jobs may be checked with that key's due ones (0: none)."""
     return settings.OPENAI_SWEEP_AHEAD_SECONDS if settings.OPENAI_SWEEP else 0

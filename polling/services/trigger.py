@@ -142,9 +142,8 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
 def actions_run(*, job_ids: list[int], lease_token: str) -> dict[int, TriggerOutcome]:
     """`action_run` for several jobs held under `lease_token`, side by side: the first in this
     thread, the others on the process's actions pool (ACTIONS_CONCURRENCY threads). A webhook
-    confirmation or a key's sweep group with several finished jobs would otherwise make the last
-    wait for every action before it; handed to tasks of their own, they waited behind the
-    queue. A job whose
+    confirmation of several jobs that all finished would otherwise make the last wait for every
+    action before it; handed to tasks of their own, they waited behind the queue. A job whose
     action could not be claimed (paused meanwhile) is given back. Every action has ended when
     this returns; the first unexpected error is raised after that."""
     if not job_ids:

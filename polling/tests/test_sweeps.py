@@ -190,36 +190,27 @@ def test_a_repeated_message_does_not_check_its_jobs_again_early(fake, monkeypatc
     assert fake.openai_observations_per_batch() == observed
 
 
-@pytest.mark.django_db(transaction=True)  # the other actions run on threads of their own
-def test_a_large_group_triggers_its_finished_jobs_side_by_side_without_more_messages(fake, monkeypatch):
-    jobs = _jobs_with_batches(fake, jobs=12, per_job=2)
-    finished = jobs[:3]
-    for batch in JobBatch.objects.filter(job__in=finished):
-        fake.set_batch(batch.batch_id, status="completed")
-    (group,) = _dispatch_once(monkeypatch)
-    assert len(group[0]) == 12
-    fake.set_latency(0.6)
-    sent = _dispatch_sent(monkeypatch)
-
-    results = jobs_poll(job_ids=group[0], dispatch_token=group[1])
-    assert {pk for pk, r in results.items() if r.outcome == "triggered"} == {j.pk for j in finished}
-    assert {r.outcome for pk, r in results.items() if pk not in {j.pk for j in finished}} == {"checked"}
-    # Side by side: every action's request reached Keboola before the first was answered, and
-    # no job went back to the queue for its action.
-    arrived = sorted(r["time"] for r in fake.requests("keboola.create"))
-    assert len(arrived) == 3 and arrived[-1] - arrived[0] < 0.6
-    assert sent == [] and not PollingJob.objects.exclude(lease_token="").exists()
-    # Each batch was read once, by the group's sweep; the actions read nothing more.
-    assert fake.openai_observations_per_batch() == {b.batch_id: 1 for b in JobBatch.objects.all()}
-    assert jobs_dispatch_due() == 0 and len(fake.keboola_jobs()) == 3
-
-
-def _dispatch_sent(monkeypatch):
+def test_a_large_group_hands_its_finished_jobs_on_in_small_chunks(fake, monkeypatch):
     from polling import tasks
 
+    jobs = _jobs_with_batches(fake, jobs=12, per_job=2)
+    for batch in JobBatch.objects.filter(job=jobs[0]):
+        fake.set_batch(batch.batch_id, status="completed")
     sent = []
     monkeypatch.setattr(tasks.poll_jobs, "apply_async", lambda args, **_: sent.append(args))
-    return sent
+    jobs_dispatch_due()
+    (group,) = sent
+    results = jobs_poll(job_ids=group[0], dispatch_token=group[1])
+    assert results[jobs[0].pk].outcome == "handed_over" and fake.keboola_jobs() == []
+    # Its own message, under a new dispatch lease the dispatcher leaves alone meanwhile.
+    (_, (ids, token)) = sent
+    assert ids == [jobs[0].pk] and token != group[1]
+    assert jobs_dispatch_due() == 0
+    reads = len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list"))
+    assert jobs_poll(job_ids=ids, dispatch_token=token)[jobs[0].pk].outcome == "triggered"
+    assert len(fake.keboola_jobs()) == 1
+    # The action ran without reading OpenAI again.
+    assert len(fake.requests("openai.retrieve")) + len(fake.requests("openai.list")) == reads
 
 
 def _check_again(monkeypatch, jobs):
