@@ -520,6 +520,10 @@ class Driver:
         return list(rows.values())
 
 
+def _since(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
+
 def main() -> None:
     workdir = Path(sys.argv[1])
     driver = Driver(workdir)
@@ -529,7 +533,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _since(before: int | None, after: int | None) -> int | None:
-    return None if before is None or after is None else after - before
