@@ -14,11 +14,18 @@ A *sweep* of a key's watched batches:
 - a walk stops once every batch of its group has been seen, or once it has passed the oldest of
   them (the ones not seen are then not in the list), at the end of the list, at an error, or when
   the sweep's page budget (OPENAI_SWEEP_MAX_PAGES) is spent;
-- the first walk starts right after a batch of the key that we know stands just above the
-  newest watched one (read before, by any job of the key: its `openai_created_at` and our
-  order place it); only when no such batch is known is the newest watched batch read on its
-  own and the first walk started after it. When the dispatcher sends a key's due jobs in small
-  groups, that single read was most of a sweep's requests;
+- each walk starts right after a batch of the key that we know stands just above the newest
+  batch of its group (read before, by any job of the key: its `openai_created_at` and our
+  order place it), so a walk does not page through the batches between two groups that no
+  job of this sweep watches; where no such batch is known, a walk starts after the last batch
+  of the group before it, and the first walk after the newest watched batch, read on its own.
+  When the dispatcher sends a key's due jobs in small groups, that single read was most of a
+  sweep's requests;
+- a walk that has shown two pages in a row without one of its batches stops: the batches it
+  has not seen lie far from the rest (a gap in the list, or a never-read batch placed by a
+  wrong guess). Paging on through the gap would be one page after another; instead the
+  batches left over are swept once more, each walk of that second sweep starting right above
+  its own batches. What the second sweep leaves is read one by one;
 - a walk whose first page is refused as a bad request (the cursor it starts after is unknown
   to OpenAI) leaves its group to single reads, as if no walk had reached it;
 - a batch no walk reached is read one by one, as before; a batch whose walk failed gets that
@@ -47,6 +54,7 @@ _pages_per_walk: dict[str, float] = {}
 _stats_lock = threading.Lock()
 MIN_BATCHES = 3  # fewer batches than this are always read one by one
 ABOVE_LOOKUP = 5  # candidates for the batch just above a sweep's newest (one may be in the sweep)
+BARREN_PAGES = 2  # pages in a row without one of its batches after which a walk stops
 
 
 @dataclass
@@ -54,6 +62,7 @@ class SweepPlan:
     start_after: str  # the batch id the first walk starts after
     head: JobBatch | None  # read on its own (then it is `start_after`), or None: a known batch
     groups: list[list[JobBatch]]  # newest first; each group is one walk's batches
+    starts: list[str]  # the batch id each walk starts after (the first: `start_after`)
 
     @property
     def pages(self) -> int:
@@ -86,9 +95,17 @@ def batch_states(
         if plan is None:
             singles.extend((api_key, batch_id) for batch_id in batches)
             continue
-        found, unread = sweep_run(api_key, plan, urgent=for_confirmation)
-        answers.update({(api_key, batch_id): answer for batch_id, answer in found.items()})
-        singles.extend((api_key, batch_id) for batch_id in unread)
+        result = sweep_run(api_key, plan, urgent=for_confirmation)
+        # Batches a walk left far from the rest of its group: one more sweep, whose walks start
+        # right above them, where that takes fewer requests than reading them one by one.
+        again = sweep_plan(api_key, [batches[batch_id] for batch_id in result.far])
+        if again is not None:
+            second = sweep_run(api_key, again, urgent=for_confirmation)
+            result.found.update(second.found)
+            far = set(result.far)
+            result.unread = [b for b in result.unread if b not in far] + second.unread
+        answers.update({(api_key, batch_id): answer for batch_id, answer in result.found.items()})
+        singles.extend((api_key, batch_id) for batch_id in result.unread)
     answers.update(openai_api.retrieve_many(singles, urgent=for_confirmation))
     return answers
 
@@ -110,43 +127,53 @@ def sweep_plan(api_key: str, batches: list[JobBatch]) -> SweepPlan | None:
         start_after=above or head.batch_id,
         head=head,
         groups=[rest[i : i + PAGE_SIZE] for i in range(0, len(rest), PAGE_SIZE)],
+        starts=[],
     )
     with _stats_lock:
         per_walk = _pages_per_walk.get(_fingerprint(api_key), 1.0)
     expected = (1 if head else 0) + math.ceil(plan.pages * per_walk)
     if expected >= len(batches) or expected > settings.OPENAI_SWEEP_MAX_PAGES:
         return None
+    plan.starts = [plan.start_after] + [
+        _known_above(group) or before[-1].batch_id
+        for before, group in zip(plan.groups, plan.groups[1:], strict=False)
+    ]
     return plan
 
 
-def sweep_run(api_key: str, plan: SweepPlan, *, urgent: bool = False) -> tuple[dict[str, object], list[str]]:
-    """Walk the key's list as `plan` says. Returns the answers found (a `BatchInfo`, or the
-    error of the walk that should have found the batch) and the batch ids left for single
-    reads (the head, and every batch no walk reached)."""
+@dataclass
+class SweepResult:
+    found: dict[str, object]  # batch id -> a `BatchInfo`, or the error of the walk that should have shown it
+    unread: list[str]  # for single reads: the head, and every batch no walk reached
+    far: list[str]  # batches of walks that stopped barren (in `unread` too): worth a second sweep
+
+
+def sweep_run(api_key: str, plan: SweepPlan, *, urgent: bool = False) -> SweepResult:
+    """Walk the key's list as `plan` says."""
     from polling.integrations import openai as openai_api
 
     seen: set[str] = set()
     lock = threading.Lock()
-    walks = []
-    after = plan.start_after
-    for group in plan.groups:
-        walks.append(openai_api.Walk(after=after, enough=_enough_for(group, seen, lock)))
-        after = group[-1].batch_id
+    stops = [_enough_for(group, seen, lock) for group in plan.groups]
+    walks = [
+        openai_api.Walk(after=after, enough=stop) for after, stop in zip(plan.starts, stops, strict=True)
+    ]
     openai_api.list_walks(api_key, walks, max_pages=settings.OPENAI_SWEEP_MAX_PAGES, urgent=urgent)
 
     listed = {info.batch_id: info for walk in walks for info in walk.batches if info.batch_id}
-    found: dict[str, object] = {}
-    unread = [plan.head.batch_id] if plan.head else []
-    for group, walk in zip(plan.groups, walks, strict=True):
+    result = SweepResult(found={}, unread=[plan.head.batch_id] if plan.head else [], far=[])
+    for group, walk, stop in zip(plan.groups, walks, stops, strict=True):
         for batch in group:
             if batch.batch_id in listed:
-                found[batch.batch_id] = listed[batch.batch_id]
+                result.found[batch.batch_id] = listed[batch.batch_id]
             elif walk.error is not None and not _cursor_refused(walk):
-                found[batch.batch_id] = walk.error
+                result.found[batch.batch_id] = walk.error
             else:
-                unread.append(batch.batch_id)
+                result.unread.append(batch.batch_id)
+                if stop.barren:
+                    result.far.append(batch.batch_id)
     _record(api_key, [walk.pages for walk in walks if walk.error is None])
-    return found, unread
+    return result
 
 
 def _known_above(ordered: list[JobBatch]) -> str | None:
@@ -193,20 +220,30 @@ def _cursor_refused(walk) -> bool:
 
 def _enough_for(group: list[JobBatch], seen: set[str], lock: threading.Lock):
     """A walk's stop rule: every batch of its group seen (by any walk), or the walk has passed
-    the oldest of them that is still unseen (so those are not in the list)."""
+    the oldest of them that is still unseen (so those are not in the list), or BARREN_PAGES
+    pages in a row showed none of them (the rest are read one by one)."""
     wanted = {b.batch_id: b.openai_created_at for b in group}
+    pages_without = 0
 
     def enough(page) -> bool:
+        nonlocal pages_without
+        on_page = {info.batch_id for info in page}
         with lock:
-            seen.update(info.batch_id for info in page)
+            found = any(batch_id in on_page for batch_id in wanted if batch_id not in seen)
+            seen.update(on_page)
             unseen = [created for batch_id, created in wanted.items() if batch_id not in seen]
         if not unseen:
+            return True
+        pages_without = 0 if found else pages_without + 1
+        if pages_without >= BARREN_PAGES:
+            enough.barren = True
             return True
         if any(created is None for created in unseen):
             return False  # where a never-read batch stands is a guess: keep looking
         oldest_on_page = page[-1].created_at
         return oldest_on_page is not None and oldest_on_page < min(unseen)
 
+    enough.barren = False
     return enough
 
 

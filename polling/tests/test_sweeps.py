@@ -275,3 +275,40 @@ def test_the_room_left_is_filled_with_jobs_that_may_be_taken_early(fake, monkeyp
     )
     (message,) = _dispatch_once(monkeypatch)
     assert sorted(message[0]) == sorted([due.pk, fits.pk])
+
+
+def _place_all(monkeypatch, jobs):
+    """Check every job once, so that where each batch stands in the list is known."""
+    for ids, token in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=ids, dispatch_token=token)
+
+
+def test_each_walk_starts_right_above_its_own_batches_not_after_the_group_before(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=51, per_job=10)
+    _place_all(monkeypatch, jobs)
+    reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
+
+    # Jobs 40-49 and 0-9 are due: two walks of a page each (the first after b_50_0, of a job
+    # not due), with the 300 batches of jobs 10-39 between them. The second walk starts after
+    # b_10_0, just above b_9_9, instead of after the first walk's last batch, three pages higher.
+    _check_again(monkeypatch, jobs[40:50] + jobs[:10])
+    walks = fake.requests("openai.list")[pages:]
+    assert sorted(w["query"]["after"][0] for w in walks) == ["b_10_0", "b_50_0"]
+    assert len(fake.requests("openai.retrieve")) == reads
+    assert PollingJob.objects.filter(pk__in=[j.pk for j in jobs[:10]], last_error="").count() == 10
+
+
+def test_a_walk_that_finds_none_of_its_batches_for_two_pages_leaves_them_to_a_second_sweep(fake, monkeypatch):
+    jobs = _jobs_with_batches(fake, jobs=81, per_job=10)
+    _place_all(monkeypatch, jobs)
+    reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
+    fake.set_batch("b_0_3", status="finalizing", completed=100, total=100)
+
+    # One walk's group: jobs 71-79 and job 0, 700 batches further down the list. The walk shows
+    # its page, then two without any of its batches, and stops; a second sweep starts right
+    # above job 0's batches, instead of paging on through the seven pages between.
+    _check_again(monkeypatch, jobs[71:80] + jobs[:1])
+    walks = fake.requests("openai.list")[pages:]
+    assert [w["query"]["after"][0] for w in walks] == ["b_80_0", "b_70_0", "b_60_0", "b_1_0"]
+    assert len(fake.requests("openai.retrieve")) == reads
+    assert JobBatch.objects.get(batch_id="b_0_3").status == "finalizing"
