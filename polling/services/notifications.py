@@ -44,11 +44,13 @@ def channels_for(job: PollingJob) -> list[str]:
     return channels
 
 
-def notify(*, job_id: int, event: str) -> None:
-    """Queue the job's notifications for `event` once the current transaction commits."""
+def notify(*, job_id: int, event: str, job: PollingJob | None = None) -> None:
+    """Queue the job's notifications for `event` once the current transaction commits. `job`:
+    the job as the caller has just read it (its notification settings), to spare a query."""
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
-    job = PollingJob.objects.filter(pk=job_id).only("id", "notify_emails", "notify_webhook_url").first()
+    if job is None:
+        job = PollingJob.objects.filter(pk=job_id).only("id", "notify_emails", "notify_webhook_url").first()
     if job is None:
         return
     for channel in channels_for(job):

@@ -136,7 +136,7 @@ def action_run(*, job_id: int, lease_token: str) -> TriggerOutcome:
         return _check_later(
             job, lease_token, outcome, at=now + timedelta(seconds=wait), log=log, last_error=message
         )
-    return _complete(job, result, how="created")
+    return _complete(job, result, meta, how="created")
 
 
 def actions_run(*, job_ids: list[int], lease_token: str) -> dict[int, TriggerOutcome]:
@@ -231,7 +231,7 @@ def _reconcile(job, action, meta, *, secret, lease_token: str, now) -> TriggerOu
             consecutive_failures=failures,
         )
     if found is not None:
-        return _complete(job, found, how="found after an unconfirmed request")
+        return _complete(job, found, meta, how="found after an unconfirmed request")
     moved = PollingJob.objects.filter(
         pk=job.pk, lease_token=lease_token, trigger_state=TriggerState.SENDING
     ).update(trigger_state=TriggerState.RETRY)
@@ -281,10 +281,10 @@ def _give_up(job: PollingJob, reason: str) -> TriggerOutcome:
     return TriggerOutcome("failed", reason)
 
 
-def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutcome:
+def _complete(job: PollingJob, result: ActionResult, meta: TriggerMetadata, *, how: str) -> TriggerOutcome:
     now = timezone.now()
-    failed = job.batches.filter(status__in=FAILED_BATCH_STATUSES).exists()
-    status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
+    # `meta` was read from the batches before sending; a terminal batch never changes again.
+    status = JobStatus.COMPLETED_WITH_FAILURES if meta.failed else JobStatus.COMPLETED
     is_keboola = job.action_type == ActionType.KEBOOLA
     with transaction.atomic():
         # Conditional on "sending" only: even if our lease expired meanwhile, the downstream
@@ -314,5 +314,5 @@ def _complete(job: PollingJob, result: ActionResult, *, how: str) -> TriggerOutc
             else result.extra.get("done") or f"Webhook delivered ({result.reference})"
         )
         log_event(job_id=job.pk, status="triggered", message=f"{done}; job {status.replace('_', ' ')}.")
-        notify(job_id=job.pk, event="finished")
+        notify(job_id=job.pk, event="finished", job=job)
     return TriggerOutcome("triggered", result.reference)

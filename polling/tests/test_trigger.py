@@ -61,6 +61,29 @@ def test_all_completed_is_completed(fake):
     assert job.status == JobStatus.COMPLETED and not job.last_error
 
 
+def test_an_action_reads_the_job_and_its_batches_once(fake, django_assert_max_num_queries):
+    # At 10,000 jobs the actions' database round trips were most of the worker's time: the
+    # job, its secret and its batches are read once, the batches' outcome and the notification
+    # settings are taken from those reads, not asked again.
+    from polling.services.leases import lease_claim
+    from polling.services.trigger import action_run
+
+    fake.set_batch("batch_q1", status="completed")
+    fake.set_batch("batch_q2", status="failed")
+    job = make_job(fake, ["batch_q1", "batch_q2"], notify_emails="ops@example.com")
+    job_poll(job_id=job.pk, force=True)  # records both ends, then triggers
+    PollingJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.ACTIVE, trigger_state=TriggerState.NONE, trigger_attempts=0
+    )
+    token, _ = lease_claim(PollingJob.objects.filter(pk=job.pk), seconds=60, now=timezone.now())
+    # job + secret + batches, the claim, its log line, then in one transaction the outcome and
+    # its log line, with the savepoint and its release of a test's transaction.
+    with django_assert_max_num_queries(9):
+        assert action_run(job_id=job.pk, lease_token=token).state == "triggered"
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED_WITH_FAILURES and len(fake.keboola_jobs()) == 2
+
+
 def test_keboola_rate_limit_retries_and_creates_exactly_one_job(fake):
     fake.add_batch("batch_x", outcome="completed")
     job = make_job(fake, ["batch_x"])
