@@ -415,8 +415,8 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     # socketserver's default listen backlog is 5. A worker opens up to OPENAI_MAX_CONCURRENCY
     # connections at once (two workers: 64), and a connection the full backlog drops waits for
-    # the kernel's SYN-ACK retries (1, 3, 7 s): reads that seemed to take 10 s in the benchmark
-    # were that, which the real APIs do not do.
+    # the kernel's SYN-ACK retries (1, 3, 7 s), a delay the real APIs do not add. The 10,000-job
+    # benchmark had such drops (bench reports them as listen overflows).
     request_queue_size = 1024
     state: FakeState
 
