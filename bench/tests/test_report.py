@@ -1,5 +1,10 @@
 """The figures `bench.report.build` derives from what the fake and the database recorded."""
 
+import socket
+import time
+
+import pytest
+
 from bench import report
 
 
@@ -44,11 +49,6 @@ def test_a_job_without_a_recorded_end_is_left_out_of_the_split():
 
 
 def test_listen_overflows_counts_a_connection_that_a_full_backlog_dropped():
-    import socket
-    import time
-
-    import pytest
-
     before = report.listen_overflows()
     if before is None:
         pytest.skip("/proc/net/netstat tells no ListenOverflows here")

@@ -59,14 +59,9 @@ BARREN_PAGES = 2  # pages in a row without one of its batches after which a walk
 
 @dataclass
 class SweepPlan:
-    start_after: str  # the batch id the first walk starts after
-    head: JobBatch | None  # read on its own (then it is `start_after`), or None: a known batch
+    head: JobBatch | None  # read on its own (then the first walk starts after it), or None
     groups: list[list[JobBatch]]  # newest first; each group is one walk's batches
-    starts: list[str]  # the batch id each walk starts after (the first: `start_after`)
-
-    @property
-    def pages(self) -> int:
-        return len(self.groups)
+    starts: list[str]  # the batch id each walk starts after
 
 
 def batch_states(
@@ -124,22 +119,17 @@ def sweep_plan(api_key: str, batches: list[JobBatch]) -> SweepPlan | None:
         head, rest = None, ordered
     else:
         head, rest = ordered[0], ordered[1:]
-    plan = SweepPlan(
-        start_after=above or head.batch_id,
-        head=head,
-        groups=[rest[i : i + PAGE_SIZE] for i in range(0, len(rest), PAGE_SIZE)],
-        starts=[],
-    )
+    groups = [rest[i : i + PAGE_SIZE] for i in range(0, len(rest), PAGE_SIZE)]
     with _stats_lock:
         per_walk = _pages_per_walk.get(_fingerprint(api_key), 1.0)
-    expected = (1 if head else 0) + math.ceil(plan.pages * per_walk)
+    expected = (1 if head else 0) + math.ceil(len(groups) * per_walk)
     if expected >= len(batches) or expected > settings.OPENAI_SWEEP_MAX_PAGES:
         return None
-    plan.starts = [plan.start_after] + [
+    starts = [above or head.batch_id] + [
         _known_above(group, secret_ids) or before[-1].batch_id
-        for before, group in zip(plan.groups, plan.groups[1:], strict=False)
+        for before, group in zip(groups, groups[1:], strict=False)
     ]
-    return plan
+    return SweepPlan(head=head, groups=groups, starts=starts)
 
 
 @dataclass
@@ -155,7 +145,7 @@ def sweep_run(api_key: str, plan: SweepPlan, *, urgent: bool = False) -> SweepRe
 
     seen: set[str] = set()
     lock = threading.Lock()
-    stops = [_enough_for(group, seen, lock) for group in plan.groups]
+    stops = [_StopRule(group, seen, lock) for group in plan.groups]
     walks = [
         openai_api.Walk(after=after, enough=stop) for after, stop in zip(plan.starts, stops, strict=True)
     ]
@@ -178,9 +168,9 @@ def sweep_run(api_key: str, plan: SweepPlan, *, urgent: bool = False) -> SweepRe
 
 
 def _secret_ids(batches: list[JobBatch]) -> list[int]:
-    """The OpenAI secrets of the jobs watching `batches`, as values: inside `_known_above` as a
-    subquery over hundreds of job ids, PostgreSQL checked it again for every index row it
-    scanned (30-90 s per look-up at 10,000 jobs)."""
+    """The OpenAI secrets of the jobs watching `batches`, as values: as a subquery over hundreds
+    of job ids inside `_known_above`, PostgreSQL checked it again for every index row it
+    scanned, which took minutes on a big table."""
     jobs = PollingJob.objects.filter(pk__in={b.job_id for b in batches}, openai_secret_id__isnull=False)
     return list(jobs.values_list("openai_secret_id", flat=True).distinct())
 
@@ -223,33 +213,33 @@ def _cursor_refused(walk) -> bool:
     )
 
 
-def _enough_for(group: list[JobBatch], seen: set[str], lock: threading.Lock):
-    """A walk's stop rule: every batch of its group seen (by any walk), or the walk has passed
-    the oldest of them that is still unseen (so those are not in the list), or BARREN_PAGES
-    pages in a row showed none of them (the rest are read one by one)."""
-    wanted = {b.batch_id: b.openai_created_at for b in group}
-    pages_without = 0
+class _StopRule:
+    """A walk's stop rule (`Walk.enough`): every batch of its group seen (by any walk), or the
+    walk has passed the oldest of them that is still unseen (so those are not in the list), or
+    BARREN_PAGES pages in a row showed none of them (`barren`: those lie far from the rest)."""
 
-    def enough(page) -> bool:
-        nonlocal pages_without
+    def __init__(self, group: list[JobBatch], seen: set[str], lock: threading.Lock) -> None:
+        self.wanted = {b.batch_id: b.openai_created_at for b in group}
+        self.seen, self.lock = seen, lock
+        self.pages_without = 0
+        self.barren = False
+
+    def __call__(self, page) -> bool:
         on_page = {info.batch_id for info in page}
-        with lock:
-            found = any(batch_id in on_page for batch_id in wanted if batch_id not in seen)
-            seen.update(on_page)
-            unseen = [created for batch_id, created in wanted.items() if batch_id not in seen]
+        with self.lock:
+            found = any(batch_id in on_page for batch_id in self.wanted if batch_id not in self.seen)
+            self.seen.update(on_page)
+            unseen = [created for batch_id, created in self.wanted.items() if batch_id not in self.seen]
         if not unseen:
             return True
-        pages_without = 0 if found else pages_without + 1
-        if pages_without >= BARREN_PAGES:
-            enough.barren = True
+        self.pages_without = 0 if found else self.pages_without + 1
+        if self.pages_without >= BARREN_PAGES:
+            self.barren = True
             return True
         if any(created is None for created in unseen):
             return False  # where a never-read batch stands is a guess: keep looking
         oldest_on_page = page[-1].created_at
         return oldest_on_page is not None and oldest_on_page < min(unseen)
-
-    enough.barren = False
-    return enough
 
 
 def _record(api_key: str, pages: list[int]) -> None:

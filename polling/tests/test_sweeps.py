@@ -40,6 +40,12 @@ def _dispatch_once(monkeypatch):
     return sent
 
 
+def _place_all(monkeypatch):
+    """Check every due job once, so that where each batch stands in the list is known."""
+    for ids, token in _dispatch_once(monkeypatch):
+        jobs_poll(job_ids=ids, dispatch_token=token)
+
+
 def test_a_keys_jobs_are_read_by_list_pages_and_stored_like_single_reads(fake, monkeypatch):
     jobs = _jobs_with_batches(fake, jobs=30, per_job=10)
     fake.add_batch("unrelated_newest")  # someone else's batch, newer than all of ours
@@ -226,8 +232,7 @@ def _check_again(monkeypatch, jobs):
 
 def test_a_sweep_starts_after_a_known_batch_above_its_own_instead_of_reading_one(fake, monkeypatch):
     jobs = _jobs_with_batches(fake, jobs=30, per_job=10)
-    for ids, token in _dispatch_once(monkeypatch):
-        jobs_poll(job_ids=ids, dispatch_token=token)
+    _place_all(monkeypatch)
     reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
     for batch_id in (f"b_{j}_{k}" for j in range(10, 20) for k in range(10)):
         fake.set_batch(batch_id, status="finalizing", completed=100, total=100)
@@ -246,8 +251,7 @@ def test_a_sweep_starts_after_a_known_batch_above_its_own_instead_of_reading_one
 
 def test_a_walk_whose_start_openai_refuses_leaves_its_batches_to_single_reads(fake, monkeypatch):
     jobs = _jobs_with_batches(fake, jobs=3, per_job=4)
-    for ids, token in _dispatch_once(monkeypatch):
-        jobs_poll(job_ids=ids, dispatch_token=token)
+    _place_all(monkeypatch)
     reads = len(fake.requests("openai.retrieve"))
     # A bad request (here a 404 on the list): not the key, not a limit; the batches themselves
     # may be fine, so each is read on its own and no job backs off.
@@ -277,15 +281,9 @@ def test_the_room_left_is_filled_with_jobs_that_may_be_taken_early(fake, monkeyp
     assert sorted(message[0]) == sorted([due.pk, fits.pk])
 
 
-def _place_all(monkeypatch, jobs):
-    """Check every job once, so that where each batch stands in the list is known."""
-    for ids, token in _dispatch_once(monkeypatch):
-        jobs_poll(job_ids=ids, dispatch_token=token)
-
-
 def test_each_walk_starts_right_above_its_own_batches_not_after_the_group_before(fake, monkeypatch):
     jobs = _jobs_with_batches(fake, jobs=51, per_job=10)
-    _place_all(monkeypatch, jobs)
+    _place_all(monkeypatch)
     reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
 
     # Jobs 40-49 and 0-9 are due: two walks of a page each (the first after b_50_0, of a job
@@ -300,7 +298,7 @@ def test_each_walk_starts_right_above_its_own_batches_not_after_the_group_before
 
 def test_a_walk_that_finds_none_of_its_batches_for_two_pages_leaves_them_to_a_second_sweep(fake, monkeypatch):
     jobs = _jobs_with_batches(fake, jobs=81, per_job=10)
-    _place_all(monkeypatch, jobs)
+    _place_all(monkeypatch)
     reads, pages = len(fake.requests("openai.retrieve")), len(fake.requests("openai.list"))
     fake.set_batch("b_0_3", status="finalizing", completed=100, total=100)
 
