@@ -72,6 +72,10 @@ def app(settings, monkeypatch):
     yield app
     app.release.set()
     purge(app, queues(run))
+    # Celery's test worker makes its app the current and default one for the whole process;
+    # later tests in this process would otherwise send `shared_task`s through this app.
+    teckochecker.celery.app.set_current()
+    teckochecker.celery.app.set_default()
 
 
 def purge(app, names):
